@@ -1,0 +1,196 @@
+"""Configs as code: load `configs/X.py:ARG`, apply `--config.a.b=value` overrides.
+
+ml_collections' own `config_flags` reports an unknown key as a long traceback from
+inside flag parsing; mvl wants one line that names the key, so overrides are parsed
+here (a few lines) and applied to the locked ConfigDict that `get_config` returns.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import os
+
+import ml_collections
+
+from mvl.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A config file, key or value a user must fix; the message names it."""
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path/to/config.py[:arg]` by calling its `get_config(arg)`."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path!r} (from --config {spec})")
+    module_spec = importlib.util.spec_from_file_location("mvl_user_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    config.lock()
+    return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]):
+    """Sets each dotted key to its value, parsed with the type the key already has."""
+    for dotted_key, raw_value in overrides.items():
+        parent, leaf = _resolve_parent(config, dotted_key)
+        current = parent[leaf]
+        try:
+            parent[leaf] = _parse_like(raw_value, current)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                    f"config key {dotted_key!r}: cannot use value {raw_value!r} "
+                    f"(expected {type(current).__name__}): {e}") from None
+    return config
+
+
+def parse_cli_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Splits `--config.a.b=v` / `--config.a.b v` arguments from the rest."""
+    overrides, rest = {}, []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("--config."):
+            key_value = arg[len("--config."):]
+            if "=" in key_value:
+                key, value = key_value.split("=", 1)
+            else:
+                key, value = key_value, next(it, None)
+                if value is None:
+                    raise ConfigError(f"--config.{key} needs a value")
+            overrides[key] = value
+        else:
+            rest.append(arg)
+    return overrides, rest
+
+
+def _resolve_parent(config, dotted_key: str):
+    parts = dotted_key.split(".")
+    node, walked = config, []
+    for part in parts:
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            hint = difflib.get_close_matches(part, known, n=1)
+            where = ".".join(walked) or "the top level"
+            suggestion = f"; did you mean {'.'.join(walked + hint[:1])!r}?" if hint else ""
+            raise ConfigError(
+                    f"unknown config key {dotted_key!r}: no {part!r} in {where}{suggestion}")
+        walked.append(part)
+        parent, node = node, node[part]
+    return parent, parts[-1]
+
+
+def _parse_like(raw: str, current):
+    """Parses a command-line string into the type of the value it replaces."""
+    if isinstance(current, bool):
+        lowered = raw.lower()
+        if lowered not in ("true", "false", "1", "0"):
+            raise ValueError("use true or false")
+        return lowered in ("true", "1")
+    if isinstance(current, str):
+        return raw
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # a None-valued key given a plain word
+    if isinstance(current, (tuple, list)):
+        value = type(current)(value if isinstance(value, (tuple, list)) else (value,))
+    return value
+
+
+def parse_arg(arg: str | None) -> dict[str, str]:
+    """Parses a config argument such as "demo" or "size=B/16,demo" into a dict.
+
+    A bare word maps to "True"; used by configs' get_config(arg).
+    """
+    result = {}
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        result[key.strip()] = value.strip() if value else "True"
+    return result
+
+
+def base_config(size: str) -> ml_collections.ConfigDict:
+    """The keys every mvl config has; method configs fill `objectives` and `mask`.
+
+    `size` is "demo" (a 2-core CPU finishes in minutes on the embedded `shapes` data)
+    or "paper" (ViT-B/16-sized towers at 224 px, as the papers use; needs a pod).
+    """
+    if size not in SIZES:
+        raise ConfigError(f"unknown size {size!r}; use one of {sorted(SIZES)}")
+    s = SIZES[size]
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.total_steps = s["total_steps"]
+    c.batch_size = s["batch_size"]
+    image_size = ml_collections.FieldReference(s["image_size"])
+    max_text_len = ml_collections.FieldReference(s["max_text_len"])
+
+    c.data = ml_collections.ConfigDict(dict(
+            source="shapes",          # registered in mvl/data/pipeline.py
+            image_size=image_size,
+            max_text_len=max_text_len,
+            train_size=1_000_000,     # shapes is generated per index: any size works
+            eval_size=1000,           # held-out pairs for retrieval / zero-shot (val split)
+            augment=True,             # light photometric jitter; never flips (captions say left/right)
+            tokenizer="",             # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
+            vocab_size=256,
+            tokenizer_captions=20_000,
+    ))
+    c.model = ml_collections.ConfigDict(dict(
+            image=dict(image_size=image_size, patch_size=s["patch_size"], width=s["width"],
+                                  depth=s["image_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"],
+                                  pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25)),
+            text=dict(max_len=max_text_len, width=s["width"], depth=s["text_depth"],
+                                num_heads=s["heads"], mlp_dim=4 * s["width"]),
+            fusion=dict(depth=s["fusion_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"]),
+            pixel_decoder=dict(width=s["decoder_width"], depth=s["fusion_depth"],
+                                                  num_heads=s["heads"], mlp_dim=4 * s["decoder_width"],
+                                                  cross_attention=True),
+            embed_dim=s["embed_dim"],
+            init_temperature=0.07,
+            act="gelu",
+            ln_eps=1e-6,
+            dtype="float32",
+    ))
+    c.mask = ml_collections.ConfigDict(dict(
+            image=dict(kind="none", ratio=0.0, block_size=1),
+            text=dict(kind="none", ratio=0.0),
+    ))
+    c.objectives = ml_collections.ConfigDict()
+    c.optim = ml_collections.ConfigDict(dict(
+            lr=s["lr"], warmup_steps=s["warmup_steps"], end_lr_factor=0.0,
+            b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.05, grad_clip_norm=1.0))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=s["checkpoint_every"],
+                                                                                                max_to_keep=3))
+    c.log_every_steps = s["log_every"]
+    c.eval = ml_collections.ConfigDict(dict(
+            every_steps=s["eval_every"],  # 0 = only at the end
+            batch_size=250,
+            num_reconstructions=8,        # images in the PNG grid (needs the `mim` objective)
+    ))
+    return c
+
+
+SIZES = {
+    # Sized so the MaskVLM demo trains in minutes on 2 CPU cores (see README).
+    "demo": dict(total_steps=300, batch_size=64, image_size=64, patch_size=8,
+                 max_text_len=32, width=96, image_depth=3, text_depth=2, fusion_depth=1,
+                 heads=4, decoder_width=96, embed_dim=96, lr=1e-3, warmup_steps=30,
+                 checkpoint_every=100, log_every=25, eval_every=0),
+    # ViT-B/16 towers at 224 px, 12-layer text, 3-block fusion and decoder (MaskVLM);
+    # batch and schedule are the ALBEF-style defaults [?] (see configs' docstrings).
+    "paper": dict(total_steps=200_000, batch_size=512, image_size=224, patch_size=16,
+                  max_text_len=40, width=768, image_depth=12, text_depth=12, fusion_depth=3,
+                  heads=12, decoder_width=768, embed_dim=256, lr=1e-4, warmup_steps=2000,
+                  checkpoint_every=5000, log_every=100, eval_every=10_000),
+}

@@ -1,0 +1,1 @@
+"""Input: the embedded `shapes` dataset, the sentencepiece tokenizer, grain pipelines."""

@@ -1,0 +1,48 @@
+"""A picture of masked image modeling: original / masked input / reconstruction rows."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mvl import masking, targets
+from mvl.objectives.mim import predict_pixels
+from mvl.train.forward import Forward
+
+
+def make_reconstruct_fn(model, cfg, vocab_size: int):
+    """A jitted (params, batch, rng) -> (hidden [B, N], reconstructed images [B, H, W, 3])."""
+    patch = cfg.model.image.patch_size
+    grid = cfg.model.image.image_size // patch
+
+    def reconstruct(params, batch, rng):
+        masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size)
+        forward = Forward(model, params, batch, masks, rng)
+        predicted = predict_pixels(forward, cfg.objectives.mim)
+        original = targets.patchify(batch["image"], patch)
+        if cfg.objectives.mim.normalize:  # undo per-patch normalisation with the true stats
+            mean = original.mean(-1, keepdims=True)
+            std = jnp.sqrt(original.var(-1, keepdims=True) + 1e-6)
+            predicted = predicted * std + mean
+        hidden = masks["image"][..., None]
+        pasted = jnp.where(hidden, predicted, original)  # visible patches stay original
+        return masks["image"], jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
+
+    return jax.jit(reconstruct)
+
+
+def grid_image(images: np.ndarray, hidden: np.ndarray, reconstructed: np.ndarray,
+               patch_size: int, gap: int = 2) -> np.ndarray:
+    """uint8 [3 * H + gaps, B * W + gaps, 3]: rows original, masked (grey), reconstructed."""
+    masked_patches = np.where(hidden[..., None], 0.5,
+                              np.asarray(targets.patchify(images, patch_size)))
+    masked = np.asarray(targets.unpatchify(masked_patches, patch_size))
+    rows = [np.concatenate(list(_pad(batch, gap)), axis=1) for batch in (images, masked,
+                                                                         reconstructed)]
+    picture = np.concatenate([np.pad(r, ((0, gap), (0, 0), (0, 0)), constant_values=1.0)
+                              for r in rows], axis=0)
+    return (np.clip(picture, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _pad(batch, gap):
+    return [np.pad(image, ((0, 0), (0, gap), (0, 0)), constant_values=1.0) for image in batch]

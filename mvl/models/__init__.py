@@ -1,0 +1,1 @@
+"""Flax linen modules: towers, fusion, heads, and the model that assembles them."""

@@ -1,0 +1,27 @@
+"""Cross-modal encoders: one modality's tokens (queries) attend to the other's.
+
+MaskVLM has two: the image cross-modality encoder (image queries, text keys/values)
+and the text cross-modality encoder (text queries, image keys/values).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mvl.models import layers
+
+
+class CrossModalEncoder(nn.Module):
+    depth: int
+    num_heads: int
+    mlp_dim: int
+    act: str = "gelu"
+    ln_eps: float = 1e-6
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, queries, queries_valid, context, context_valid):
+        return layers.Transformer(
+                self.depth, self.num_heads, self.mlp_dim, cross_attention=True, act=self.act,
+                ln_eps=self.ln_eps, dtype=self.dtype, name="blocks")(
+                        queries, queries_valid, context, context_valid)

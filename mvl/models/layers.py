@@ -1,0 +1,150 @@
+"""Transformer building blocks shared by every tower, fusion layer and decoder.
+
+Every parameter carries logical axis names (`embed`, `mlp`, `heads`, `kv`, `vocab`,
+...) through `nn.with_logical_partitioning`; activations are constrained with
+`nn.with_logical_constraint`. mvl/sharding.py maps the names onto the mesh.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = jnp.dtype
+
+# Activation names: the residual stream is replicated over `tensor` (Megatron-style),
+# heads and MLP hidden units are split over it.
+ACT_TOKENS = ("batch", "length", "act_embed")
+
+
+def partitioned(init: Callable, names: tuple[str | None, ...]) -> Callable:
+    return nn.with_logical_partitioning(init, names)
+
+
+def dense_init(names):
+    return partitioned(nn.initializers.xavier_uniform(), names)
+
+
+def zeros_init(names):
+    return partitioned(nn.initializers.zeros_init(), names)
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """`gelu` (exact erf), `gelu_tanh`, or `quick_gelu` (OpenAI CLIP's x*sigmoid(1.702x))."""
+    if name == "gelu":
+        return lambda x: nn.gelu(x, approximate=False)
+    if name == "gelu_tanh":
+        return lambda x: nn.gelu(x, approximate=True)
+    if name == "quick_gelu":
+        return lambda x: x * jax.nn.sigmoid(1.702 * x)
+    raise ValueError(f"unknown activation {name!r}; use gelu, gelu_tanh or quick_gelu")
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm whose scale and bias are named `embed`."""
+    epsilon: float = 1e-6
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.LayerNorm(
+                epsilon=self.epsilon, dtype=self.dtype,
+                scale_init=partitioned(nn.initializers.ones_init(), ("embed",)),
+                bias_init=zeros_init(("embed",)))(x)
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention when `context` is None, else cross-attention.
+
+    `context_valid` [B, Lk] marks real (non-pad) keys.
+    """
+    num_heads: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, context=None, context_valid=None):
+        context = x if context is None else context
+        width = x.shape[-1]
+        if width % self.num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {self.num_heads}")
+        head_dim = width // self.num_heads
+
+        def project(name, inputs):
+            # One Dense over all heads ("heads" names heads * head_dim, heads contiguous),
+            # so splitting it over `tensor` splits whole heads.
+            y = nn.Dense(width, dtype=self.dtype, name=name,
+                         kernel_init=dense_init(("embed", "heads")),
+                         bias_init=zeros_init(("heads",)))(inputs)
+            y = y.reshape(y.shape[:-1] + (self.num_heads, head_dim))
+            return nn.with_logical_constraint(y, ("batch", "length", "act_heads", "kv"))
+
+        q, k, v = project("query", x), project("key", context), project("value", context)
+        mask = None if context_valid is None else context_valid[:, None, None, :]
+        y = jax.nn.dot_product_attention(q, k, v, mask=mask)
+        y = nn.Dense(width, dtype=self.dtype, name="out",
+                     kernel_init=dense_init(("heads", "embed")),
+                     bias_init=zeros_init(("embed",)))(y.reshape(y.shape[:-2] + (width,)))
+        return nn.with_logical_constraint(y, ACT_TOKENS)
+
+
+class Mlp(nn.Module):
+    hidden: int
+    act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        width = x.shape[-1]
+        h = nn.Dense(self.hidden, dtype=self.dtype, name="fc1",
+                                  kernel_init=dense_init(("embed", "mlp")), bias_init=zeros_init(("mlp",)))(x)
+        h = nn.with_logical_constraint(activation(self.act)(h), ("batch", "length", "act_mlp"))
+        return nn.Dense(width, dtype=self.dtype, name="fc2",
+                                        kernel_init=dense_init(("mlp", "embed")), bias_init=zeros_init(("embed",)))(h)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: self-attention, optional cross-attention, MLP."""
+    num_heads: int
+    mlp_dim: int
+    cross_attention: bool = False
+    act: str = "gelu"
+    ln_eps: float = 1e-6
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, valid=None, context=None, context_valid=None):
+        x = nn.with_logical_constraint(x, ACT_TOKENS)
+        x = x + Attention(self.num_heads, self.dtype, name="self_attn")(
+                LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x), context_valid=valid)
+        if self.cross_attention:
+            x = x + Attention(self.num_heads, self.dtype, name="cross_attn")(
+                    LayerNorm(self.ln_eps, self.dtype, name="ln_cross")(x), context, context_valid)
+        x = x + Mlp(self.mlp_dim, self.act, self.dtype, name="mlp")(
+                LayerNorm(self.ln_eps, self.dtype, name="ln_mlp")(x))
+        return nn.with_logical_constraint(x, ACT_TOKENS)
+
+
+class Transformer(nn.Module):
+    """A stack of `depth` blocks followed by a final LayerNorm."""
+    depth: int
+    num_heads: int
+    mlp_dim: int
+    cross_attention: bool = False
+    act: str = "gelu"
+    ln_eps: float = 1e-6
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, valid=None, context=None, context_valid=None):
+        for i in range(self.depth):
+            x = Block(self.num_heads, self.mlp_dim, self.cross_attention, self.act,
+                                self.ln_eps, self.dtype, name=f"block{i}")(x, valid, context, context_valid)
+        return LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
+
+
+def learned_positions(module: nn.Module, name: str, length: int, width: int):
+    """A [1, length, width] learned position table, initialised small."""
+    return module.param(name, partitioned(nn.initializers.normal(0.02), (None, "length", "embed")),
+                                            (1, length, width))

@@ -1,0 +1,130 @@
+"""Assembles towers, fusion and heads from a config; each part is its own method.
+
+Only the parts the enabled objectives need are built (mvl/objectives registers what
+each needs), so e.g. a CLIP config has no fusion or decoder parameters. Objectives
+call the methods through mvl/train/forward.py, which shares encoder passes.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from mvl.data import special_tokens
+from mvl.models.fusion import CrossModalEncoder
+from mvl.models.heads import ItmHead, LogitScale, MlmHead, PixelDecoder, Projection, l2_normalize
+from mvl.models.text import TextTower
+from mvl.models.vision import VisionTower
+
+COMPONENTS = ("image", "text", "projections", "fusion", "itm_head", "pixel_decoder", "mlm_head")
+
+
+def text_valid(ids):
+    return ids != special_tokens.PAD
+
+
+class MultimodalModel(nn.Module):
+    config: ml_collections.FrozenConfigDict  # the `model` section of a config
+    components: tuple[str, ...]
+    vocab_size: int
+    image_mask_token: bool = False
+
+    def setup(self):
+        c, common = self.config, self._common()
+        has = set(self.components)
+        if "image" in has:
+            self.image = VisionTower(mask_token=self.image_mask_token, **dict(c.image), **common)
+        if "text" in has:
+            self.text = TextTower(vocab_size=self.vocab_size, **dict(c.text), **common)
+        if "projections" in has:
+            self.image_projection = Projection(c.embed_dim)
+            self.text_projection = Projection(c.embed_dim)
+            self.temperature = LogitScale(c.init_temperature)
+        if "fusion" in has:
+            self.image_fusion = CrossModalEncoder(**dict(c.fusion), **common)
+            self.text_fusion = CrossModalEncoder(**dict(c.fusion), **common)
+        if "itm_head" in has:
+            self.itm_head = ItmHead()
+        if "pixel_decoder" in has:
+            self.pixel_decoder = PixelDecoder(patch_size=c.image.patch_size, **dict(c.pixel_decoder),
+                                                                                **common)
+        if "mlm_head" in has:
+            self.mlm_head = MlmHead(self.vocab_size, **common)
+
+    def _common(self):
+        return dict(act=self.config.act, ln_eps=self.config.ln_eps,
+                                dtype=jnp.dtype(self.config.dtype))
+
+    # Encoders -------------------------------------------------------------------
+    def encode_image(self, images, patch_mask=None):
+        return self.image(images, patch_mask)
+
+    def encode_text(self, ids):
+        return self.text(ids, text_valid(ids))
+
+    def embed_image(self, image_tokens):
+        return l2_normalize(self.image_projection(image_tokens[:, 0]))
+
+    def embed_text(self, text_tokens):
+        return l2_normalize(self.text_projection(text_tokens[:, 0]))
+
+    def logit_scale(self):
+        return self.temperature()
+
+    # Fusion ---------------------------------------------------------------------
+    def fuse_image(self, image_tokens, text_tokens, ids):
+        """Image queries attend to the text."""
+        return self.image_fusion(image_tokens, None, text_tokens, text_valid(ids))
+
+    def fuse_text(self, text_tokens, ids, image_tokens):
+        """Text queries attend to the image."""
+        return self.text_fusion(text_tokens, text_valid(ids), image_tokens, None)
+
+    # Heads ----------------------------------------------------------------------
+    def itm_logits(self, fused_image, fused_text):
+        return self.itm_head(jnp.concatenate([fused_image[:, 0], fused_text[:, 0]], axis=-1))
+
+    def decode_pixels(self, image_tokens, context_tokens=None, context_ids=None):
+        """Pixels of every patch from patch tokens ([CLS] dropped), optionally text-conditioned."""
+        valid = None if context_ids is None else text_valid(context_ids)
+        return self.pixel_decoder(image_tokens[:, 1:], context_tokens, valid)
+
+    def mlm_logits(self, text_tokens):
+        return self.mlm_head(text_tokens)
+
+    def __call__(self, images, ids):
+        """Touches every built part once; used only to initialise parameters."""
+        has = set(self.components)
+        patch_mask = None
+        if self.image_mask_token:
+            patch_mask = jnp.zeros(images.shape[:1] + (self.image.grid ** 2,), bool)
+        image_tokens = self.encode_image(images, patch_mask) if "image" in has else None
+        text_tokens = self.encode_text(ids) if "text" in has else None
+        outputs = {}
+        if "projections" in has:
+            outputs.update(image=self.embed_image(image_tokens), text=self.embed_text(text_tokens),
+                                          scale=self.logit_scale())
+        if "fusion" in has:
+            fused_image = self.fuse_image(image_tokens, text_tokens, ids)
+            fused_text = self.fuse_text(text_tokens, ids, image_tokens)
+            if "itm_head" in has:
+                outputs["itm"] = self.itm_logits(fused_image, fused_text)
+        if "pixel_decoder" in has:
+            cross = self.config.pixel_decoder.cross_attention
+            outputs["pixels"] = self.decode_pixels(image_tokens, *((text_tokens, ids) if cross else ()))
+        if "mlm_head" in has:
+            outputs["mlm"] = self.mlm_logits(text_tokens)
+        return outputs
+
+
+def build_model(cfg, vocab_size: int) -> MultimodalModel:
+    """The model with exactly the parts the config's enabled objectives need."""
+    from mvl import objectives  # local: objectives import model-free math only
+    needed = set()
+    for name in objectives.enabled(cfg.objectives):
+        needed.update(objectives.get(name).needs(cfg.objectives[name]))
+    if not needed:
+        raise ValueError("config objectives: no objective has a non-zero weight")
+    components = tuple(c for c in COMPONENTS if c in needed)
+    return MultimodalModel(ml_collections.FrozenConfigDict(cfg.model), components, vocab_size,
+                                                  image_mask_token=cfg.mask.image.kind != "none")

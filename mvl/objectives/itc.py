@@ -1,0 +1,28 @@
+"""ITC: symmetric InfoNCE between image and text embeddings (CLIP, ALBEF, MaskVLM)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import optax
+
+from mvl.objectives import register
+
+
+def itc_loss(image_emb, text_emb, logit_scale, max_scale: float = 100.0):
+    """Mean of image->text and text->image cross-entropy over the (global) batch.
+
+    `logit_scale` is the log inverse temperature; exp(logit_scale) is clipped at
+    `max_scale` (CLIP clips at 100).
+    """
+    scale = jnp.minimum(jnp.exp(logit_scale), max_scale)
+    logits = scale * image_emb @ text_emb.T
+    labels = jnp.arange(logits.shape[0])
+    i2t = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    t2i = optax.softmax_cross_entropy_with_integer_labels(logits.T, labels).mean()
+    metrics = {"accuracy": (jnp.argmax(logits, -1) == labels).mean(), "scale": scale}
+    return (i2t + t2i) / 2, metrics
+
+
+@register("itc", needs=lambda cfg: ("image", "text", "projections"))
+def itc(forward, cfg):
+    return itc_loss(forward.image_embedding(), forward.text_embedding(), forward.logit_scale(),
+                                    cfg.max_scale)

@@ -1,0 +1,97 @@
+"""One mesh always: mesh from the config, logical-axis rules, state and batch shardings.
+
+A single CPU is a 1x1x1 mesh; 8 simulated devices and a TPU pod run the same code.
+Parameters carry logical names (mvl/models/layers.py); `rules` map them to the mesh
+axes `data`, `fsdp` and `tensor`. The batch is split over `data` and `fsdp` together.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+
+# logical name -> mesh axis (None = replicated). A mesh axis already used by an earlier
+# dimension of the same array is skipped by flax, so ("batch", "embed") activations
+# keep `fsdp` for the batch.
+DEFAULT_RULES = (
+        ("batch", BATCH_AXES),
+        ("embed", "fsdp"),
+        ("mlp", "tensor"),
+        ("heads", "tensor"),
+        ("vocab", "tensor"),
+        ("act_heads", "tensor"),
+        ("act_mlp", "tensor"),
+        ("act_embed", None),
+        ("kv", None),
+        ("length", None),
+)
+
+
+def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, ...]:
+    """Sizes of (data, fsdp, tensor); one -1 fills the devices left over."""
+    sizes = [int(mesh_cfg[axis]) for axis in MESH_AXES]
+    unknown = [axis for axis, size in zip(MESH_AXES, sizes) if size == -1]
+    if len(unknown) > 1:
+        raise ValueError(f"config mesh: only one axis may be -1, got {unknown}")
+    known = math.prod(s for s in sizes if s != -1)
+    if any(s == 0 or s < -1 for s in sizes) or num_devices % known:
+        raise ValueError(f"config mesh {dict(zip(MESH_AXES, sizes))}: sizes must be positive "
+                                          f"and divide the {num_devices} devices")
+    sizes = [num_devices // known if s == -1 else s for s in sizes]
+    if math.prod(sizes) != num_devices:
+        raise ValueError(f"config mesh {dict(zip(MESH_AXES, sizes))} uses {math.prod(sizes)} "
+                                          f"devices but {num_devices} are present; set one axis to -1")
+    return tuple(sizes)
+
+
+def make_mesh(mesh_cfg, devices=None) -> Mesh:
+    devices = jax.devices() if devices is None else devices
+    shape = mesh_shape(mesh_cfg, len(devices))
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+
+
+def logical_shardings(boxed_tree, mesh: Mesh, rules=DEFAULT_RULES):
+    """NamedShardings for a tree whose leaves may be flax LogicallyPartitioned boxes."""
+    specs = nn.get_partition_spec(boxed_tree)
+    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_size_per_process(global_batch_size: int, mesh: Mesh) -> int:
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    if global_batch_size % data_parallel:
+        raise ValueError(f"batch_size {global_batch_size} is not divisible by the mesh's "
+                                          f"data x fsdp = {data_parallel} devices")
+    if global_batch_size % jax.process_count():
+        raise ValueError(f"batch_size {global_batch_size} is not divisible by the "
+                                          f"{jax.process_count()} processes")
+    return global_batch_size // jax.process_count()
+
+
+def global_batch(local_batch: dict, mesh: Mesh) -> dict:
+    """Host-local numpy arrays -> global jax.Arrays sharded over the batch axes."""
+    sharding = batch_sharding(mesh)
+    return {key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+                    for key, value in local_batch.items()}
+
+
+@contextlib.contextmanager
+def activate(mesh: Mesh, rules=DEFAULT_RULES):
+    """Makes `mesh` and the logical rules current, so the models' activation constraints
+        (`nn.with_logical_constraint`) apply while a function is traced."""
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        yield

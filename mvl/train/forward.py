@@ -1,0 +1,63 @@
+"""The model passes of one step, each computed at most once and shared by objectives.
+
+ITC, ITM, MIM and MLM all need encoder outputs; asking `Forward` for them means the
+full-image pass that ITC uses is the same one ITM and MaskVLM's MLM pass reuse. The
+cache lives only while the step is traced, so it costs nothing at run time.
+"""
+from __future__ import annotations
+
+import zlib
+
+import jax
+
+
+class Forward:
+
+    def __init__(self, model, params, batch, masks, rng):
+        self.model, self.params, self.batch, self.masks, self._rng = model, params, batch, masks, rng
+        self._cache = {}
+
+    @property
+    def patch_size(self) -> int:
+        return self.model.config.image.patch_size
+
+    def call(self, method: str, *args):
+        return self.model.apply({"params": self.params}, *args, method=method)
+
+    def rng(self, name: str):
+        """A key for one named random choice, independent of every other name."""
+        return jax.random.fold_in(self._rng, zlib.crc32(name.encode()))
+
+    def _once(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def ids(self, masked: bool = False):
+        return self.masks["text_ids"] if masked else self.batch["text"]
+
+    # Unimodal passes -------------------------------------------------------------
+    def image_tokens(self, masked: bool = False):
+        mask = self.masks["image"] if masked else None
+        return self._once(("image", masked), lambda: self.call("encode_image", self.batch["image"], mask))
+
+    def text_tokens(self, masked: bool = False):
+        return self._once(("text", masked), lambda: self.call("encode_text", self.ids(masked)))
+
+    def image_embedding(self):
+        return self._once("image_emb", lambda: self.call("embed_image", self.image_tokens()))
+
+    def text_embedding(self):
+        return self._once("text_emb", lambda: self.call("embed_text", self.text_tokens()))
+
+    def logit_scale(self):
+        return self._once("logit_scale", lambda: self.call("logit_scale"))
+
+    # Cross-modal passes: one modality (maybe masked) attends to the other, unmasked --
+    def fused_image(self, masked_image: bool):
+        return self._once(("fused_image", masked_image), lambda: self.call(
+                "fuse_image", self.image_tokens(masked_image), self.text_tokens(), self.ids()))
+
+    def fused_text(self, masked_text: bool):
+        return self._once(("fused_text", masked_text), lambda: self.call(
+                "fuse_text", self.text_tokens(masked_text), self.ids(masked_text), self.image_tokens()))

@@ -1,0 +1,156 @@
+"""The loop: data -> train_step -> metrics, checkpoints and evaluations.
+
+Rerunning the same command on the same workdir resumes from the newest checkpoint:
+parameters, optimizer, step (and so every rng) and the data iterator's position.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from mvl import checkpoint, sharding
+from mvl.errors import UserError
+from mvl.data import pipeline, tokenizer as tokenizer_lib
+from mvl.models.model import build_model
+from mvl.train import optim, state as state_lib
+from mvl.train.step import make_train_step
+
+
+class WorkdirError(UserError, OSError):
+    """The workdir cannot be created or written."""
+
+
+def prepare_workdir(workdir: str) -> str:
+    """Creates the workdir and proves it is writable before any compute is spent."""
+    workdir = os.path.abspath(workdir)
+    probe = os.path.join(workdir, f".write_probe_{jax.process_index()}")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise WorkdirError(f"workdir {workdir} is not writable ({e.strerror}); "
+                           "choose another --workdir") from None
+    return workdir
+
+
+def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
+    """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions."""
+    path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
+    if cfg.data.tokenizer and not os.path.exists(path):
+        raise UserError(f"config data.tokenizer: {path} does not exist; leave it empty to "
+                        "train one into the workdir, or run python -m mvl.data.tokenizer")
+    source = pipeline.make_source(cfg.data.source, "train", size=cfg.data.train_size,
+                                  seed=cfg.seed, image_size=cfg.data.image_size)
+    return tokenizer_lib.ensure_tokenizer(
+        path, lambda: tokenizer_lib.captions_from_source(source, cfg.data.tokenizer_captions),
+        cfg.data.vocab_size)
+
+
+def train_dataset(cfg, tokenizer, mesh):
+    source = pipeline.make_source(cfg.data.source, "train", size=cfg.data.train_size,
+                                  seed=cfg.seed, image_size=cfg.data.image_size)
+    return pipeline.make_dataset(
+        source, tokenizer, batch_size=sharding.batch_size_per_process(cfg.batch_size, mesh),
+        max_text_len=cfg.data.max_text_len, seed=cfg.seed, shuffle=True, repeat=True,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        augment=cfg.data.augment)
+
+
+class Trainer:
+    """Everything a run builds once: mesh, tokenizer, model, state, data, checkpoints."""
+
+    def __init__(self, cfg, workdir: str, devices=None):
+        self.cfg = cfg
+        self.workdir = prepare_workdir(workdir)
+        self.mesh = sharding.make_mesh(cfg.mesh, devices)
+        self.tokenizer = load_tokenizer(cfg, self.workdir)
+        self.vocab_size = self.tokenizer.vocab_size
+        self.model = build_model(cfg, self.vocab_size)
+        self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
+        self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
+        self.state, self.state_shardings = state_lib.initial_state(
+            self.model, self.optimizer, cfg, self.mesh, jax.random.PRNGKey(cfg.seed))
+        self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
+        self.checkpointer = checkpoint.Checkpointer(
+            os.path.join(self.workdir, "checkpoints"), max_to_keep=cfg.checkpoint.max_to_keep)
+        self.train_step = jax.jit(
+            make_train_step(self.model, cfg, self.optimizer, self.schedule, self.vocab_size),
+            in_shardings=(self.state_shardings, sharding.batch_sharding(self.mesh)),
+            out_shardings=(self.state_shardings, sharding.replicated(self.mesh)),
+            donate_argnums=0)
+
+    def restore(self) -> int:
+        """Resumes from the newest checkpoint if there is one; returns the next step."""
+        abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+            self.state, self.state_shardings)
+        restored = self.checkpointer.restore_latest(abstract, self.data_iterator)
+        if restored is not None:
+            self.state, self.data_iterator = restored
+        return int(self.state.step)
+
+    def next_batch(self):
+        return sharding.global_batch(next(self.data_iterator), self.mesh)
+
+    def step(self, batch):
+        with sharding.activate(self.mesh):
+            self.state, metrics = self.train_step(self.state, batch)
+        return metrics
+
+    def save(self) -> bool:
+        return self.checkpointer.save(int(self.state.step), self.state, self.data_iterator,
+                                      self.cfg)
+
+
+def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
+    """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation."""
+    from mvl.evaluate.suite import EvalSuite
+    from mvl.train import reporting
+
+    trainer = Trainer(cfg, workdir)
+    start = trainer.restore()
+    reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
+    if start:
+        print(f"resumed from {trainer.checkpointer.directory}/{start}", flush=True)
+    evals = EvalSuite(trainer.model, cfg, trainer.tokenizer, trainer.mesh,
+                      jax.process_index(), jax.process_count())
+    averager = reporting.MetricAverager()
+    for step in range(start + 1, cfg.total_steps + 1):
+        averager.add(trainer.step(trainer.next_batch()))
+        reporter.step_done(step)
+        if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
+            reporter.scalars(step, averager.compute_and_reset())
+        if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < cfg.total_steps:
+            reporter.scalars(step, evals.run(trainer.state.params), prefix="eval")
+        if step % cfg.checkpoint.every_steps == 0:
+            trainer.save()
+    trainer.save()  # the final state, whatever the interval
+    final = evals.run(trainer.state.params)
+    reporter.scalars(cfg.total_steps, final, prefix="eval")
+    reporter.json("eval_final.json", final)
+    write_reconstructions(trainer, cfg, evals.data, reporter)
+    reporter.flush()
+    trainer.checkpointer.wait()
+    trainer.checkpointer.close()
+    return final
+
+
+def write_reconstructions(trainer, cfg, eval_data, reporter):
+    """The PNG grid of original / masked / reconstructed images (when MIM is enabled)."""
+    from mvl import objectives
+    from mvl.evaluate import reconstruction
+
+    if "mim" not in objectives.enabled(cfg.objectives) or not cfg.eval.num_reconstructions:
+        return
+    count = cfg.eval.num_reconstructions
+    batch = {k: np.asarray(v[:count]) for k, v in eval_data.items() if k in ("image", "text")}
+    reconstruct = reconstruction.make_reconstruct_fn(trainer.model, cfg, trainer.vocab_size)
+    with sharding.activate(trainer.mesh):
+        hidden, images = reconstruct(trainer.state.params, batch, jax.random.PRNGKey(cfg.seed))
+    picture = reconstruction.grid_image(batch["image"], np.asarray(hidden), np.asarray(images),
+                                        cfg.model.image.patch_size)
+    reporter.image(cfg.total_steps, "reconstructions", picture)

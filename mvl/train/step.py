@@ -1,0 +1,56 @@
+"""THE train_step: masks from the step's rng, the enabled objectives, one optax update.
+
+Every method is a config of this one function: Mask (mvl/masking.py) -> Encoder and
+Head passes (mvl/train/forward.py over the model) -> Target (mvl/targets.py) -> the
+weighted objectives (mvl/objectives). `make_train_step` closes over the static parts
+and returns a pure `(state, batch) -> (state, metrics)`.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mvl import masking, objectives
+from mvl.train.forward import Forward
+from mvl.train.state import TrainState
+
+
+def step_rngs(state: TrainState):
+    """(mask rng, objective rng) for this step; resumed runs repeat them exactly."""
+    return jax.random.split(jax.random.fold_in(state.rng, state.step))
+
+
+def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_size: int):
+    """Runs the enabled objectives; returns (weighted total, metrics dict)."""
+    grid = cfg.model.image.image_size // cfg.model.image.patch_size
+    masks = masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size)
+    forward = Forward(model, params, batch, masks, objective_rng)
+    total, metrics = 0.0, {}
+    for name, weight in objectives.enabled(cfg.objectives).items():
+        loss, extra = objectives.get(name).fn(forward, cfg.objectives[name])
+        total = total + weight * loss
+        metrics[f"{name}/loss"] = loss
+        metrics.update({f"{name}/{key}": value for key, value in extra.items()})
+    metrics["loss"] = total
+    return total, metrics
+
+
+def make_train_step(model, cfg, optimizer: optax.GradientTransformation,
+                                        schedule: optax.Schedule, vocab_size: int):
+
+    def train_step(state: TrainState, batch):
+        mask_rng, objective_rng = step_rngs(state)
+
+        def loss_fn(params):
+            return compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_size)
+
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["learning_rate"] = schedule(state.step)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        return new_state, jax.tree.map(jnp.asarray, metrics)
+
+    return train_step

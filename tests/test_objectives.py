@@ -1,0 +1,83 @@
+"""Every objective against a value computed by hand on a tiny input."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mvl.objectives.itc import itc_loss
+from mvl.objectives.itm import itm_loss, sample_hard_negatives
+from mvl.objectives.mim import mim_loss
+from mvl.objectives.mlm import mlm_loss
+from mvl import targets
+
+
+def test_itc_matches_hand_computed_infonce():
+    image = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    text = jnp.array([[1.0, 0.0], [0.6, 0.8]])
+    loss, metrics = itc_loss(image, text, jnp.log(2.0))
+    # logits = 2 * image @ text.T = [[2, 1.2], [0, 1.6]]
+    i2t = (-math.log(math.exp(2) / (math.exp(2) + math.exp(1.2)))
+           - math.log(math.exp(1.6) / (math.exp(0) + math.exp(1.6)))) / 2
+    t2i = (-math.log(math.exp(2) / (math.exp(2) + math.exp(0)))
+           - math.log(math.exp(1.6) / (math.exp(1.2) + math.exp(1.6)))) / 2
+    assert float(loss) == pytest.approx((i2t + t2i) / 2, rel=1e-6)
+    assert float(metrics["accuracy"]) == 1.0
+
+
+def test_itc_clips_the_logit_scale():
+    image = jnp.eye(2)
+    _, metrics = itc_loss(image, image, jnp.log(1000.0), max_scale=100.0)
+    assert float(metrics["scale"]) == pytest.approx(100.0)
+
+
+def test_itm_loss_is_two_way_cross_entropy():
+    logits = jnp.array([[0.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
+    labels = jnp.array([1, 0, 0])  # the last row is wrong
+    loss, metrics = itm_loss(logits, labels)
+    expected = np.mean([math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1)),
+                        math.log(1 + math.exp(1))])
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(metrics["accuracy"]) == pytest.approx(2 / 3)
+
+
+def test_hard_negatives_never_pick_the_positive_and_follow_similarity():
+    n = 6
+    similarity = jnp.full((n, n), -20.0).at[jnp.arange(n), (jnp.arange(n) + 1) % n].set(5.0)
+    keys = jax.random.split(jax.random.PRNGKey(0), 200)
+    negative_text, negative_image = jax.vmap(lambda k: sample_hard_negatives(k, similarity))(keys)
+    assert not np.any(np.asarray(negative_text) == np.arange(n))
+    assert not np.any(np.asarray(negative_image) == np.arange(n))
+    # Row i's hardest negative text is i+1; column j's hardest negative image is j-1.
+    assert np.mean(np.asarray(negative_text) == (np.arange(n) + 1) % n) > 0.99
+    assert np.mean(np.asarray(negative_image) == (np.arange(n) - 1) % n) > 0.99
+
+
+def test_mlm_scores_only_weighted_positions():
+    logits = jnp.log(jnp.array([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [1 / 3, 1 / 3, 1 / 3]]]))
+    labels = jnp.array([[0, 1, 2]])
+    weights = jnp.array([[1, 0, 1]])
+    loss, metrics = mlm_loss(logits, labels, weights)
+    assert float(loss) == pytest.approx((-math.log(0.5) - math.log(1 / 3)) / 2, rel=1e-6)
+    assert float(metrics["accuracy"]) == pytest.approx(0.5)  # position 2 is a 3-way tie
+
+
+@pytest.mark.parametrize("kind,expected", [("l1", (0.5 + 1.0) / 2), ("mse", (0.25 + 1.0) / 2)])
+def test_mim_averages_hidden_patches_only(kind, expected):
+    predicted = jnp.array([[[0.5, 0.5], [1.0, 1.0], [9.0, 9.0]]])
+    target = jnp.zeros((1, 3, 2))
+    hidden = jnp.array([[True, True, False]])
+    loss, _ = mim_loss(predicted, target, hidden, kind)
+    assert float(loss) == pytest.approx(expected)
+
+
+def test_pixel_targets_patchify_and_normalise():
+    images = jnp.arange(2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 4, 3)
+    patches = targets.pixel_targets(images, 2, normalize=False)
+    assert patches.shape == (2, 4, 12)
+    np.testing.assert_array_equal(patches[0, 1, :3], images[0, 0, 2])  # patch 1 = top right
+    np.testing.assert_array_equal(targets.unpatchify(patches, 2), images)
+    normalised = targets.pixel_targets(images, 2, normalize=True)
+    np.testing.assert_allclose(normalised.mean(-1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normalised.std(-1), 1.0, atol=1e-3)
