@@ -13,6 +13,7 @@ What it should reach: the demo's zero-shot and retrieval numbers are the baselin
 MaskVLM's demo is compared with in the README; at paper scale MaskVLM's Table 5 "ITC"
 row (Flickr30k FT R@1 IR/TR 65.10/80.10) is the comparable setting [REVIEW].
 """
+
 from mvl import config as mvl_config
 
 

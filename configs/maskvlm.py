@@ -20,6 +20,7 @@ Unverified defaults, kept as keys: mask-token replacement of masked patches (Sim
 [?], ITC temperature 0.07 learnable [?], batch 512 and lr 1e-4 [?], ITM on the
 concatenated [CLS] features of both cross-modal encoders [?].
 """
+
 from mvl import config as mvl_config
 
 

@@ -4,6 +4,7 @@
 command resumes. Before restoring, the saved tree is compared with the model the config
 builds, and a mismatch is reported as the entries that differ, not an orbax traceback.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,17 +21,20 @@ class CheckpointMismatchError(UserError, ValueError):
 
 
 class Checkpointer:
-
     def __init__(self, directory: str, *, max_to_keep: int):
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         # Handlers named up front, so a fresh process can read a checkpoint's metadata
         # (for the compatibility check) before restoring anything.
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
-            "state": ocp.StandardCheckpointHandler(),
-            "data": grain.checkpoint.CheckpointHandler(),
-            "config": ocp.JsonCheckpointHandler(),
-        })
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=options,
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "data": grain.checkpoint.CheckpointHandler(),
+                "config": ocp.JsonCheckpointHandler(),
+            },
+        )
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -39,10 +43,15 @@ class Checkpointer:
         """Saves asynchronously (the loop decides when); returns whether it saved."""
         if step in self.manager.all_steps():
             return False
-        return self.manager.save(step, force=True, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator),
-            config=ocp.args.JsonSave(config.to_dict())))
+        return self.manager.save(
+            step,
+            force=True,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator),
+                config=ocp.args.JsonSave(config.to_dict()),
+            ),
+        )
 
     def restore_latest(self, abstract_state, data_iterator):
         """(state, data iterator) from the newest checkpoint, or None if there is none.
@@ -53,9 +62,13 @@ class Checkpointer:
         if step is None:
             return None
         self.check_compatible(step, abstract_state)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator)))
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                data=grain.checkpoint.CheckpointRestore(data_iterator),
+            ),
+        )
         return restored.state, restored.data
 
     def check_compatible(self, step: int, abstract_state):
@@ -65,7 +78,8 @@ class Checkpointer:
             raise CheckpointMismatchError(
                 f"checkpoint {self.directory}/{step} does not match this config's model: "
                 + "; ".join(problems)
-                + ". Use a fresh --workdir, or the config that wrote the checkpoint.")
+                + ". Use a fresh --workdir, or the config that wrote the checkpoint."
+            )
 
     def wait(self):
         self.manager.wait_until_finished()
@@ -76,8 +90,10 @@ class Checkpointer:
 
 def _shapes_by_path(tree) -> dict[str, tuple]:
     leaves = jax.tree_util.tree_leaves_with_path(tree)
-    return {jax.tree_util.keystr(path, simple=True, separator="/"): tuple(leaf.shape)
-            for path, leaf in leaves}
+    return {
+        jax.tree_util.keystr(path, simple=True, separator="/"): tuple(leaf.shape)
+        for path, leaf in leaves
+    }
 
 
 def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
@@ -96,6 +112,8 @@ def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
     if unexpected:
         problems.append(f"not in this model: {listed(unexpected, str)}")
     if reshaped:
-        problems.append("shape differs: " + listed(
-            reshaped, lambda p: f"{p} saved {saved[p]} vs model {expected[p]}"))
+        problems.append(
+            "shape differs: "
+            + listed(reshaped, lambda p: f"{p} saved {saved[p]} vs model {expected[p]}")
+        )
     return problems

@@ -4,6 +4,7 @@ ml_collections' own `config_flags` reports an unknown key as a long traceback fr
 inside flag parsing; mvl wants one line that names the key, so overrides are parsed
 here (a few lines) and applied to the locked ConfigDict that `get_config` returns.
 """
+
 from __future__ import annotations
 
 import ast
@@ -44,8 +45,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
             parent[leaf] = _parse_like(raw_value, current)
         except (TypeError, ValueError) as e:
             raise ConfigError(
-                    f"config key {dotted_key!r}: cannot use value {raw_value!r} "
-                    f"(expected {type(current).__name__}): {e}") from None
+                f"config key {dotted_key!r}: cannot use value {raw_value!r} "
+                f"(expected {type(current).__name__}): {e}"
+            ) from None
     return config
 
 
@@ -55,7 +57,7 @@ def parse_cli_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     it = iter(argv)
     for arg in it:
         if arg.startswith("--config."):
-            key_value = arg[len("--config."):]
+            key_value = arg[len("--config.") :]
             if "=" in key_value:
                 key, value = key_value.split("=", 1)
             else:
@@ -78,7 +80,8 @@ def _resolve_parent(config, dotted_key: str):
             where = ".".join(walked) or "the top level"
             suggestion = f"; did you mean {'.'.join(walked + hint[:1])!r}?" if hint else ""
             raise ConfigError(
-                    f"unknown config key {dotted_key!r}: no {part!r} in {where}{suggestion}")
+                f"unknown config key {dotted_key!r}: no {part!r} in {where}{suggestion}"
+            )
         walked.append(part)
         parent, node = node, node[part]
     return parent, parts[-1]
@@ -134,63 +137,128 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     image_size = ml_collections.FieldReference(s["image_size"])
     max_text_len = ml_collections.FieldReference(s["max_text_len"])
 
-    c.data = ml_collections.ConfigDict(dict(
-            source="shapes",          # registered in mvl/data/pipeline.py
+    c.data = ml_collections.ConfigDict(
+        dict(
+            source="shapes",  # registered in mvl/data/pipeline.py
             image_size=image_size,
             max_text_len=max_text_len,
-            train_size=1_000_000,     # shapes is generated per index: any size works
-            eval_size=1000,           # held-out pairs for retrieval / zero-shot (val split)
-            augment=True,             # light photometric jitter; never flips (captions say left/right)
-            tokenizer="",             # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
+            train_size=1_000_000,  # shapes is generated per index: any size works
+            eval_size=1000,  # held-out pairs for retrieval / zero-shot (val split)
+            augment=True,  # light photometric jitter; never flips (captions say left/right)
+            tokenizer="",  # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
             vocab_size=256,
             tokenizer_captions=20_000,
-    ))
-    c.model = ml_collections.ConfigDict(dict(
-            image=dict(image_size=image_size, patch_size=s["patch_size"], width=s["width"],
-                                  depth=s["image_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"],
-                                  pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25)),
-            text=dict(max_len=max_text_len, width=s["width"], depth=s["text_depth"],
-                                num_heads=s["heads"], mlp_dim=4 * s["width"]),
+        )
+    )
+    c.model = ml_collections.ConfigDict(
+        dict(
+            image=dict(
+                image_size=image_size,
+                patch_size=s["patch_size"],
+                width=s["width"],
+                depth=s["image_depth"],
+                num_heads=s["heads"],
+                mlp_dim=4 * s["width"],
+                stem=s["stem"],  # "patch" (ViT's linear embedding) or "conv" (shallow CNN)
+                pixel_mean=(0.5, 0.5, 0.5),
+                pixel_std=(0.25, 0.25, 0.25),
+            ),
+            text=dict(
+                max_len=max_text_len,
+                width=s["width"],
+                depth=s["text_depth"],
+                num_heads=s["heads"],
+                mlp_dim=4 * s["width"],
+            ),
             fusion=dict(depth=s["fusion_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"]),
-            pixel_decoder=dict(width=s["decoder_width"], depth=s["fusion_depth"],
-                                                  num_heads=s["heads"], mlp_dim=4 * s["decoder_width"],
-                                                  cross_attention=True),
+            pixel_decoder=dict(
+                width=s["decoder_width"],
+                depth=s["fusion_depth"],
+                num_heads=s["heads"],
+                mlp_dim=4 * s["decoder_width"],
+                cross_attention=True,
+            ),
             embed_dim=s["embed_dim"],
             init_temperature=0.07,
             act="gelu",
             ln_eps=1e-6,
             dtype="float32",
-    ))
-    c.mask = ml_collections.ConfigDict(dict(
+        )
+    )
+    c.mask = ml_collections.ConfigDict(
+        dict(
             image=dict(kind="none", ratio=0.0, block_size=1),
             text=dict(kind="none", ratio=0.0),
-    ))
+        )
+    )
     c.objectives = ml_collections.ConfigDict()
-    c.optim = ml_collections.ConfigDict(dict(
-            lr=s["lr"], warmup_steps=s["warmup_steps"], end_lr_factor=0.0,
-            b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.05, grad_clip_norm=1.0))
+    c.optim = ml_collections.ConfigDict(
+        dict(
+            lr=s["lr"],
+            warmup_steps=s["warmup_steps"],
+            end_lr_factor=0.0,
+            b1=0.9,
+            b2=0.98,
+            eps=1e-6,
+            weight_decay=0.05,
+            grad_clip_norm=1.0,
+        )
+    )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=s["checkpoint_every"],
-                                                                                                max_to_keep=3))
+    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=s["checkpoint_every"], max_to_keep=3))
     c.log_every_steps = s["log_every"]
-    c.eval = ml_collections.ConfigDict(dict(
+    c.eval = ml_collections.ConfigDict(
+        dict(
             every_steps=s["eval_every"],  # 0 = only at the end
             batch_size=250,
-            num_reconstructions=8,        # images in the PNG grid (needs the `mim` objective)
-    ))
+            num_reconstructions=8,  # images in the PNG grid (needs the `mim` objective)
+        )
+    )
     return c
 
 
 SIZES = {
     # Sized so the MaskVLM demo trains in minutes on 2 CPU cores (see README).
-    "demo": dict(total_steps=300, batch_size=64, image_size=64, patch_size=8,
-                 max_text_len=32, width=96, image_depth=3, text_depth=2, fusion_depth=1,
-                 heads=4, decoder_width=96, embed_dim=96, lr=1e-3, warmup_steps=30,
-                 checkpoint_every=100, log_every=25, eval_every=0),
+    "demo": dict(
+        total_steps=300,
+        batch_size=64,
+        image_size=64,
+        patch_size=8,
+        max_text_len=32,
+        width=96,
+        image_depth=3,
+        text_depth=2,
+        fusion_depth=1,
+        heads=4,
+        decoder_width=96,
+        embed_dim=96,
+        lr=1e-3,
+        warmup_steps=30,
+        checkpoint_every=100,
+        stem="patch",
+        log_every=25,
+        eval_every=0,
+    ),
     # ViT-B/16 towers at 224 px, 12-layer text, 3-block fusion and decoder (MaskVLM);
     # batch and schedule are the ALBEF-style defaults [?] (see configs' docstrings).
-    "paper": dict(total_steps=200_000, batch_size=512, image_size=224, patch_size=16,
-                  max_text_len=40, width=768, image_depth=12, text_depth=12, fusion_depth=3,
-                  heads=12, decoder_width=768, embed_dim=256, lr=1e-4, warmup_steps=2000,
-                  checkpoint_every=5000, log_every=100, eval_every=10_000),
+    "paper": dict(
+        total_steps=200_000,
+        batch_size=512,
+        image_size=224,
+        patch_size=16,
+        max_text_len=40,
+        width=768,
+        image_depth=12,
+        text_depth=12,
+        fusion_depth=3,
+        heads=12,
+        decoder_width=768,
+        embed_dim=256,
+        lr=1e-4,
+        warmup_steps=2000,
+        checkpoint_every=5000,
+        stem="patch",
+        log_every=100,
+        eval_every=10_000,
+    ),
 }

@@ -3,6 +3,7 @@
 Trains the config's method (resuming from DIR's newest checkpoint), evaluates it every
 `eval.every_steps` and at the end, and writes DIR/eval_final.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,11 @@ from mvl.errors import UserError
 
 def parse_args(argv):
     overrides, rest = config_lib.parse_cli_overrides(argv)
-    parser = argparse.ArgumentParser(prog="python -m mvl.main", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m mvl.main",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True, help="configs/X.py[:arg], e.g. :demo")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and results")
     args = parser.parse_args(rest)
@@ -29,6 +33,7 @@ def main(argv=None) -> int:
     try:
         cfg, workdir = parse_args(argv)
         from mvl.train import loop  # heavy imports only once the command line is valid
+
         loop.train_and_evaluate(cfg, workdir)
     except UserError as e:
         print(f"mvl: error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ Image masks are bool [B, N] over patches (True = hidden); text masking returns t
 corrupted ids plus the positions the loss scores. Every function hides an exact count
 per example, so ratios are exact up to rounding and tests can check them.
 """
+
 from __future__ import annotations
 
 import jax
@@ -34,10 +35,11 @@ def block_patch_mask(rng, batch_size: int, grid: int, ratio: float, block: int) 
     if grid % block:
         raise ValueError(f"patch grid {grid} is not divisible by mask block size {block}")
     blocks_per_side = grid // block
-    hidden_blocks = random_patch_mask(rng, batch_size, blocks_per_side ** 2, ratio)
+    hidden_blocks = random_patch_mask(rng, batch_size, blocks_per_side**2, ratio)
     hidden_blocks = hidden_blocks.reshape(batch_size, blocks_per_side, 1, blocks_per_side, 1)
-    hidden = jnp.broadcast_to(hidden_blocks, (batch_size, blocks_per_side, block,
-                                                                                        blocks_per_side, block))
+    hidden = jnp.broadcast_to(
+        hidden_blocks, (batch_size, blocks_per_side, block, blocks_per_side, block)
+    )
     return hidden.reshape(batch_size, grid * grid)
 
 
@@ -52,8 +54,14 @@ def image_mask(rng, cfg, batch_size: int, grid: int) -> jax.Array | None:
     raise ValueError(f"mask.image.kind={cfg.kind!r} is not one of none, random, block")
 
 
-def bert_text_mask(rng, ids: jax.Array, ratio: float, vocab_size: int,
-                                      mask_prob: float = 0.8, random_prob: float = 0.1):
+def bert_text_mask(
+    rng,
+    ids: jax.Array,
+    ratio: float,
+    vocab_size: int,
+    mask_prob: float = 0.8,
+    random_prob: float = 0.1,
+):
     """BERT masking: picks max(1, round(ratio * n)) of each row's n maskable tokens.
 
     Maskable means not pad, [CLS], [EOS] or [BOS]. Of the picked tokens, `mask_prob`
@@ -61,17 +69,23 @@ def bert_text_mask(rng, ids: jax.Array, ratio: float, vocab_size: int,
     Returns (corrupted ids, picked positions).
     """
     pick_rng, kind_rng, token_rng = jax.random.split(rng, 3)
-    maskable = ~jnp.isin(ids, jnp.array([special_tokens.PAD, special_tokens.CLS,
-                                                                              special_tokens.EOS, special_tokens.BOS]))
+    maskable = ~jnp.isin(
+        ids,
+        jnp.array([special_tokens.PAD, special_tokens.CLS, special_tokens.EOS, special_tokens.BOS]),
+    )
     num_maskable = maskable.sum(-1)
-    count = jnp.where(num_maskable > 0,
-                                        jnp.maximum(1, jnp.round(ratio * num_maskable)), 0).astype(jnp.int32)
+    count = jnp.where(num_maskable > 0, jnp.maximum(1, jnp.round(ratio * num_maskable)), 0).astype(
+        jnp.int32
+    )
     scores = jnp.where(maskable, jax.random.uniform(pick_rng, ids.shape), 2.0)
     picked = _hide_lowest(scores, count) & maskable
     kind = jax.random.uniform(kind_rng, ids.shape)
     random_ids = jax.random.randint(token_rng, ids.shape, special_tokens.NUM_RESERVED, vocab_size)
-    corrupted = jnp.where(kind < mask_prob, special_tokens.MASK,
-                                                jnp.where(kind < mask_prob + random_prob, random_ids, ids))
+    corrupted = jnp.where(
+        kind < mask_prob,
+        special_tokens.MASK,
+        jnp.where(kind < mask_prob + random_prob, random_ids, ids),
+    )
     return jnp.where(picked, corrupted, ids).astype(ids.dtype), picked
 
 
@@ -82,7 +96,8 @@ def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
     masks = {"image": image_mask(image_rng, cfg.image, batch_size, grid)}
     if cfg.text.kind == "bert":
         masks["text_ids"], masks["text_picked"] = bert_text_mask(
-                text_rng, batch["text"], cfg.text.ratio, vocab_size)
+            text_rng, batch["text"], cfg.text.ratio, vocab_size
+        )
     elif cfg.text.kind != "none":
         raise ValueError(f"mask.text.kind={cfg.text.kind!r} is not one of none, bert")
     return masks

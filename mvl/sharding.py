@@ -4,6 +4,7 @@ A single CPU is a 1x1x1 mesh; 8 simulated devices and a TPU pod run the same cod
 Parameters carry logical names (mvl/models/layers.py); `rules` map them to the mesh
 axes `data`, `fsdp` and `tensor`. The batch is split over `data` and `fsdp` together.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,16 +22,16 @@ BATCH_AXES = ("data", "fsdp")
 # dimension of the same array is skipped by flax, so ("batch", "embed") activations
 # keep `fsdp` for the batch.
 DEFAULT_RULES = (
-        ("batch", BATCH_AXES),
-        ("embed", "fsdp"),
-        ("mlp", "tensor"),
-        ("heads", "tensor"),
-        ("vocab", "tensor"),
-        ("act_heads", "tensor"),
-        ("act_mlp", "tensor"),
-        ("act_embed", None),
-        ("kv", None),
-        ("length", None),
+    ("batch", BATCH_AXES),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("vocab", "tensor"),
+    ("act_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_embed", None),
+    ("kv", None),
+    ("length", None),
 )
 
 
@@ -42,12 +43,16 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, ...]:
         raise ValueError(f"config mesh: only one axis may be -1, got {unknown}")
     known = math.prod(s for s in sizes if s != -1)
     if any(s == 0 or s < -1 for s in sizes) or num_devices % known:
-        raise ValueError(f"config mesh {dict(zip(MESH_AXES, sizes))}: sizes must be positive "
-                                          f"and divide the {num_devices} devices")
+        raise ValueError(
+            f"config mesh {dict(zip(MESH_AXES, sizes))}: sizes must be positive "
+            f"and divide the {num_devices} devices"
+        )
     sizes = [num_devices // known if s == -1 else s for s in sizes]
     if math.prod(sizes) != num_devices:
-        raise ValueError(f"config mesh {dict(zip(MESH_AXES, sizes))} uses {math.prod(sizes)} "
-                                          f"devices but {num_devices} are present; set one axis to -1")
+        raise ValueError(
+            f"config mesh {dict(zip(MESH_AXES, sizes))} uses {math.prod(sizes)} "
+            f"devices but {num_devices} are present; set one axis to -1"
+        )
     return tuple(sizes)
 
 
@@ -74,24 +79,30 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_size_per_process(global_batch_size: int, mesh: Mesh) -> int:
     data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
     if global_batch_size % data_parallel:
-        raise ValueError(f"batch_size {global_batch_size} is not divisible by the mesh's "
-                                          f"data x fsdp = {data_parallel} devices")
+        raise ValueError(
+            f"batch_size {global_batch_size} is not divisible by the mesh's "
+            f"data x fsdp = {data_parallel} devices"
+        )
     if global_batch_size % jax.process_count():
-        raise ValueError(f"batch_size {global_batch_size} is not divisible by the "
-                                          f"{jax.process_count()} processes")
+        raise ValueError(
+            f"batch_size {global_batch_size} is not divisible by the "
+            f"{jax.process_count()} processes"
+        )
     return global_batch_size // jax.process_count()
 
 
 def global_batch(local_batch: dict, mesh: Mesh) -> dict:
     """Host-local numpy arrays -> global jax.Arrays sharded over the batch axes."""
     sharding = batch_sharding(mesh)
-    return {key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-                    for key, value in local_batch.items()}
+    return {
+        key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+        for key, value in local_batch.items()
+    }
 
 
 @contextlib.contextmanager
 def activate(mesh: Mesh, rules=DEFAULT_RULES):
     """Makes `mesh` and the logical rules current, so the models' activation constraints
-        (`nn.with_logical_constraint`) apply while a function is traced."""
+    (`nn.with_logical_constraint`) apply while a function is traced."""
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         yield

@@ -1,4 +1,5 @@
 """Target: what a masked input is scored against (here: pixels, optionally normalised)."""
+
 from __future__ import annotations
 
 import jax
@@ -15,13 +16,14 @@ def patchify(images: jax.Array, patch_size: int) -> jax.Array:
 
 def unpatchify(patches: jax.Array, patch_size: int, channels: int = 3) -> jax.Array:
     b, n, _ = patches.shape
-    grid, p = int(round(n ** 0.5)), patch_size
+    grid, p = int(round(n**0.5)), patch_size
     x = patches.reshape(b, grid, grid, p, p, channels).transpose(0, 1, 3, 2, 4, 5)
     return x.reshape(b, grid * p, grid * p, channels)
 
 
-def pixel_targets(images: jax.Array, patch_size: int, normalize: bool,
-                                    eps: float = 1e-6) -> jax.Array:
+def pixel_targets(
+    images: jax.Array, patch_size: int, normalize: bool, eps: float = 1e-6
+) -> jax.Array:
     """Per-patch pixels; with `normalize`, each patch is (p - mean) / sqrt(var + eps) (MAE)."""
     patches = patchify(images.astype(jnp.float32), patch_size)
     if not normalize:

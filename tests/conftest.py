@@ -1,33 +1,67 @@
 """Test setup: 8 simulated CPU devices (set before JAX is imported), a tokenizer trained
 once per session, and tiny configs that compile and step in seconds."""
+
 import os
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8").strip()
+# Tests compile many small programs and run each a few steps: cheaper LLVM passes halve
+# compile time on CPU (the equivalence tests compare programs compiled the same way).
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=8"
+    + " --xla_backend_optimization_level=0"
+    + " --xla_llvm_disable_expensive_passes=true"
+).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from mvl import config as config_lib  # noqa: E402
 
+# Many tests compile the same tiny train_step; JAX's persistent cache (keyed by the
+# compiled program) turns every compile after the first into a lookup.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="mvl_test_jax_cache_"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
 TINY = {
-    "batch_size": "16", "total_steps": "6", "log_every_steps": "2",
-    "data.image_size": "32", "data.max_text_len": "24", "data.eval_size": "64",
-    "data.vocab_size": "128", "eval.batch_size": "32", "eval.num_reconstructions": "4",
-    "model.image.patch_size": "8", "model.image.width": "32", "model.image.depth": "1",
-    "model.image.num_heads": "2", "model.image.mlp_dim": "64",
-    "model.text.width": "32", "model.text.depth": "1", "model.text.num_heads": "2",
-    "model.text.mlp_dim": "64", "model.fusion.depth": "1", "model.fusion.num_heads": "2",
-    "model.fusion.mlp_dim": "64", "model.pixel_decoder.width": "32",
-    "model.pixel_decoder.depth": "1", "model.pixel_decoder.num_heads": "2",
-    "model.pixel_decoder.mlp_dim": "64", "model.embed_dim": "16",
-    "checkpoint.every_steps": "2", "optim.warmup_steps": "2",
+    "batch_size": "16",
+    "total_steps": "6",
+    "log_every_steps": "2",
+    "data.image_size": "32",
+    "data.max_text_len": "24",
+    "data.eval_size": "64",
+    "data.vocab_size": "128",
+    "eval.batch_size": "32",
+    "eval.num_reconstructions": "4",
+    "model.image.patch_size": "8",
+    "model.image.width": "32",
+    "model.image.depth": "1",
+    "model.image.num_heads": "2",
+    "model.image.mlp_dim": "64",
+    "model.text.width": "32",
+    "model.text.depth": "1",
+    "model.text.num_heads": "2",
+    "model.text.mlp_dim": "64",
+    "model.fusion.depth": "1",
+    "model.fusion.num_heads": "2",
+    "model.fusion.mlp_dim": "64",
+    "model.pixel_decoder.width": "32",
+    "model.pixel_decoder.depth": "1",
+    "model.pixel_decoder.num_heads": "2",
+    "model.pixel_decoder.mlp_dim": "64",
+    "model.embed_dim": "16",
+    "checkpoint.every_steps": "2",
+    "optim.warmup_steps": "2",
 }
 
 
 @pytest.fixture(scope="session")
 def tokenizer_path(tmp_path_factory):
     from mvl.data import pipeline, tokenizer
+
     path = str(tmp_path_factory.mktemp("tokenizer") / "shapes.model")
     source = pipeline.make_source("shapes", "train", size=4000, seed=0, image_size=32)
     tokenizer.train_tokenizer(tokenizer.captions_from_source(source, 2000), path, vocab_size=128)
@@ -37,8 +71,10 @@ def tokenizer_path(tmp_path_factory):
 @pytest.fixture
 def tiny_config(tokenizer_path):
     """tiny_config("maskvlm", **{"key": "value"}) -> a locked ConfigDict."""
+
     def make(method: str = "maskvlm", **overrides):
         cfg = config_lib.load_config(f"configs/{method}.py:demo")
         config_lib.apply_overrides(cfg, {**TINY, "data.tokenizer": tokenizer_path, **overrides})
         return cfg
+
     return make

@@ -1,8 +1,10 @@
 """`python -m mvl.main` as a user runs it: outputs, resume by rerunning, and errors that
 name their cause."""
+
 import glob
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -12,16 +14,22 @@ from tests.conftest import TINY
 
 def main_args(tokenizer_path, workdir, method="maskvlm", **overrides):
     values = {**TINY, "data.tokenizer": tokenizer_path, **overrides}
-    return (["--config", f"configs/{method}.py:demo", "--workdir", str(workdir)]
-            + [f"--config.{k}={v}" for k, v in values.items()])
+    return ["--config", f"configs/{method}.py:demo", "--workdir", str(workdir)] + [
+        f"--config.{k}={v}" for k, v in values.items()
+    ]
 
 
 def test_main_trains_evaluates_writes_outputs_and_resumes(tokenizer_path, tmp_path, capsys):
     workdir = tmp_path / "run"
     assert mvl_main.main(main_args(tokenizer_path, workdir, total_steps=4)) == 0
     final = json.loads((workdir / "eval_final.json").read_text())
-    for key in ("retrieval/image_to_text/r@1", "retrieval/text_to_image/r@10",
-                "retrieval/chance/r@1", "zeroshot/shape/accuracy", "zeroshot/colour/chance"):
+    for key in (
+        "retrieval/image_to_text/r@1",
+        "retrieval/text_to_image/r@10",
+        "retrieval/chance/r@1",
+        "zeroshot/shape/accuracy",
+        "zeroshot/colour/chance",
+    ):
         assert key in final
     assert final["retrieval/chance/r@1"] == pytest.approx(1 / 64)
     assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
@@ -29,12 +37,48 @@ def test_main_trains_evaluates_writes_outputs_and_resumes(tokenizer_path, tmp_pa
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
     out = capsys.readouterr().out
     assert "[train 4/4]" in out and "steps/s" in out
+    check_inspect_notebook_reads(workdir)
 
     # Rerunning the same command with a longer budget resumes from step 4.
     assert mvl_main.main(main_args(tokenizer_path, workdir, total_steps=6)) == 0
     out = capsys.readouterr().out
     assert "resumed from" in out and "[train 6/6]" in out and "[train 2/6]" not in out
     assert "6" in os.listdir(workdir / "checkpoints")
+
+
+def check_inspect_notebook_reads(workdir):
+    """notebooks/inspect_run.ipynb runs top to bottom on a real run's outputs."""
+    notebook = json.loads(open("notebooks/inspect_run.ipynb").read())
+    os.environ["MVL_WORKDIR"] = str(workdir)
+    namespace = {}
+    try:
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                exec("".join(cell["source"]), namespace)
+    finally:
+        del os.environ["MVL_WORKDIR"]
+    assert any(key == "retrieval/image_to_text/r@1" for key, _, _ in namespace["rows"])
+    assert "train/mim/loss" in namespace["curves"] and namespace["reconstructions"] is not None
+
+
+def test_launch_local_dry_run_prints_the_command():
+    result = subprocess.run(
+        [
+            "bash",
+            "launch/local.sh",
+            "--dry-run",
+            "configs/maskvlm.py:demo",
+            "/tmp/x y",
+            "--config.total_steps=5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == (
+        "python -m mvl.main --config configs/maskvlm.py:demo "
+        "--workdir /tmp/x\\ y --config.total_steps=5"
+    )
 
 
 def test_unknown_config_key_is_named(tokenizer_path, tmp_path, capsys):
@@ -62,8 +106,9 @@ def test_checkpoint_from_a_different_architecture_is_named(tokenizer_path, tmp_p
     workdir = tmp_path / "run"
     assert mvl_main.main(main_args(tokenizer_path, workdir, "clip", total_steps=2)) == 0
     capsys.readouterr()
-    wider = main_args(tokenizer_path, workdir, "clip", total_steps=4,
-                      **{"model.image.mlp_dim": "96"})
+    wider = main_args(
+        tokenizer_path, workdir, "clip", total_steps=4, **{"model.image.mlp_dim": "96"}
+    )
     assert mvl_main.main(wider) == 2
     err = capsys.readouterr().err
     assert "does not match this config's model" in err

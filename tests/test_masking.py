@@ -1,4 +1,5 @@
 """Masking ratios are exact and the invariants hold (never pad or [CLS])."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

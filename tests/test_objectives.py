@@ -1,4 +1,5 @@
 """Every objective against a value computed by hand on a tiny input."""
+
 import math
 
 import jax
@@ -18,10 +19,14 @@ def test_itc_matches_hand_computed_infonce():
     text = jnp.array([[1.0, 0.0], [0.6, 0.8]])
     loss, metrics = itc_loss(image, text, jnp.log(2.0))
     # logits = 2 * image @ text.T = [[2, 1.2], [0, 1.6]]
-    i2t = (-math.log(math.exp(2) / (math.exp(2) + math.exp(1.2)))
-           - math.log(math.exp(1.6) / (math.exp(0) + math.exp(1.6)))) / 2
-    t2i = (-math.log(math.exp(2) / (math.exp(2) + math.exp(0)))
-           - math.log(math.exp(1.6) / (math.exp(1.2) + math.exp(1.6)))) / 2
+    i2t = (
+        -math.log(math.exp(2) / (math.exp(2) + math.exp(1.2)))
+        - math.log(math.exp(1.6) / (math.exp(0) + math.exp(1.6)))
+    ) / 2
+    t2i = (
+        -math.log(math.exp(2) / (math.exp(2) + math.exp(0)))
+        - math.log(math.exp(1.6) / (math.exp(1.2) + math.exp(1.6)))
+    ) / 2
     assert float(loss) == pytest.approx((i2t + t2i) / 2, rel=1e-6)
     assert float(metrics["accuracy"]) == 1.0
 
@@ -36,8 +41,9 @@ def test_itm_loss_is_two_way_cross_entropy():
     logits = jnp.array([[0.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
     labels = jnp.array([1, 0, 0])  # the last row is wrong
     loss, metrics = itm_loss(logits, labels)
-    expected = np.mean([math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1)),
-                        math.log(1 + math.exp(1))])
+    expected = np.mean(
+        [math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1)), math.log(1 + math.exp(1))]
+    )
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     assert float(metrics["accuracy"]) == pytest.approx(2 / 3)
 

@@ -16,8 +16,11 @@ MAX_TEXT_LEN = 40
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     source = ShapesSource("train", size=1000)
-    return train_tokenizer(captions_from_source(source, 1000),
-                           tmp_path_factory.mktemp("tok") / "spm.model", vocab_size=200)
+    return train_tokenizer(
+        captions_from_source(source, 1000),
+        tmp_path_factory.mktemp("tok") / "spm.model",
+        vocab_size=200,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +29,9 @@ def source():
 
 
 def build(source, tokenizer, **overrides):
-    options = dict(batch_size=8, max_text_len=MAX_TEXT_LEN, seed=0, shuffle=True, repeat=True,
-                   num_threads=2)
+    options = dict(
+        batch_size=8, max_text_len=MAX_TEXT_LEN, seed=0, shuffle=True, repeat=True, num_threads=2
+    )
     return make_dataset(source, tokenizer, **{**options, **overrides})
 
 
@@ -95,8 +99,10 @@ def test_shuffle_reshuffles_each_epoch(tokenizer):
 def test_augment_changes_pixels_but_not_labels(source, tokenizer):
     plain = next(iter(build(source, tokenizer)))
     augmented = next(iter(build(source, tokenizer, augment=True)))
-    assert_batches_equal([{k: plain[k] for k in ("text", "shape", "colour")}],
-                         [{k: augmented[k] for k in ("text", "shape", "colour")}])
+    assert_batches_equal(
+        [{k: plain[k] for k in ("text", "shape", "colour")}],
+        [{k: augmented[k] for k in ("text", "shape", "colour")}],
+    )
     assert not np.allclose(plain["image"], augmented["image"])
     assert 0.0 <= augmented["image"].min() and augmented["image"].max() <= 1.0
 
@@ -123,8 +129,12 @@ def test_orbax_checkpoint_manager_saves_and_restores_iterator(source, tokenizer,
     # The train loop's pattern: model state and data iterator in one step directory.
     state = {"w": jnp.arange(4.0), "step": jnp.asarray(3, jnp.int32)}
     mngr = ocp.CheckpointManager(tmp_path / "ckpt", item_names=("state", "data"))
-    mngr.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                         data=grain.checkpoint.CheckpointSave(it)))
+    mngr.save(
+        3,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(it)
+        ),
+    )
     # The iterator's state is written before save() returns, so advancing it
     # while the async save finishes must not change what was saved.
     expected = [next(it) for _ in range(2)]
@@ -135,8 +145,10 @@ def test_orbax_checkpoint_manager_saves_and_restores_iterator(source, tokenizer,
     fresh = iter(dataset)
     restored = restore_mngr.restore(
         restore_mngr.latest_step(),
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(state),
-                                data=grain.checkpoint.CheckpointRestore(fresh)))
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(state), data=grain.checkpoint.CheckpointRestore(fresh)
+        ),
+    )
     restore_mngr.close()
     assert restored.data is fresh
     np.testing.assert_array_equal(restored.state["w"], state["w"])
@@ -146,8 +158,17 @@ def test_orbax_checkpoint_manager_saves_and_restores_iterator(source, tokenizer,
 def test_process_shards_are_disjoint_and_cover_the_source(tokenizer):
     finite = ShapesSource("val", size=21, image_size=16)  # odd size: shards of 11 and 10
     shards = [
-        example_hashes(build(finite, tokenizer, batch_size=4, repeat=False, drop_remainder=False,
-                             process_index=index, process_count=2))
+        example_hashes(
+            build(
+                finite,
+                tokenizer,
+                batch_size=4,
+                repeat=False,
+                drop_remainder=False,
+                process_index=index,
+                process_count=2,
+            )
+        )
         for index in range(2)
     ]
     assert sorted(map(len, shards)) == [10, 11]

@@ -48,8 +48,10 @@ def test_caption_method_matches_getitem():
 
 def test_splits_share_no_images():
     hashes = {
-        split: {image_hash(ShapesSource(split, NUM_CHECKED, seed=0, image_size=32)[i]["image"])
-                for i in range(NUM_CHECKED)}
+        split: {
+            image_hash(ShapesSource(split, NUM_CHECKED, seed=0, image_size=32)[i]["image"])
+            for i in range(NUM_CHECKED)
+        }
         for split in ("train", "val", "test")
     }
     assert all(len(h) == NUM_CHECKED for h in hashes.values())  # no duplicates inside a split
@@ -67,7 +69,10 @@ def test_image_shape_and_dtype(image_size):
 
 
 def test_caption_does_not_depend_on_image_size():
-    small, large = ShapesSource("train", 10, image_size=32), ShapesSource("train", 10, image_size=96)
+    small, large = (
+        ShapesSource("train", 10, image_size=32),
+        ShapesSource("train", 10, image_size=96),
+    )
     assert [small.caption(i) for i in range(10)] == [large.caption(i) for i in range(10)]
 
 
@@ -109,7 +114,9 @@ def test_single_object_position_matches_caption(train_examples):
         (cell,) = [i for i, phrase in enumerate(POSITION_PHRASES) if phrase in ex["caption"]]
         ys, xs = np.nonzero(pixels_near(ex["image"], ex["colour"]))
         size = ex["image"].shape[0]
-        assert (int(ys.mean() * 3 // size), int(xs.mean() * 3 // size)) == divmod(cell, 3), ex["caption"]
+        assert (int(ys.mean() * 3 // size), int(xs.mean() * 3 // size)) == divmod(cell, 3), ex[
+            "caption"
+        ]
 
 
 def test_large_object_is_clearly_larger_than_small_ones():
@@ -164,4 +171,5 @@ def test_zeroshot_helpers():
 
 def test_repr_names_the_configuration():
     assert repr(ShapesSource("val", 7, seed=2, image_size=48)) == (
-        "ShapesSource(split='val', size=7, seed=2, image_size=48)")
+        "ShapesSource(split='val', size=7, seed=2, image_size=48)"
+    )

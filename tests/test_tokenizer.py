@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from mvl.data.shapes import ShapesSource
-from mvl.data.tokenizer import (Tokenizer, captions_from_source, ensure_tokenizer,
-                                train_tokenizer)
+from mvl.data.tokenizer import Tokenizer, captions_from_source, ensure_tokenizer, train_tokenizer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,8 +21,9 @@ def captions():
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory, captions):
-    return train_tokenizer(captions, tmp_path_factory.mktemp("tok") / "sub" / "spm.model",
-                           vocab_size=256)
+    return train_tokenizer(
+        captions, tmp_path_factory.mktemp("tok") / "sub" / "spm.model", vocab_size=256
+    )
 
 
 def test_captions_from_source_takes_the_first_num():
@@ -33,8 +33,14 @@ def test_captions_from_source_takes_the_first_num():
 
 
 def test_special_ids(tokenizer):
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id,
-            tokenizer.mask_id, tokenizer.cls_id) == (0, 1, 2, 3, 4, 5)
+    assert (
+        tokenizer.pad_id,
+        tokenizer.unk_id,
+        tokenizer.bos_id,
+        tokenizer.eos_id,
+        tokenizer.mask_id,
+        tokenizer.cls_id,
+    ) == (0, 1, 2, 3, 4, 5)
     assert 64 < tokenizer.vocab_size <= 256
 
 
@@ -44,7 +50,9 @@ def test_round_trip_and_layout(tokenizer, captions):
     for caption, row in zip(captions, ids):
         length = int((row != 0).sum())
         assert row[0] == tokenizer.cls_id and row[length - 1] == tokenizer.eos_id
-        assert (row[length:] == 0).all() and not np.isin(row[1:length - 1], [0, 1, 2, 3, 4, 5]).any()
+        assert (row[length:] == 0).all() and not np.isin(
+            row[1 : length - 1], [0, 1, 2, 3, 4, 5]
+        ).any()
         assert tokenizer.decode(row) == caption
 
 
@@ -83,7 +91,9 @@ def test_mask_string_in_text_is_not_the_mask_token(tokenizer):
 
 def test_pickles_by_path(tokenizer):
     clone = pickle.loads(pickle.dumps(tokenizer))
-    np.testing.assert_array_equal(clone.encode("a blue star", 10), tokenizer.encode("a blue star", 10))
+    np.testing.assert_array_equal(
+        clone.encode("a blue star", 10), tokenizer.encode("a blue star", 10)
+    )
 
 
 def test_missing_model_error_names_path_and_command(tmp_path):
@@ -111,9 +121,28 @@ def test_ensure_tokenizer_trains_once_then_loads(tmp_path, captions):
 def test_cli_writes_model(tmp_path):
     out = tmp_path / "cli" / "spm.model"
     result = subprocess.run(
-        [sys.executable, "-m", "mvl.data.tokenizer", "--source", "shapes", "--split", "train",
-         "--num_captions", "1000", "--vocab_size", "200", "--seed", "0", "--out", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "mvl.data.tokenizer",
+            "--source",
+            "shapes",
+            "--split",
+            "train",
+            "--num_captions",
+            "1000",
+            "--vocab_size",
+            "200",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "vocab_size=" in result.stdout and "decoded:" in result.stdout
     assert Tokenizer(out).vocab_size <= 200
@@ -121,8 +150,19 @@ def test_cli_writes_model(tmp_path):
 
 def test_cli_unknown_source_lists_known_ones(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "mvl.data.tokenizer", "--source", "imagenet",
-         "--out", str(tmp_path / "x.model")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "mvl.data.tokenizer",
+            "--source",
+            "imagenet",
+            "--out",
+            str(tmp_path / "x.model"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "unknown data source 'imagenet'" in result.stderr and "shapes" in result.stderr

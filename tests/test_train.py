@@ -1,5 +1,6 @@
 """The train_step end to end: sharding equivalence, resume, learning, and the model's
 parameter metadata. Tiny configs keep each compile to seconds."""
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -14,12 +15,15 @@ def run_steps(trainer: Trainer, count: int) -> list[dict]:
     return [jax.device_get(trainer.step(trainer.next_batch())) for _ in range(count)]
 
 
-@pytest.mark.parametrize("mesh", [{"data": "8"}, {"fsdp": "8"}, {"data": "2", "fsdp": "2",
-                                                                 "tensor": "2"}],
-                         ids=["data_parallel", "fsdp", "data_fsdp_tensor"])
+@pytest.mark.parametrize(
+    "mesh",
+    [{"data": "8"}, {"fsdp": "8"}, {"data": "2", "fsdp": "2", "tensor": "2"}],
+    ids=["data_parallel", "fsdp", "data_fsdp_tensor"],
+)
 def test_eight_devices_match_one_device(tiny_config, tmp_path, mesh):
-    single = Trainer(tiny_config(**{"mesh.data": "1"}), str(tmp_path / "one"),
-                     devices=jax.devices()[:1])
+    single = Trainer(
+        tiny_config(**{"mesh.data": "1"}), str(tmp_path / "one"), devices=jax.devices()[:1]
+    )
     overrides = {"mesh.data": "1", "mesh.fsdp": "1", "mesh.tensor": "1"}
     overrides.update({f"mesh.{axis}": size for axis, size in mesh.items()})
     sharded = Trainer(tiny_config(**overrides), str(tmp_path / "eight"))
@@ -27,8 +31,12 @@ def test_eight_devices_match_one_device(tiny_config, tmp_path, mesh):
     expected, actual = run_steps(single, 2), run_steps(sharded, 2)
     for name in ("loss", "itc/loss", "itm/loss", "mlm/loss", "mim/loss"):
         for step in range(2):
-            np.testing.assert_allclose(actual[step][name], expected[step][name], rtol=1e-5,
-                                       err_msg=f"{name} at step {step}")
+            np.testing.assert_allclose(
+                actual[step][name],
+                expected[step][name],
+                rtol=1e-5,
+                err_msg=f"{name} at step {step}",
+            )
 
 
 def test_resume_gives_the_same_next_loss(tiny_config, tmp_path):
@@ -53,13 +61,19 @@ def test_a_short_run_lowers_the_loss(tiny_config, tmp_path):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
 
 
-def test_every_parameter_has_logical_axis_names(tiny_config):
-    cfg = tiny_config()
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_every_parameter_has_logical_axis_names(tiny_config, stem):
+    cfg = tiny_config(**{"model.image.stem": stem})
     model = build_model(cfg, 128)
-    boxed = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                           jax.numpy.zeros((1, 32, 32, 3)), jax.numpy.zeros((1, 24), int))
+    boxed = jax.eval_shape(
+        model.init,
+        jax.random.PRNGKey(0),
+        jax.numpy.zeros((1, 32, 32, 3)),
+        jax.numpy.zeros((1, 24), int),
+    )
     leaves = jax.tree_util.tree_leaves_with_path(
-        boxed["params"], is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+        boxed["params"], is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)
+    )
     assert len(leaves) > 50
     for path, leaf in leaves:
         assert isinstance(leaf, nn.LogicallyPartitioned), jax.tree_util.keystr(path)
@@ -68,21 +82,40 @@ def test_every_parameter_has_logical_axis_names(tiny_config):
 
 def test_maskvlm_builds_every_part_and_clip_only_the_towers(tiny_config):
     assert set(build_model(tiny_config(), 128).components) == {
-        "image", "text", "projections", "fusion", "itm_head", "pixel_decoder", "mlm_head"}
-    assert set(build_model(tiny_config("clip"), 128).components) == {
-        "image", "text", "projections"}
+        "image",
+        "text",
+        "projections",
+        "fusion",
+        "itm_head",
+        "pixel_decoder",
+        "mlm_head",
+    }
+    assert set(build_model(tiny_config("clip"), 128).components) == {"image", "text", "projections"}
 
 
 def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config):
     model = build_model(tiny_config(), 128)
-    params = nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                                     jax.numpy.zeros((1, 32, 32, 3)),
-                                     jax.numpy.zeros((1, 24), int))["params"])
-    mask = {jax.tree_util.keystr(p, simple=True, separator="/"): v
-            for p, v in jax.tree_util.tree_leaves_with_path(optim.decay_mask(params))}
+    params = nn.unbox(
+        jax.eval_shape(
+            model.init,
+            jax.random.PRNGKey(0),
+            jax.numpy.zeros((1, 32, 32, 3)),
+            jax.numpy.zeros((1, 24), int),
+        )["params"]
+    )
+    mask = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): v
+        for p, v in jax.tree_util.tree_leaves_with_path(optim.decay_mask(params))
+    }
     assert mask["image/encoder/block0/mlp/fc1/kernel"]
     assert mask["text/encoder/block0/self_attn/query/kernel"]
-    for spared in ("image/encoder/block0/mlp/fc1/bias", "image/encoder/ln_final/LayerNorm_0/scale",
-                   "text/token_embedding/embedding", "image/pos_embedding", "image/cls_token",
-                   "image/mask_token", "temperature/logit_scale"):
+    for spared in (
+        "image/encoder/block0/mlp/fc1/bias",
+        "image/encoder/ln_final/LayerNorm_0/scale",
+        "text/token_embedding/embedding",
+        "image/pos_embedding",
+        "image/cls_token",
+        "image/mask_token",
+        "temperature/logit_scale",
+    ):
         assert not mask[spared], spared

@@ -32,7 +32,8 @@ class TextEncoder(Protocol):
 # name -> factory(split, size, seed, image_size); new sources (tfds, csv, ...) plug in here.
 SOURCES: dict[str, Callable[..., Any]] = {
     "shapes": lambda split, size, seed, image_size: ShapesSource(
-        split=split, size=size, seed=seed, image_size=image_size),
+        split=split, size=size, seed=seed, image_size=image_size
+    ),
 }
 
 
@@ -52,8 +53,9 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((image - mean) * contrast + (mean + brightness), 0.0, 1.0)
 
 
-def make_preprocess(tokenizer: TextEncoder, max_text_len: int, seed: int, process_index: int,
-                    augment: bool) -> Callable[[int, dict[str, Any]], dict[str, np.ndarray]]:
+def make_preprocess(
+    tokenizer: TextEncoder, max_text_len: int, seed: int, process_index: int, augment: bool
+) -> Callable[[int, dict[str, Any]], dict[str, np.ndarray]]:
     """Per-example transform for `map_with_index`.
 
     The index is the position in this process's repeated stream, so the
@@ -81,10 +83,22 @@ def allow_grain_flags_outside_absl_app() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def make_dataset(source: Any, tokenizer: TextEncoder, *, batch_size: int, max_text_len: int,
-                 seed: int, shuffle: bool, repeat: bool, process_index: int = 0,
-                 process_count: int = 1, augment: bool = False, drop_remainder: bool = True,
-                 num_threads: int = 8, num_workers: int = 0) -> grain.IterDataset:
+def make_dataset(
+    source: Any,
+    tokenizer: TextEncoder,
+    *,
+    batch_size: int,
+    max_text_len: int,
+    seed: int,
+    shuffle: bool,
+    repeat: bool,
+    process_index: int = 0,
+    process_count: int = 1,
+    augment: bool = False,
+    drop_remainder: bool = True,
+    num_threads: int = 8,
+    num_workers: int = 0,
+) -> grain.IterDataset:
     """Batched grain dataset over this process's shard of `source`.
 
     `iter(dataset)` gives a checkpointable iterator (get_state / set_state, or
@@ -102,8 +116,10 @@ def make_dataset(source: Any, tokenizer: TextEncoder, *, batch_size: int, max_te
     ds = grain.MapDataset.source(source)
     ds = ds[process_index::process_count]
     if len(ds) == 0:
-        raise ValueError(f"process {process_index} of {process_count} gets no examples "
-                         f"from {source!r} (len {len(source)})")
+        raise ValueError(
+            f"process {process_index} of {process_count} gets no examples "
+            f"from {source!r} (len {len(source)})"
+        )
     if shuffle:
         ds = ds.shuffle(seed=seed)
     if repeat:
@@ -111,8 +127,9 @@ def make_dataset(source: Any, tokenizer: TextEncoder, *, batch_size: int, max_te
     ds = ds.map_with_index(make_preprocess(tokenizer, max_text_len, seed, process_index, augment))
     # Threads overlap rendering/decoding with the consumer; the iterator
     # state stays exact because it records the next index to read.
-    read_options = grain.ReadOptions(num_threads=num_threads,
-                                     prefetch_buffer_size=max(2 * batch_size, 16))
+    read_options = grain.ReadOptions(
+        num_threads=num_threads, prefetch_buffer_size=max(2 * batch_size, 16)
+    )
     batched = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=drop_remainder)
     if num_workers > 0:
         allow_grain_flags_outside_absl_app()

@@ -33,15 +33,27 @@ RGB = np.array(
 )
 # Row-major 3x3 grid: cell = 3 * row + col.
 POSITIONS = (
-    "top left", "top", "top right",
-    "left", "centre", "right",
-    "bottom left", "bottom", "bottom right",
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "centre",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
 )
 # How each cell is said after an object ("a small red star on the left").
 POSITION_PHRASES = (
-    "in the top left", "at the top", "in the top right",
-    "on the left", "in the centre", "on the right",
-    "in the bottom left", "at the bottom", "in the bottom right",
+    "in the top left",
+    "at the top",
+    "in the top right",
+    "on the left",
+    "in the centre",
+    "on the right",
+    "in the bottom left",
+    "at the bottom",
+    "in the bottom right",
 )
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
@@ -133,8 +145,12 @@ def sample_objects(rng: np.random.Generator) -> list[SceneObject]:
     # Distinct pairs make every distractor differ from the main object in shape
     # or colour, so the caption never names two identical things.
     return [
-        SceneObject(shape=int(pair) // len(COLOURS), colour=int(pair) % len(COLOURS),
-                    cell=int(cell), large=(i == 0))
+        SceneObject(
+            shape=int(pair) // len(COLOURS),
+            colour=int(pair) % len(COLOURS),
+            cell=int(cell),
+            large=(i == 0),
+        )
         for i, (pair, cell) in enumerate(zip(pairs, cells))
     ]
 
@@ -274,8 +290,9 @@ def background(size: int, rng: np.random.Generator) -> np.ndarray:
     py, px, theta = rng.random((3, num_lines, 1, 1), dtype=np.float32)
     py, px, theta = py * size, px * size, theta * np.float32(np.pi)
     coords = np.arange(size, dtype=np.float32) + 0.5
-    dist = np.abs((coords[None, None, :] - px) * np.sin(theta)
-                  - (coords[None, :, None] - py) * np.cos(theta))
+    dist = np.abs(
+        (coords[None, None, :] - px) * np.sin(theta) - (coords[None, :, None] - py) * np.cos(theta)
+    )
     alpha = 0.5 * np.clip(1 - dist.min(axis=0), 0, 1)
     image = base + alpha * (gray - base)
     num_dots = int(rng.integers(3, 10))
@@ -306,8 +323,9 @@ class ShapesSource:
     caption does not depend on image_size either.
     """
 
-    def __init__(self, split: str = "train", size: int = 100_000, seed: int = 0,
-                 image_size: int = 64):
+    def __init__(
+        self, split: str = "train", size: int = 100_000, seed: int = 0, image_size: int = 64
+    ):
         if split not in SPLIT_CODE:
             raise ValueError(f"unknown shapes split {split!r}; known: {list(SPLIT_CODE)}")
         if size < 0:
@@ -320,8 +338,10 @@ class ShapesSource:
         return self.size
 
     def __repr__(self) -> str:
-        return (f"ShapesSource(split={self.split!r}, size={self.size}, seed={self.seed}, "
-                f"image_size={self.image_size})")
+        return (
+            f"ShapesSource(split={self.split!r}, size={self.size}, seed={self.seed}, "
+            f"image_size={self.image_size})"
+        )
 
     def _layout(self, index: int) -> tuple[list[SceneObject], str, np.random.Generator]:
         index = int(index)

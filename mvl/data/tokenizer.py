@@ -28,12 +28,18 @@ import sentencepiece as spm
 from mvl.data import special_tokens
 
 # One source of truth for the reserved ids (masking and pooling rely on them too).
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = (special_tokens.PAD, special_tokens.UNK,
-                                  special_tokens.BOS, special_tokens.EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = (
+    special_tokens.PAD,
+    special_tokens.UNK,
+    special_tokens.BOS,
+    special_tokens.EOS,
+)
 MASK_ID, CLS_ID = special_tokens.MASK, special_tokens.CLS
 MASK_PIECE, CLS_PIECE = "[MASK]", "[CLS]"
-CLI_HINT = ("python -m mvl.data.tokenizer --source shapes --split train "
-            "--num_captions 20000 --vocab_size 256 --seed 0 --out {path}")
+CLI_HINT = (
+    "python -m mvl.data.tokenizer --source shapes --split train "
+    "--num_captions 20000 --vocab_size 256 --seed 0 --out {path}"
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +52,29 @@ class Tokenizer:
         if not os.path.exists(self.model_path):
             raise FileNotFoundError(
                 f"tokenizer model {self.model_path!r} does not exist; create it with: "
-                + CLI_HINT.format(path=self.model_path))
+                + CLI_HINT.format(path=self.model_path)
+            )
         self._sp = spm.SentencePieceProcessor(model_file=self.model_path)
         self._check_special_ids()
         self._skip_on_decode = np.array([PAD_ID, BOS_ID, EOS_ID, MASK_ID, CLS_ID])
 
     def _check_special_ids(self) -> None:
         sp = self._sp
-        actual = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id(),
-                  sp.piece_to_id(MASK_PIECE), sp.piece_to_id(CLS_PIECE))
+        actual = (
+            sp.pad_id(),
+            sp.unk_id(),
+            sp.bos_id(),
+            sp.eos_id(),
+            sp.piece_to_id(MASK_PIECE),
+            sp.piece_to_id(CLS_PIECE),
+        )
         expected = (PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID, CLS_ID)
         if actual != expected:
             raise ValueError(
                 f"tokenizer model {self.model_path!r} has special ids "
                 f"(pad, unk, bos, eos, mask, cls) = {actual}, expected {expected}; "
-                "retrain it with mvl.data.tokenizer")
+                "retrain it with mvl.data.tokenizer"
+            )
 
     # A SentencePieceProcessor can't be relied on to pickle; grain worker
     # processes get the path and reload the model instead.
@@ -108,8 +122,12 @@ class Tokenizer:
         return self._sp.decode(kept.tolist())
 
 
-def train_tokenizer(captions: Iterable[str], model_path: str | os.PathLike,
-                    vocab_size: int = 256, model_type: str = "bpe") -> Tokenizer:
+def train_tokenizer(
+    captions: Iterable[str],
+    model_path: str | os.PathLike,
+    vocab_size: int = 256,
+    model_type: str = "bpe",
+) -> Tokenizer:
     """Trains a sentencepiece model on `captions` and writes it to `model_path`.
 
     BPE by default: on templated captions like shapes', sentencepiece 0.2.3's
@@ -125,7 +143,10 @@ def train_tokenizer(captions: Iterable[str], model_path: str | os.PathLike,
         vocab_size=vocab_size,
         hard_vocab_limit=False,
         character_coverage=1.0,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
         control_symbols=[MASK_PIECE, CLS_PIECE],  # ids 4, 5: right after the reserved ones
         num_threads=1,  # deterministic, and the corpus is small
         minloglevel=2,  # sentencepiece logs every step at the default level
@@ -142,13 +163,17 @@ def write_atomically(data: bytes, path: str) -> None:
     os.replace(tmp, path)
 
 
-def ensure_tokenizer(model_path: str | os.PathLike, captions_fn: Callable[[], Iterable[str]],
-                     vocab_size: int = 256) -> Tokenizer:
+def ensure_tokenizer(
+    model_path: str | os.PathLike, captions_fn: Callable[[], Iterable[str]], vocab_size: int = 256
+) -> Tokenizer:
     """Loads `model_path`, training and caching it from captions_fn() if it is missing."""
     if os.path.exists(model_path):
         return Tokenizer(model_path)
-    log.info("tokenizer %s not found; training one (vocab_size=%d) and caching it there",
-             os.fspath(model_path), vocab_size)
+    log.info(
+        "tokenizer %s not found; training one (vocab_size=%d) and caching it there",
+        os.fspath(model_path),
+        vocab_size,
+    )
     return train_tokenizer(captions_fn(), model_path, vocab_size)
 
 
@@ -176,12 +201,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from mvl.data.pipeline import make_source  # here: pipeline is the heavier import
 
-    source = make_source(args.source, args.split, size=args.num_captions, seed=args.seed,
-                         image_size=args.image_size)
+    source = make_source(
+        args.source, args.split, size=args.num_captions, seed=args.seed, image_size=args.image_size
+    )
     captions = captions_from_source(source, args.num_captions)
     first = next(captions)
-    tokenizer = train_tokenizer(itertools.chain([first], captions), args.out,
-                                args.vocab_size, args.model_type)
+    tokenizer = train_tokenizer(
+        itertools.chain([first], captions), args.out, args.vocab_size, args.model_type
+    )
     ids = tokenizer.encode(first, max_len=64)
     print(f"wrote {args.out}: vocab_size={tokenizer.vocab_size}")
     print(f"example: {first!r}")

@@ -1,4 +1,5 @@
 """Embeds held-out images and texts with the current params, batch by batch, on the mesh."""
+
 from __future__ import annotations
 
 import jax
@@ -40,7 +41,7 @@ class Embedder:
         """Pads the last batch to the full size so there is a single compiled shape."""
         outputs = []
         for start in range(0, len(inputs), self.batch_size):
-            chunk = inputs[start:start + self.batch_size]
+            chunk = inputs[start : start + self.batch_size]
             pad = self.batch_size - len(chunk)
             if pad:  # identical padding rows on every process; dropped in _total's count
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
@@ -48,11 +49,12 @@ class Embedder:
                 result = fn(params, sharding.global_batch({"x": chunk}, self.mesh)["x"])
             outputs.append(result)
         gathered = [np.asarray(multihost_utils.process_allgather(o, tiled=True)) for o in outputs]
-        return np.concatenate(gathered)[:self._total(len(inputs))]
-
+        return np.concatenate(gathered)[: self._total(len(inputs))]
 
     def _total(self, local_count: int) -> int:
         if jax.process_count() > 1 and local_count % self.batch_size:
-            raise ValueError(f"eval rows per process ({local_count}) must be a multiple of "
-                             f"eval.batch_size ({self.batch_size}) on several processes")
+            raise ValueError(
+                f"eval rows per process ({local_count}) must be a multiple of "
+                f"eval.batch_size ({self.batch_size}) on several processes"
+            )
         return local_count * jax.process_count()

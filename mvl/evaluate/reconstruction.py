@@ -1,4 +1,5 @@
 """A picture of masked image modeling: original / masked input / reconstruction rows."""
+
 from __future__ import annotations
 
 import jax
@@ -31,16 +32,20 @@ def make_reconstruct_fn(model, cfg, vocab_size: int):
     return jax.jit(reconstruct)
 
 
-def grid_image(images: np.ndarray, hidden: np.ndarray, reconstructed: np.ndarray,
-               patch_size: int, gap: int = 2) -> np.ndarray:
+def grid_image(
+    images: np.ndarray, hidden: np.ndarray, reconstructed: np.ndarray, patch_size: int, gap: int = 2
+) -> np.ndarray:
     """uint8 [3 * H + gaps, B * W + gaps, 3]: rows original, masked (grey), reconstructed."""
-    masked_patches = np.where(hidden[..., None], 0.5,
-                              np.asarray(targets.patchify(images, patch_size)))
+    masked_patches = np.where(
+        hidden[..., None], 0.5, np.asarray(targets.patchify(images, patch_size))
+    )
     masked = np.asarray(targets.unpatchify(masked_patches, patch_size))
-    rows = [np.concatenate(list(_pad(batch, gap)), axis=1) for batch in (images, masked,
-                                                                         reconstructed)]
-    picture = np.concatenate([np.pad(r, ((0, gap), (0, 0), (0, 0)), constant_values=1.0)
-                              for r in rows], axis=0)
+    rows = [
+        np.concatenate(list(_pad(batch, gap)), axis=1) for batch in (images, masked, reconstructed)
+    ]
+    picture = np.concatenate(
+        [np.pad(r, ((0, gap), (0, 0), (0, 0)), constant_values=1.0) for r in rows], axis=0
+    )
     return (np.clip(picture, 0, 1) * 255).round().astype(np.uint8)
 
 

@@ -1,4 +1,5 @@
 """Image<->text retrieval recall@K; pair i is image i with text i."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Zero-shot classification of the main object's shape and colour on held-out `shap
 images (prompt ensembles), and image<->text retrieval R@1/5/10 on held-out pairs; each
 metric is written beside its chance level.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,20 +16,31 @@ from mvl.evaluate.embeddings import Embedder
 
 def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dict:
     """This process's share of the first `data.eval_size` val examples, as numpy arrays."""
-    source = pipeline.make_source(cfg.data.source, "val", size=cfg.data.eval_size,
-                                  seed=cfg.seed, image_size=cfg.data.image_size)
+    source = pipeline.make_source(
+        cfg.data.source,
+        "val",
+        size=cfg.data.eval_size,
+        seed=cfg.seed,
+        image_size=cfg.data.image_size,
+    )
     dataset = pipeline.make_dataset(
-        source, tokenizer, batch_size=cfg.eval.batch_size, max_text_len=cfg.data.max_text_len,
-        seed=cfg.seed, shuffle=False, repeat=False, process_index=process_index,
-        process_count=process_count, drop_remainder=False)
+        source,
+        tokenizer,
+        batch_size=cfg.eval.batch_size,
+        max_text_len=cfg.data.max_text_len,
+        seed=cfg.seed,
+        shuffle=False,
+        repeat=False,
+        process_index=process_index,
+        process_count=process_count,
+        drop_remainder=False,
+    )
     batches = list(dataset)
     return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
 
 
 class EvalSuite:
-
-    def __init__(self, model, cfg, tokenizer, mesh, process_index: int = 0,
-                 process_count: int = 1):
+    def __init__(self, model, cfg, tokenizer, mesh, process_index: int = 0, process_count: int = 1):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
@@ -41,22 +53,26 @@ class EvalSuite:
         for task, labels in self.labels.items():
             names = shapes.class_names(task)
             class_emb = zeroshot.class_embeddings(
-                lambda texts: self._embed_prompts(params, texts), names,
-                shapes.zeroshot_prompts(task))
+                lambda texts: self._embed_prompts(params, texts),
+                names,
+                shapes.zeroshot_prompts(task),
+            )
             metrics[f"zeroshot/{task}/accuracy"] = zeroshot.zeroshot_accuracy(
-                image_emb, class_emb, labels)
+                image_emb, class_emb, labels
+            )
             metrics[f"zeroshot/{task}/chance"] = 1.0 / len(names)
         return metrics
 
     def _embed_prompts(self, params, texts):
         # Every process embeds the same prompts; keep process 0's copy of the gathered rows.
         ids = self.tokenizer.encode(list(texts), self.cfg.data.max_text_len)
-        return self.embedder.texts(params, ids)[:len(texts)]
+        return self.embedder.texts(params, ids)[: len(texts)]
 
 
 def _gather(local: np.ndarray) -> np.ndarray:
     import jax
     from jax.experimental import multihost_utils
+
     if jax.process_count() == 1:
         return local
     return np.asarray(multihost_utils.process_allgather(local, tiled=True))

@@ -1,4 +1,5 @@
 """Zero-shot classification: images against prompt-ensembled class-name embeddings."""
+
 from __future__ import annotations
 
 import numpy as np

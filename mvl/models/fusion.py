@@ -3,6 +3,7 @@
 MaskVLM has two: the image cross-modality encoder (image queries, text keys/values)
 and the text cross-modality encoder (text queries, image keys/values).
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -22,6 +23,12 @@ class CrossModalEncoder(nn.Module):
     @nn.compact
     def __call__(self, queries, queries_valid, context, context_valid):
         return layers.Transformer(
-                self.depth, self.num_heads, self.mlp_dim, cross_attention=True, act=self.act,
-                ln_eps=self.ln_eps, dtype=self.dtype, name="blocks")(
-                        queries, queries_valid, context, context_valid)
+            self.depth,
+            self.num_heads,
+            self.mlp_dim,
+            cross_attention=True,
+            act=self.act,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+            name="blocks",
+        )(queries, queries_valid, context, context_valid)

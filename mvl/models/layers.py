@@ -4,6 +4,7 @@ Every parameter carries logical axis names (`embed`, `mlp`, `heads`, `kv`, `voca
 ...) through `nn.with_logical_partitioning`; activations are constrained with
 `nn.with_logical_constraint`. mvl/sharding.py maps the names onto the mesh.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -44,15 +45,18 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 class LayerNorm(nn.Module):
     """LayerNorm whose scale and bias are named `embed`."""
+
     epsilon: float = 1e-6
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         return nn.LayerNorm(
-                epsilon=self.epsilon, dtype=self.dtype,
-                scale_init=partitioned(nn.initializers.ones_init(), ("embed",)),
-                bias_init=zeros_init(("embed",)))(x)
+            epsilon=self.epsilon,
+            dtype=self.dtype,
+            scale_init=partitioned(nn.initializers.ones_init(), ("embed",)),
+            bias_init=zeros_init(("embed",)),
+        )(x)
 
 
 class Attention(nn.Module):
@@ -60,6 +64,7 @@ class Attention(nn.Module):
 
     `context_valid` [B, Lk] marks real (non-pad) keys.
     """
+
     num_heads: int
     dtype: Dtype = jnp.float32
 
@@ -74,18 +79,26 @@ class Attention(nn.Module):
         def project(name, inputs):
             # One Dense over all heads ("heads" names heads * head_dim, heads contiguous),
             # so splitting it over `tensor` splits whole heads.
-            y = nn.Dense(width, dtype=self.dtype, name=name,
-                         kernel_init=dense_init(("embed", "heads")),
-                         bias_init=zeros_init(("heads",)))(inputs)
+            y = nn.Dense(
+                width,
+                dtype=self.dtype,
+                name=name,
+                kernel_init=dense_init(("embed", "heads")),
+                bias_init=zeros_init(("heads",)),
+            )(inputs)
             y = y.reshape(y.shape[:-1] + (self.num_heads, head_dim))
             return nn.with_logical_constraint(y, ("batch", "length", "act_heads", "kv"))
 
         q, k, v = project("query", x), project("key", context), project("value", context)
         mask = None if context_valid is None else context_valid[:, None, None, :]
         y = jax.nn.dot_product_attention(q, k, v, mask=mask)
-        y = nn.Dense(width, dtype=self.dtype, name="out",
-                     kernel_init=dense_init(("heads", "embed")),
-                     bias_init=zeros_init(("embed",)))(y.reshape(y.shape[:-2] + (width,)))
+        y = nn.Dense(
+            width,
+            dtype=self.dtype,
+            name="out",
+            kernel_init=dense_init(("heads", "embed")),
+            bias_init=zeros_init(("embed",)),
+        )(y.reshape(y.shape[:-2] + (width,)))
         return nn.with_logical_constraint(y, ACT_TOKENS)
 
 
@@ -97,15 +110,26 @@ class Mlp(nn.Module):
     @nn.compact
     def __call__(self, x):
         width = x.shape[-1]
-        h = nn.Dense(self.hidden, dtype=self.dtype, name="fc1",
-                                  kernel_init=dense_init(("embed", "mlp")), bias_init=zeros_init(("mlp",)))(x)
+        h = nn.Dense(
+            self.hidden,
+            dtype=self.dtype,
+            name="fc1",
+            kernel_init=dense_init(("embed", "mlp")),
+            bias_init=zeros_init(("mlp",)),
+        )(x)
         h = nn.with_logical_constraint(activation(self.act)(h), ("batch", "length", "act_mlp"))
-        return nn.Dense(width, dtype=self.dtype, name="fc2",
-                                        kernel_init=dense_init(("mlp", "embed")), bias_init=zeros_init(("embed",)))(h)
+        return nn.Dense(
+            width,
+            dtype=self.dtype,
+            name="fc2",
+            kernel_init=dense_init(("mlp", "embed")),
+            bias_init=zeros_init(("embed",)),
+        )(h)
 
 
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention, optional cross-attention, MLP."""
+
     num_heads: int
     mlp_dim: int
     cross_attention: bool = False
@@ -117,17 +141,21 @@ class Block(nn.Module):
     def __call__(self, x, valid=None, context=None, context_valid=None):
         x = nn.with_logical_constraint(x, ACT_TOKENS)
         x = x + Attention(self.num_heads, self.dtype, name="self_attn")(
-                LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x), context_valid=valid)
+            LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x), context_valid=valid
+        )
         if self.cross_attention:
             x = x + Attention(self.num_heads, self.dtype, name="cross_attn")(
-                    LayerNorm(self.ln_eps, self.dtype, name="ln_cross")(x), context, context_valid)
+                LayerNorm(self.ln_eps, self.dtype, name="ln_cross")(x), context, context_valid
+            )
         x = x + Mlp(self.mlp_dim, self.act, self.dtype, name="mlp")(
-                LayerNorm(self.ln_eps, self.dtype, name="ln_mlp")(x))
+            LayerNorm(self.ln_eps, self.dtype, name="ln_mlp")(x)
+        )
         return nn.with_logical_constraint(x, ACT_TOKENS)
 
 
 class Transformer(nn.Module):
     """A stack of `depth` blocks followed by a final LayerNorm."""
+
     depth: int
     num_heads: int
     mlp_dim: int
@@ -139,12 +167,22 @@ class Transformer(nn.Module):
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
         for i in range(self.depth):
-            x = Block(self.num_heads, self.mlp_dim, self.cross_attention, self.act,
-                                self.ln_eps, self.dtype, name=f"block{i}")(x, valid, context, context_valid)
+            x = Block(
+                self.num_heads,
+                self.mlp_dim,
+                self.cross_attention,
+                self.act,
+                self.ln_eps,
+                self.dtype,
+                name=f"block{i}",
+            )(x, valid, context, context_valid)
         return LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
 
 
 def learned_positions(module: nn.Module, name: str, length: int, width: int):
     """A [1, length, width] learned position table, initialised small."""
-    return module.param(name, partitioned(nn.initializers.normal(0.02), (None, "length", "embed")),
-                                            (1, length, width))
+    return module.param(
+        name,
+        partitioned(nn.initializers.normal(0.02), (None, "length", "embed")),
+        (1, length, width),
+    )

@@ -4,6 +4,7 @@ Only the parts the enabled objectives need are built (mvl/objectives registers w
 each needs), so e.g. a CLIP config has no fusion or decoder parameters. Objectives
 call the methods through mvl/train/forward.py, which shares encoder passes.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -46,14 +47,16 @@ class MultimodalModel(nn.Module):
         if "itm_head" in has:
             self.itm_head = ItmHead()
         if "pixel_decoder" in has:
-            self.pixel_decoder = PixelDecoder(patch_size=c.image.patch_size, **dict(c.pixel_decoder),
-                                                                                **common)
+            self.pixel_decoder = PixelDecoder(
+                patch_size=c.image.patch_size, **dict(c.pixel_decoder), **common
+            )
         if "mlm_head" in has:
             self.mlm_head = MlmHead(self.vocab_size, **common)
 
     def _common(self):
-        return dict(act=self.config.act, ln_eps=self.config.ln_eps,
-                                dtype=jnp.dtype(self.config.dtype))
+        return dict(
+            act=self.config.act, ln_eps=self.config.ln_eps, dtype=jnp.dtype(self.config.dtype)
+        )
 
     # Encoders -------------------------------------------------------------------
     def encode_image(self, images, patch_mask=None):
@@ -97,13 +100,16 @@ class MultimodalModel(nn.Module):
         has = set(self.components)
         patch_mask = None
         if self.image_mask_token:
-            patch_mask = jnp.zeros(images.shape[:1] + (self.image.grid ** 2,), bool)
+            patch_mask = jnp.zeros(images.shape[:1] + (self.image.grid**2,), bool)
         image_tokens = self.encode_image(images, patch_mask) if "image" in has else None
         text_tokens = self.encode_text(ids) if "text" in has else None
         outputs = {}
         if "projections" in has:
-            outputs.update(image=self.embed_image(image_tokens), text=self.embed_text(text_tokens),
-                                          scale=self.logit_scale())
+            outputs.update(
+                image=self.embed_image(image_tokens),
+                text=self.embed_text(text_tokens),
+                scale=self.logit_scale(),
+            )
         if "fusion" in has:
             fused_image = self.fuse_image(image_tokens, text_tokens, ids)
             fused_text = self.fuse_text(text_tokens, ids, image_tokens)
@@ -111,7 +117,9 @@ class MultimodalModel(nn.Module):
                 outputs["itm"] = self.itm_logits(fused_image, fused_text)
         if "pixel_decoder" in has:
             cross = self.config.pixel_decoder.cross_attention
-            outputs["pixels"] = self.decode_pixels(image_tokens, *((text_tokens, ids) if cross else ()))
+            outputs["pixels"] = self.decode_pixels(
+                image_tokens, *((text_tokens, ids) if cross else ())
+            )
         if "mlm_head" in has:
             outputs["mlm"] = self.mlm_logits(text_tokens)
         return outputs
@@ -120,11 +128,16 @@ class MultimodalModel(nn.Module):
 def build_model(cfg, vocab_size: int) -> MultimodalModel:
     """The model with exactly the parts the config's enabled objectives need."""
     from mvl import objectives  # local: objectives import model-free math only
+
     needed = set()
     for name in objectives.enabled(cfg.objectives):
         needed.update(objectives.get(name).needs(cfg.objectives[name]))
     if not needed:
         raise ValueError("config objectives: no objective has a non-zero weight")
     components = tuple(c for c in COMPONENTS if c in needed)
-    return MultimodalModel(ml_collections.FrozenConfigDict(cfg.model), components, vocab_size,
-                                                  image_mask_token=cfg.mask.image.kind != "none")
+    return MultimodalModel(
+        ml_collections.FrozenConfigDict(cfg.model),
+        components,
+        vocab_size,
+        image_mask_token=cfg.mask.image.kind != "none",
+    )

@@ -1,4 +1,5 @@
 """Bidirectional text transformer; token 0 is [CLS] and pools the sequence."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -9,6 +10,7 @@ from mvl.models import layers
 
 class TextTower(nn.Module):
     """Encodes token ids [B, L] into tokens [B, L, D]; `valid` [B, L] marks non-pad ids."""
+
     vocab_size: int
     max_len: int
     width: int
@@ -22,11 +24,24 @@ class TextTower(nn.Module):
     @nn.compact
     def __call__(self, ids, valid):
         if ids.shape[1] > self.max_len:
-            raise ValueError(f"text length {ids.shape[1]} exceeds the model's max_len {self.max_len}")
-        x = nn.Embed(self.vocab_size, self.width, dtype=self.dtype, name="token_embedding",
-                                  embedding_init=layers.partitioned(nn.initializers.normal(0.02),
-                                                                                                      ("vocab", "embed")))(ids)
+            raise ValueError(
+                f"text length {ids.shape[1]} exceeds the model's max_len {self.max_len}"
+            )
+        x = nn.Embed(
+            self.vocab_size,
+            self.width,
+            dtype=self.dtype,
+            name="token_embedding",
+            embedding_init=layers.partitioned(nn.initializers.normal(0.02), ("vocab", "embed")),
+        )(ids)
         positions = layers.learned_positions(self, "pos_embedding", self.max_len, self.width)
-        x = x + positions[:, :ids.shape[1]]
-        return layers.Transformer(self.depth, self.num_heads, self.mlp_dim, act=self.act,
-                                                            ln_eps=self.ln_eps, dtype=self.dtype, name="encoder")(x, valid)
+        x = x + positions[:, : ids.shape[1]]
+        return layers.Transformer(
+            self.depth,
+            self.num_heads,
+            self.mlp_dim,
+            act=self.act,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+            name="encoder",
+        )(x, valid)

@@ -1,4 +1,5 @@
 """ViT image tower: patch embedding, [CLS], learned positions, mask-token replacement."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -14,12 +15,14 @@ class VisionTower(nn.Module):
     mask token before positions are added (SimMIM-style), so the encoder sees every
     position but not the hidden content.
     """
+
     image_size: int
     patch_size: int
     width: int
     depth: int
     num_heads: int
     mlp_dim: int
+    stem: str = "patch"  # "patch": one linear patch embedding (ViT); "conv": see ConvStem
     mask_token: bool = False
     act: str = "gelu"
     ln_eps: float = 1e-6
@@ -34,22 +37,84 @@ class VisionTower(nn.Module):
     @nn.compact
     def __call__(self, images, patch_mask=None):
         x = (images - jnp.asarray(self.pixel_mean)) / jnp.asarray(self.pixel_std)
-        x = nn.Conv(self.width, (self.patch_size,) * 2, strides=(self.patch_size,) * 2,
-                                padding="VALID", dtype=self.dtype, name="patch_embed",
-                                kernel_init=layers.dense_init((None, None, None, "embed")),
-                                bias_init=layers.zeros_init(("embed",)))(x)
+        if self.stem == "patch":
+            x = nn.Conv(
+                self.width,
+                (self.patch_size,) * 2,
+                strides=(self.patch_size,) * 2,
+                padding="VALID",
+                dtype=self.dtype,
+                name="patch_embed",
+                kernel_init=layers.dense_init((None, None, None, "embed")),
+                bias_init=layers.zeros_init(("embed",)),
+            )(x)
+        elif self.stem == "conv":
+            x = ConvStem(self.patch_size, self.width, self.act, self.dtype, name="conv_stem")(x)
+        else:
+            raise ValueError(f"model.image.stem={self.stem!r} is not one of patch, conv")
         batch = x.shape[0]
         x = x.reshape(batch, -1, self.width)
         if self.mask_token:
-            token = self.param("mask_token", layers.partitioned(nn.initializers.normal(0.02),
-                                                                                                                      (None, None, "embed")), (1, 1, self.width))
+            token = self.param(
+                "mask_token",
+                layers.partitioned(nn.initializers.normal(0.02), (None, None, "embed")),
+                (1, 1, self.width),
+            )
             if patch_mask is not None:
                 x = jnp.where(patch_mask[..., None], token.astype(x.dtype), x)
         elif patch_mask is not None:
             raise ValueError("VisionTower got a patch_mask but was built with mask_token=False")
         x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
-        cls = self.param("cls_token", layers.partitioned(nn.initializers.zeros_init(),
-                                                                                                          (None, None, "embed")), (1, 1, self.width))
+        cls = self.param(
+            "cls_token",
+            layers.partitioned(nn.initializers.zeros_init(), (None, None, "embed")),
+            (1, 1, self.width),
+        )
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)).astype(x.dtype), x], 1)
-        return layers.Transformer(self.depth, self.num_heads, self.mlp_dim, act=self.act,
-                                                            ln_eps=self.ln_eps, dtype=self.dtype, name="encoder")(x)
+        return layers.Transformer(
+            self.depth,
+            self.num_heads,
+            self.mlp_dim,
+            act=self.act,
+            ln_eps=self.ln_eps,
+            dtype=self.dtype,
+            name="encoder",
+        )(x)
+
+
+class ConvStem(nn.Module):
+    """A shallow CNN that turns each patch into a token: log2(patch) stride-2 3x3 convs.
+
+    Channels grow to `width` at the last layer. Convolutions see across patch borders
+    and bring the locality prior a linear patch embedding lacks, which matters when a
+    ViT trains from scratch on little data (MLIM embeds patches with a shallow CNN too).
+    """
+
+    patch_size: int
+    width: int
+    act: str = "gelu"
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        num_layers = self.patch_size.bit_length() - 1
+        if 2**num_layers != self.patch_size:
+            raise ValueError(
+                f"model.image.stem='conv' needs a power-of-two patch size, got {self.patch_size}"
+            )
+        for i in range(num_layers):
+            last = i == num_layers - 1
+            out_name = "embed" if last else None
+            x = nn.Conv(
+                self.width // 2 ** (num_layers - 1 - i),
+                (3, 3),
+                strides=(2, 2),
+                padding="SAME",
+                dtype=self.dtype,
+                name=f"conv{i}",
+                kernel_init=layers.dense_init((None, None, None, out_name)),
+                bias_init=layers.zeros_init((out_name,)),
+            )(x)
+            if not last:
+                x = layers.activation(self.act)(x)
+        return x

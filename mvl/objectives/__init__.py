@@ -5,6 +5,7 @@ Each registered objective is `fn(forward, cfg) -> (loss, metrics)`: it asks the 
 a pure math function that tests check against hand-computed values. `needs(cfg)` names
 the model parts it uses, so the model builds only what the enabled objectives need.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,7 @@ def register(name: str, needs: Callable):
     def decorate(fn):
         REGISTRY[name] = Objective(name, fn, needs)
         return fn
+
     return decorate
 
 

@@ -1,4 +1,5 @@
 """ITC: symmetric InfoNCE between image and text embeddings (CLIP, ALBEF, MaskVLM)."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp
@@ -24,5 +25,6 @@ def itc_loss(image_emb, text_emb, logit_scale, max_scale: float = 100.0):
 
 @register("itc", needs=lambda cfg: ("image", "text", "projections"))
 def itc(forward, cfg):
-    return itc_loss(forward.image_embedding(), forward.text_embedding(), forward.logit_scale(),
-                                    cfg.max_scale)
+    return itc_loss(
+        forward.image_embedding(), forward.text_embedding(), forward.logit_scale(), cfg.max_scale
+    )

@@ -4,6 +4,7 @@ For every image one negative text, and for every text one negative image, is dra
 from the softmax of the (stop-gradient) similarity with the diagonal zeroed, so
 negatives that are hard to tell apart are drawn more often.
 """
+
 from __future__ import annotations
 
 import jax
@@ -35,7 +36,8 @@ def itm(forward, cfg):
     text_emb = jax.lax.stop_gradient(forward.text_embedding())
     scale = jax.lax.stop_gradient(jnp.exp(forward.logit_scale()))
     negative_text, negative_image = sample_hard_negatives(
-            forward.rng("itm"), scale * image_emb @ text_emb.T)
+        forward.rng("itm"), scale * image_emb @ text_emb.T
+    )
     images, texts, ids = forward.image_tokens(), forward.text_tokens(), forward.ids()
     pair_images = jnp.concatenate([images, images, images[negative_image]])
     pair_texts = jnp.concatenate([texts, texts[negative_text], texts])

@@ -1,4 +1,5 @@
 """MIM: pixel reconstruction of the masked patches (L1 or MSE)."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp

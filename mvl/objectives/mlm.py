@@ -1,4 +1,5 @@
 """MLM: cross-entropy on the masked text positions."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -4,6 +4,7 @@ ITC, ITM, MIM and MLM all need encoder outputs; asking `Forward` for them means 
 full-image pass that ITC uses is the same one ITM and MaskVLM's MLM pass reuse. The
 cache lives only while the step is traced, so it costs nothing at run time.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -12,9 +13,14 @@ import jax
 
 
 class Forward:
-
     def __init__(self, model, params, batch, masks, rng):
-        self.model, self.params, self.batch, self.masks, self._rng = model, params, batch, masks, rng
+        self.model, self.params, self.batch, self.masks, self._rng = (
+            model,
+            params,
+            batch,
+            masks,
+            rng,
+        )
         self._cache = {}
 
     @property
@@ -39,7 +45,9 @@ class Forward:
     # Unimodal passes -------------------------------------------------------------
     def image_tokens(self, masked: bool = False):
         mask = self.masks["image"] if masked else None
-        return self._once(("image", masked), lambda: self.call("encode_image", self.batch["image"], mask))
+        return self._once(
+            ("image", masked), lambda: self.call("encode_image", self.batch["image"], mask)
+        )
 
     def text_tokens(self, masked: bool = False):
         return self._once(("text", masked), lambda: self.call("encode_text", self.ids(masked)))
@@ -55,9 +63,20 @@ class Forward:
 
     # Cross-modal passes: one modality (maybe masked) attends to the other, unmasked --
     def fused_image(self, masked_image: bool):
-        return self._once(("fused_image", masked_image), lambda: self.call(
-                "fuse_image", self.image_tokens(masked_image), self.text_tokens(), self.ids()))
+        return self._once(
+            ("fused_image", masked_image),
+            lambda: self.call(
+                "fuse_image", self.image_tokens(masked_image), self.text_tokens(), self.ids()
+            ),
+        )
 
     def fused_text(self, masked_text: bool):
-        return self._once(("fused_text", masked_text), lambda: self.call(
-                "fuse_text", self.text_tokens(masked_text), self.ids(masked_text), self.image_tokens()))
+        return self._once(
+            ("fused_text", masked_text),
+            lambda: self.call(
+                "fuse_text",
+                self.text_tokens(masked_text),
+                self.ids(masked_text),
+                self.image_tokens(),
+            ),
+        )

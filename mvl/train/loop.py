@@ -3,6 +3,7 @@
 Rerunning the same command on the same workdir resumes from the newest checkpoint:
 parameters, optimizer, step (and so every rng) and the data iterator's position.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def prepare_workdir(workdir: str) -> str:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise WorkdirError(f"workdir {workdir} is not writable ({e.strerror}); "
-                           "choose another --workdir") from None
+        raise WorkdirError(
+            f"workdir {workdir} is not writable ({e.strerror}); choose another --workdir"
+        ) from None
     return workdir
 
 
@@ -41,23 +43,44 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
     """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions."""
     path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
     if cfg.data.tokenizer and not os.path.exists(path):
-        raise UserError(f"config data.tokenizer: {path} does not exist; leave it empty to "
-                        "train one into the workdir, or run python -m mvl.data.tokenizer")
-    source = pipeline.make_source(cfg.data.source, "train", size=cfg.data.train_size,
-                                  seed=cfg.seed, image_size=cfg.data.image_size)
+        raise UserError(
+            f"config data.tokenizer: {path} does not exist; leave it empty to "
+            "train one into the workdir, or run python -m mvl.data.tokenizer"
+        )
+    source = pipeline.make_source(
+        cfg.data.source,
+        "train",
+        size=cfg.data.train_size,
+        seed=cfg.seed,
+        image_size=cfg.data.image_size,
+    )
     return tokenizer_lib.ensure_tokenizer(
-        path, lambda: tokenizer_lib.captions_from_source(source, cfg.data.tokenizer_captions),
-        cfg.data.vocab_size)
+        path,
+        lambda: tokenizer_lib.captions_from_source(source, cfg.data.tokenizer_captions),
+        cfg.data.vocab_size,
+    )
 
 
 def train_dataset(cfg, tokenizer, mesh):
-    source = pipeline.make_source(cfg.data.source, "train", size=cfg.data.train_size,
-                                  seed=cfg.seed, image_size=cfg.data.image_size)
+    source = pipeline.make_source(
+        cfg.data.source,
+        "train",
+        size=cfg.data.train_size,
+        seed=cfg.seed,
+        image_size=cfg.data.image_size,
+    )
     return pipeline.make_dataset(
-        source, tokenizer, batch_size=sharding.batch_size_per_process(cfg.batch_size, mesh),
-        max_text_len=cfg.data.max_text_len, seed=cfg.seed, shuffle=True, repeat=True,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        augment=cfg.data.augment)
+        source,
+        tokenizer,
+        batch_size=sharding.batch_size_per_process(cfg.batch_size, mesh),
+        max_text_len=cfg.data.max_text_len,
+        seed=cfg.seed,
+        shuffle=True,
+        repeat=True,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        augment=cfg.data.augment,
+    )
 
 
 class Trainer:
@@ -73,21 +96,26 @@ class Trainer:
         self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
         self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
         self.state, self.state_shardings = state_lib.initial_state(
-            self.model, self.optimizer, cfg, self.mesh, jax.random.PRNGKey(cfg.seed))
+            self.model, self.optimizer, cfg, self.mesh, jax.random.PRNGKey(cfg.seed)
+        )
         self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
         self.checkpointer = checkpoint.Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), max_to_keep=cfg.checkpoint.max_to_keep)
+            os.path.join(self.workdir, "checkpoints"), max_to_keep=cfg.checkpoint.max_to_keep
+        )
         self.train_step = jax.jit(
             make_train_step(self.model, cfg, self.optimizer, self.schedule, self.vocab_size),
             in_shardings=(self.state_shardings, sharding.batch_sharding(self.mesh)),
             out_shardings=(self.state_shardings, sharding.replicated(self.mesh)),
-            donate_argnums=0)
+            donate_argnums=0,
+        )
 
     def restore(self) -> int:
         """Resumes from the newest checkpoint if there is one; returns the next step."""
         abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-            self.state, self.state_shardings)
+            self.state,
+            self.state_shardings,
+        )
         restored = self.checkpointer.restore_latest(abstract, self.data_iterator)
         if restored is not None:
             self.state, self.data_iterator = restored
@@ -102,8 +130,9 @@ class Trainer:
         return metrics
 
     def save(self) -> bool:
-        return self.checkpointer.save(int(self.state.step), self.state, self.data_iterator,
-                                      self.cfg)
+        return self.checkpointer.save(
+            int(self.state.step), self.state, self.data_iterator, self.cfg
+        )
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
@@ -116,8 +145,14 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
     if start:
         print(f"resumed from {trainer.checkpointer.directory}/{start}", flush=True)
-    evals = EvalSuite(trainer.model, cfg, trainer.tokenizer, trainer.mesh,
-                      jax.process_index(), jax.process_count())
+    evals = EvalSuite(
+        trainer.model,
+        cfg,
+        trainer.tokenizer,
+        trainer.mesh,
+        jax.process_index(),
+        jax.process_count(),
+    )
     averager = reporting.MetricAverager()
     for step in range(start + 1, cfg.total_steps + 1):
         averager.add(trainer.step(trainer.next_batch()))
@@ -151,6 +186,7 @@ def write_reconstructions(trainer, cfg, eval_data, reporter):
     reconstruct = reconstruction.make_reconstruct_fn(trainer.model, cfg, trainer.vocab_size)
     with sharding.activate(trainer.mesh):
         hidden, images = reconstruct(trainer.state.params, batch, jax.random.PRNGKey(cfg.seed))
-    picture = reconstruction.grid_image(batch["image"], np.asarray(hidden), np.asarray(images),
-                                        cfg.model.image.patch_size)
+    picture = reconstruction.grid_image(
+        batch["image"], np.asarray(hidden), np.asarray(images), cfg.model.image.patch_size
+    )
     reporter.image(cfg.total_steps, "reconstructions", picture)

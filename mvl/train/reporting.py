@@ -3,6 +3,7 @@
 clu (and the tensorflow it pulls in for event files) is imported here, lazily from the
 loop, never at `import mvl`.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ class MetricAverager:
     def add(self, step_metrics: dict):
         for name, value in step_metrics.items():
             update = metrics.Average.from_model_output(value)
-            self._averages[name] = (self._averages[name].merge(update)
-                                    if name in self._averages else update)
+            self._averages[name] = (
+                self._averages[name].merge(update) if name in self._averages else update
+            )
 
     def compute_and_reset(self) -> dict[str, float]:
         result = {name: float(avg.compute()) for name, avg in self._averages.items()}
@@ -42,10 +44,11 @@ class Reporter:
         is_chief = jax.process_index() == 0
         self.workdir, self.total_steps = workdir, total_steps
         self.writer = metric_writers.create_default_writer(
-            os.path.join(workdir, "tensorboard"), just_logging=not is_chief)
+            os.path.join(workdir, "tensorboard"), just_logging=not is_chief
+        )
         self.progress = periodic_actions.ReportProgress(
-            num_train_steps=total_steps, writer=self.writer, every_steps=log_every,
-            every_secs=None)
+            num_train_steps=total_steps, writer=self.writer, every_steps=log_every, every_secs=None
+        )
         self._last_time, self._last_step = None, None
 
     def step_done(self, step: int):
@@ -78,7 +81,10 @@ class Reporter:
             speed = f" | {rate:.2f} steps/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s"
         if prefix == "train":
             self._last_time, self._last_step = now, step
-        shown = {k: v for k, v in values.items() if k.endswith("loss") or "r@1" in k
-                 or "accuracy" in k and "itc" not in k}
+        shown = {
+            k: v
+            for k, v in values.items()
+            if k.endswith("loss") or "r@1" in k or "accuracy" in k and "itc" not in k
+        }
         body = " ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
         return f"[{prefix} {step}/{self.total_steps}] {body}{speed}"

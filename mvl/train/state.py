@@ -1,4 +1,5 @@
 """The train state: everything a step reads and writes, and nothing else."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,12 @@ def initial_state(model, optimizer, cfg, mesh, rng):
     def init(rng):
         params_rng, state_rng = jax.random.split(rng)
         params = model.init(params_rng, images, ids)["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                                            opt_state=optimizer.init(params), rng=state_rng)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+            rng=state_rng,
+        )
 
     boxed = jax.eval_shape(init, rng)
     shardings = sharding.logical_shardings(boxed, mesh)

@@ -5,6 +5,7 @@ Head passes (mvl/train/forward.py over the model) -> Target (mvl/targets.py) -> 
 weighted objectives (mvl/objectives). `make_train_step` closes over the static parts
 and returns a pure `(state, batch) -> (state, metrics)`.
 """
+
 from __future__ import annotations
 
 import jax
@@ -36,8 +37,9 @@ def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_siz
     return total, metrics
 
 
-def make_train_step(model, cfg, optimizer: optax.GradientTransformation,
-                                        schedule: optax.Schedule, vocab_size: int):
+def make_train_step(
+    model, cfg, optimizer: optax.GradientTransformation, schedule: optax.Schedule, vocab_size: int
+):
 
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
