@@ -171,5 +171,27 @@ def test_zeroshot_helpers():
 
 def test_repr_names_the_configuration():
     assert repr(ShapesSource("val", 7, seed=2, image_size=48)) == (
-        "ShapesSource(split='val', size=7, seed=2, image_size=48)"
+        "ShapesSource(split='val', size=7, seed=2, image_size=48, omit_prob=0.0)"
     )
+
+
+def test_captions_sometimes_omit_colour_shape_or_position_but_never_the_object():
+    full = ShapesSource("train", size=400, seed=0, omit_prob=0.0)
+    partial = ShapesSource("train", size=400, seed=0, omit_prob=0.2)
+    captions = [partial.caption(i) for i in range(400)]
+    for i in (0, 7, 99):  # omissions never change the picture
+        np.testing.assert_array_equal(full[i]["image"], partial[i]["image"])
+    no_colour = no_shape = no_position = 0
+    for i, caption in enumerate(captions):
+        words = caption.replace(",", "").split()
+        assert words.count("large") == 1, caption  # every object is still named
+        assert words.count("small") == full[i]["num_objects"] - 1, caption
+        phrase = caption.split("large ")[1]
+        main_colour, main_shape = COLOURS[full[i]["colour"]], SHAPES[full[i]["shape"]]
+        no_colour += not phrase.startswith(main_colour)
+        no_shape += phrase.startswith(f"{main_colour} shape")
+        no_position += not any(p in caption for p in POSITION_PHRASES) and " it" not in caption
+        assert not phrase.startswith("shape"), caption  # never both colour and shape
+    assert 0.12 < no_colour / 400 < 0.28  # 0.2
+    assert 0.1 < no_shape / 400 < 0.25  # 0.8 * 0.2 = 0.16
+    assert no_position > 0

@@ -44,6 +44,13 @@ def make_source(name: str, split: str, *, size: int, seed: int, image_size: int)
     return SOURCES[name](split, size, seed, image_size)
 
 
+def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
+    """The source a config's `data` section names: `train_size` examples for "train",
+    `eval_size` for the held-out splits."""
+    size = data_cfg.train_size if split == "train" else data_cfg.eval_size
+    return make_source(data_cfg.source, split, size=size, seed=seed, image_size=data_cfg.image_size)
+
+
 def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Light brightness/contrast jitter. No flips or crops: captions name
     left/right and positions, which a flip or crop would make false."""

@@ -87,6 +87,9 @@ MANY_OBJECTS_TEMPLATES = (
 )
 COUNT_WORDS = {2: "two", 3: "three"}
 
+# The rng stream for caption omissions, apart from the one that lays out and draws.
+OMIT_STREAM = 7
+
 ZEROSHOT_PROMPTS = {
     "shape": (
         "a large {}",
@@ -155,9 +158,13 @@ def sample_objects(rng: np.random.Generator) -> list[SceneObject]:
     ]
 
 
-def describe(obj: SceneObject) -> str:
+def describe(obj: SceneObject, omit: str | None = None) -> str:
+    """ "a large red circle"; omit="colour" gives "a large circle", omit="shape"
+    "a large red shape"."""
     size = "large" if obj.large else "small"
-    return f"a {size} {COLOURS[obj.colour]} {SHAPES[obj.shape]}"
+    colour = "" if omit == "colour" else f"{COLOURS[obj.colour]} "
+    shape = "shape" if omit == "shape" else SHAPES[obj.shape]
+    return f"a {size} {colour}{shape}"
 
 
 def relation(obj: SceneObject, anchor: SceneObject) -> str | None:
@@ -178,16 +185,34 @@ def join_phrases(phrases: list[str]) -> str:
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def make_caption(objects: list[SceneObject], rng: np.random.Generator) -> str:
+def make_caption(
+    objects: list[SceneObject],
+    rng: np.random.Generator,
+    omit_rng: np.random.Generator | None = None,
+    omit_prob: float = 0.0,
+) -> str:
     """Objects in random order, each with an absolute position or, sometimes,
-    its position relative to the object named just before it."""
+    its position relative to the object named just before it.
+
+    With `omit_prob`, each object independently loses its colour word, or else its
+    shape word, and (separately) its position, each with that probability, drawn
+    from `omit_rng` so that images and full captions do not depend on it. Real
+    captions are incomplete, and this keeps every attribute necessary: when colour
+    and position already single out a caption in a batch, a contrastive model has
+    no reason to learn shape, and a caption without colour forces it to.
+    """
     order = rng.permutation(len(objects))
     phrases = []
     for k, i in enumerate(order):
         obj = objects[i]
         rel = relation(obj, objects[order[k - 1]]) if k > 0 else None
         where = rel if rel is not None and rng.random() < 0.5 else POSITION_PHRASES[obj.cell]
-        phrases.append(f"{describe(obj)} {where}")
+        omit, omit_where = None, False
+        if omit_rng is not None and omit_prob > 0:
+            u = omit_rng.random(3)
+            omit = "colour" if u[0] < omit_prob else "shape" if u[1] < omit_prob else None
+            omit_where = u[2] < omit_prob
+        phrases.append(describe(obj, omit) + ("" if omit_where else f" {where}"))
     body = join_phrases(phrases)
     if len(objects) == 1:
         return ONE_OBJECT_TEMPLATES[rng.integers(len(ONE_OBJECT_TEMPLATES))].format(body)
@@ -324,7 +349,12 @@ class ShapesSource:
     """
 
     def __init__(
-        self, split: str = "train", size: int = 100_000, seed: int = 0, image_size: int = 64
+        self,
+        split: str = "train",
+        size: int = 100_000,
+        seed: int = 0,
+        image_size: int = 64,
+        omit_prob: float = 0.0,
     ):
         if split not in SPLIT_CODE:
             raise ValueError(f"unknown shapes split {split!r}; known: {list(SPLIT_CODE)}")
@@ -332,7 +362,10 @@ class ShapesSource:
             raise ValueError(f"shapes size must be >= 0, got {size}")
         if image_size < 16:
             raise ValueError(f"shapes image_size must be >= 16, got {image_size}")
+        if not 0.0 <= omit_prob < 1.0:
+            raise ValueError(f"shapes omit_prob must be in [0, 1), got {omit_prob}")
         self.split, self.size, self.seed, self.image_size = split, size, seed, image_size
+        self.omit_prob = omit_prob  # see make_caption
 
     def __len__(self) -> int:
         return self.size
@@ -340,7 +373,7 @@ class ShapesSource:
     def __repr__(self) -> str:
         return (
             f"ShapesSource(split={self.split!r}, size={self.size}, seed={self.seed}, "
-            f"image_size={self.image_size})"
+            f"image_size={self.image_size}, omit_prob={self.omit_prob})"
         )
 
     def _layout(self, index: int) -> tuple[list[SceneObject], str, np.random.Generator]:
@@ -349,7 +382,8 @@ class ShapesSource:
             raise IndexError(f"shapes {self.split} index {index} out of range for size {self.size}")
         rng = np.random.default_rng([self.seed, SPLIT_CODE[self.split], index])
         objects = sample_objects(rng)
-        return objects, make_caption(objects, rng), rng
+        omit_rng = np.random.default_rng([self.seed, SPLIT_CODE[self.split], index, OMIT_STREAM])
+        return objects, make_caption(objects, rng, omit_rng, self.omit_prob), rng
 
     def caption(self, index: int) -> str:
         """The caption of example `index`, without rendering its image."""

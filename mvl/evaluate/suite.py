@@ -16,13 +16,7 @@ from mvl.evaluate.embeddings import Embedder
 
 def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dict:
     """This process's share of the first `data.eval_size` val examples, as numpy arrays."""
-    source = pipeline.make_source(
-        cfg.data.source,
-        "val",
-        size=cfg.data.eval_size,
-        seed=cfg.seed,
-        image_size=cfg.data.image_size,
-    )
+    source = pipeline.source_for_config(cfg.data, "val", cfg.seed)
     dataset = pipeline.make_dataset(
         source,
         tokenizer,

@@ -47,13 +47,7 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
             f"config data.tokenizer: {path} does not exist; leave it empty to "
             "train one into the workdir, or run python -m mvl.data.tokenizer"
         )
-    source = pipeline.make_source(
-        cfg.data.source,
-        "train",
-        size=cfg.data.train_size,
-        seed=cfg.seed,
-        image_size=cfg.data.image_size,
-    )
+    source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     return tokenizer_lib.ensure_tokenizer(
         path,
         lambda: tokenizer_lib.captions_from_source(source, cfg.data.tokenizer_captions),
@@ -62,13 +56,7 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
 
 
 def train_dataset(cfg, tokenizer, mesh):
-    source = pipeline.make_source(
-        cfg.data.source,
-        "train",
-        size=cfg.data.train_size,
-        seed=cfg.seed,
-        image_size=cfg.data.image_size,
-    )
+    source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     return pipeline.make_dataset(
         source,
         tokenizer,
