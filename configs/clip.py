@@ -21,5 +21,5 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     size = "paper" if "paper" in args else "demo"
     c = mvl_config.base_config(size)
-    c.objectives.itc = dict(weight=1.0, max_scale=100.0)
+    c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
     return c

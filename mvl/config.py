@@ -187,7 +187,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     )
     c.mask = ml_collections.ConfigDict(
         dict(
-            image=dict(kind="none", ratio=0.0, block_size=1),
+            # drop=False: hidden patches become a learned mask token (SimMIM, MaskVLM);
+            # drop=True: the encoder runs on the visible patches only (MAE, FLIP).
+            image=dict(kind="none", ratio=0.0, block_size=1, drop=False),
             text=dict(kind="none", ratio=0.0),
         )
     )
@@ -212,6 +214,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             every_steps=s["eval_every"],  # 0 = only at the end
             batch_size=250,
             num_reconstructions=8,  # images in the PNG grid (needs the `mim` objective)
+            held_out_losses=False,  # also report each objective's loss on val batches
         )
     )
     return c

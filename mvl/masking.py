@@ -54,6 +54,26 @@ def image_mask(rng, cfg, batch_size: int, grid: int) -> jax.Array | None:
     raise ValueError(f"mask.image.kind={cfg.kind!r} is not one of none, random, block")
 
 
+def hidden_count(cfg, grid: int) -> int:
+    """How many patches `image_mask` hides per example (static, so dropping can slice)."""
+    if cfg.kind == "random":
+        return int(round(cfg.ratio * grid * grid))
+    if cfg.kind == "block":
+        return int(round(cfg.ratio * (grid // cfg.block_size) ** 2)) * cfg.block_size**2
+    return 0
+
+
+def visible_indices(hidden: jax.Array, num_hidden: int) -> jax.Array:
+    """[B, N - num_hidden] indices of the visible patches, in ascending (raster) order.
+
+    A stable sort puts False (visible) first and keeps their order, so an encoder that
+    runs on these tokens only (MAE, FLIP) and a decoder that scatters them back see
+    patches where they belong.
+    """
+    order = jnp.argsort(hidden, axis=1, stable=True)
+    return order[:, : hidden.shape[1] - num_hidden]
+
+
 def bert_text_mask(
     rng,
     ids: jax.Array,
@@ -90,10 +110,13 @@ def bert_text_mask(
 
 
 def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
-    """All masks of one step: {"image": [B, N] | None, "text_ids", "text_picked"}."""
+    """All masks of one step: {"image": [B, N] | None, "image_keep" (when hidden patches
+    are dropped rather than replaced), "text_ids", "text_picked"}."""
     image_rng, text_rng = jax.random.split(rng)
     batch_size = batch["image"].shape[0]
     masks = {"image": image_mask(image_rng, cfg.image, batch_size, grid)}
+    if cfg.image.drop and masks["image"] is not None:
+        masks["image_keep"] = visible_indices(masks["image"], hidden_count(cfg.image, grid))
     if cfg.text.kind == "bert":
         masks["text_ids"], masks["text_picked"] = bert_text_mask(
             text_rng, batch["text"], cfg.text.ratio, vocab_size

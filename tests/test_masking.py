@@ -50,3 +50,29 @@ def test_bert_masking_never_touches_specials_and_hits_the_ratio():
     frac_mask = np.mean(replaced == special_tokens.MASK)
     assert 0.7 < frac_mask < 0.9  # 80% become [MASK]
     assert np.all(replaced[replaced != special_tokens.MASK] >= special_tokens.NUM_RESERVED)
+
+
+@pytest.mark.parametrize(
+    "cfg,grid",
+    [
+        ({"kind": "random", "ratio": 0.75, "block_size": 1}, 8),
+        ({"kind": "random", "ratio": 0.5, "block_size": 1}, 4),
+        ({"kind": "block", "ratio": 0.6, "block_size": 2}, 8),
+    ],
+)
+def test_dropping_keeps_exactly_the_visible_patches_in_order(cfg, grid):
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict(cfg)
+    hidden = masking.image_mask(jax.random.PRNGKey(3), cfg, 16, grid)
+    count = masking.hidden_count(cfg, grid)
+    np.testing.assert_array_equal(hidden.sum(1), count)
+    keep = np.asarray(masking.visible_indices(hidden, count))
+    assert keep.shape == (16, grid * grid - count)
+    assert np.all(np.diff(keep, axis=1) > 0)  # raster order, no repeats
+    np.testing.assert_array_equal(np.take_along_axis(np.asarray(hidden), keep, 1), False)
+    # Scattering the kept tokens back puts each one where it came from.
+    tokens = np.arange(16 * grid * grid).reshape(16, grid * grid)
+    restored = np.full_like(tokens, -1)
+    np.put_along_axis(restored, keep, np.take_along_axis(tokens, keep, 1), 1)
+    np.testing.assert_array_equal(restored[~np.asarray(hidden)], tokens[~np.asarray(hidden)])

@@ -87,3 +87,20 @@ def test_pixel_targets_patchify_and_normalise():
     normalised = targets.pixel_targets(images, 2, normalize=True)
     np.testing.assert_allclose(normalised.mean(-1), 0.0, atol=1e-5)
     np.testing.assert_allclose(normalised.std(-1), 1.0, atol=1e-3)
+
+
+def test_siglip_matches_hand_computed_sigmoid_loss():
+    from mvl.objectives.siglip import siglip_loss
+
+    image = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    text = jnp.array([[1.0, 0.0], [0.6, 0.8]])
+    loss, metrics = siglip_loss(image, text, jnp.log(2.0), -1.0)
+
+    # logits = 2 * sim - 1 = [[1, 0.2], [-1, 0.6]]; positives on the diagonal.
+    def log_sigmoid(x):
+        return -math.log(1 + math.exp(-x))
+
+    row0 = log_sigmoid(1.0) + log_sigmoid(-0.2)
+    row1 = log_sigmoid(1.0) + log_sigmoid(0.6)  # negative pair (1, 0): logit -1, label -1
+    assert float(loss) == pytest.approx(-(row0 + row1) / 2, rel=1e-6)
+    assert float(metrics["scale"]) == pytest.approx(2.0)

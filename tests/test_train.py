@@ -80,17 +80,21 @@ def test_every_parameter_has_logical_axis_names(tiny_config, stem):
         assert len(leaf.names) == len(leaf.value.shape), jax.tree_util.keystr(path)
 
 
-def test_maskvlm_builds_every_part_and_clip_only_the_towers(tiny_config):
-    assert set(build_model(tiny_config(), 128).components) == {
-        "image",
-        "text",
-        "projections",
+def test_each_config_builds_exactly_the_parts_its_objectives_need(tiny_config):
+    def parts(method):
+        return set(build_model(tiny_config(method), 128).components)
+
+    towers = {"image", "text", "projections"}
+    assert parts("maskvlm") == towers | {
+        "temperature",
         "fusion",
         "itm_head",
         "pixel_decoder",
         "mlm_head",
     }
-    assert set(build_model(tiny_config("clip"), 128).components) == {"image", "text", "projections"}
+    assert parts("clip") == towers | {"temperature"}
+    assert parts("siglip") == towers | {"sigmoid"}
+    assert parts("mae") == {"image", "pixel_decoder"}
 
 
 def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config):

@@ -12,6 +12,7 @@ import numpy as np
 from mvl.data import pipeline, shapes
 from mvl.evaluate import retrieval, zeroshot
 from mvl.evaluate.embeddings import Embedder
+from mvl.evaluate.losses import HeldOutLosses
 
 
 def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dict:
@@ -34,13 +35,24 @@ def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dic
 
 
 class EvalSuite:
+    """Retrieval and zero-shot when the model embeds both modalities (it has projections);
+    held-out objective losses when `eval.held_out_losses` (e.g. MAE, which embeds nothing)."""
+
     def __init__(self, model, cfg, tokenizer, mesh, process_index: int = 0, process_count: int = 1):
-        self.cfg, self.tokenizer = cfg, tokenizer
+        self.cfg, self.tokenizer, self.mesh = cfg, tokenizer, mesh
+        self.embeds = "projections" in model.components
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
         self.labels = {task: _gather(self.data[task]) for task in ("shape", "colour")}
+        self.losses = HeldOutLosses(model, cfg, tokenizer.vocab_size, mesh)
 
     def run(self, params) -> dict[str, float]:
+        metrics = self.losses.run(params, self.data) if self.cfg.eval.held_out_losses else {}
+        if self.embeds:
+            metrics.update(self.embedding_metrics(params))
+        return metrics
+
+    def embedding_metrics(self, params) -> dict[str, float]:
         image_emb = self.embedder.images(params, self.data["image"])
         text_emb = self.embedder.texts(params, self.data["text"])
         metrics = retrieval.retrieval_metrics(image_emb, text_emb)

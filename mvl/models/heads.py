@@ -14,7 +14,9 @@ class PixelDecoder(nn.Module):
     """Predicts every patch's pixels [B, N, P*P*3] from patch tokens [B, N, D].
 
     With `cross_attention`, each block also attends to the other modality's tokens
-    (MaskVLM reconstructs the masked image from the unmasked text this way).
+    (MaskVLM reconstructs the masked image from the unmasked text this way). With
+    `insert_mask_tokens` the input holds only the visible patches (`keep_idx`), and a
+    learned mask token fills every other position before the blocks run (MAE).
     """
 
     patch_size: int
@@ -27,8 +29,11 @@ class PixelDecoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
 
+    insert_mask_tokens: bool = False
+    num_patches: int = 0  # the full grid, needed to re-insert dropped patches
+
     @nn.compact
-    def __call__(self, patch_tokens, context=None, context_valid=None):
+    def __call__(self, patch_tokens, context=None, context_valid=None, keep_idx=None):
         x = nn.Dense(
             self.width,
             dtype=self.dtype,
@@ -36,6 +41,8 @@ class PixelDecoder(nn.Module):
             kernel_init=layers.dense_init(("embed", "mlp")),
             bias_init=layers.zeros_init(("mlp",)),
         )(patch_tokens)
+        if self.insert_mask_tokens:
+            x = self._insert_mask_tokens(x, keep_idx)
         x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
         x = layers.Transformer(
             self.depth,
@@ -54,6 +61,18 @@ class PixelDecoder(nn.Module):
             kernel_init=layers.dense_init(("embed", None)),
             bias_init=layers.zeros_init((None,)),
         )(x)
+
+    def _insert_mask_tokens(self, visible, keep_idx):
+        """[B, K, W] visible tokens -> [B, N, W] in raster order, mask tokens elsewhere."""
+        token = self.param(
+            "mask_token",
+            layers.partitioned(nn.initializers.normal(0.02), (None, None, "mlp")),
+            (1, 1, self.width),
+        )
+        batch = visible.shape[0]
+        full = jnp.broadcast_to(token.astype(visible.dtype), (batch, self.num_patches, self.width))
+        rows = jnp.arange(batch)[:, None]
+        return full.at[rows, keep_idx].set(visible)
 
 
 class MlmHead(nn.Module):
@@ -109,6 +128,22 @@ class LogitScale(nn.Module):
     def __call__(self):
         init = np.log(1.0 / self.init_temperature)
         return self.param("logit_scale", layers.partitioned(nn.initializers.constant(init), ()), ())
+
+
+class SigmoidScaleBias(nn.Module):
+    """SigLIP's learnable log scale t' and bias b (logits = exp(t') z_i.z_t + b)."""
+
+    init_scale: float = 10.0
+    init_bias: float = -10.0
+
+    @nn.compact
+    def __call__(self):
+        init = nn.initializers.constant
+        log_scale = self.param(
+            "log_scale", layers.partitioned(init(np.log(self.init_scale)), ()), ()
+        )
+        bias = self.param("bias", layers.partitioned(init(self.init_bias), ()), ())
+        return log_scale, bias
 
 
 class ItmHead(nn.Module):

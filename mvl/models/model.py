@@ -11,13 +11,32 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from mvl import masking
 from mvl.data import special_tokens
 from mvl.models.fusion import CrossModalEncoder
-from mvl.models.heads import ItmHead, LogitScale, MlmHead, PixelDecoder, Projection, l2_normalize
+from mvl.models.heads import (
+    ItmHead,
+    LogitScale,
+    MlmHead,
+    PixelDecoder,
+    Projection,
+    SigmoidScaleBias,
+    l2_normalize,
+)
 from mvl.models.text import TextTower
 from mvl.models.vision import VisionTower
 
-COMPONENTS = ("image", "text", "projections", "fusion", "itm_head", "pixel_decoder", "mlm_head")
+COMPONENTS = (
+    "image",
+    "text",
+    "projections",  # image / text -> shared embedding space
+    "temperature",  # ITC's learnable logit scale
+    "sigmoid",  # SigLIP's learnable scale and bias
+    "fusion",
+    "itm_head",
+    "pixel_decoder",
+    "mlm_head",
+)
 
 
 def text_valid(ids):
@@ -28,7 +47,8 @@ class MultimodalModel(nn.Module):
     config: ml_collections.FrozenConfigDict  # the `model` section of a config
     components: tuple[str, ...]
     vocab_size: int
-    image_mask_token: bool = False
+    image_mask_token: bool = False  # hidden patches are replaced by a learned token
+    image_keep_count: int = 0  # > 0: hidden patches are dropped; this many stay visible
 
     def setup(self):
         c, common = self.config, self._common()
@@ -40,7 +60,10 @@ class MultimodalModel(nn.Module):
         if "projections" in has:
             self.image_projection = Projection(c.embed_dim)
             self.text_projection = Projection(c.embed_dim)
+        if "temperature" in has:
             self.temperature = LogitScale(c.init_temperature)
+        if "sigmoid" in has:
+            self.sigmoid = SigmoidScaleBias()
         if "fusion" in has:
             self.image_fusion = CrossModalEncoder(**dict(c.fusion), **common)
             self.text_fusion = CrossModalEncoder(**dict(c.fusion), **common)
@@ -48,7 +71,11 @@ class MultimodalModel(nn.Module):
             self.itm_head = ItmHead()
         if "pixel_decoder" in has:
             self.pixel_decoder = PixelDecoder(
-                patch_size=c.image.patch_size, **dict(c.pixel_decoder), **common
+                patch_size=c.image.patch_size,
+                insert_mask_tokens=self.image_keep_count > 0,
+                num_patches=(c.image.image_size // c.image.patch_size) ** 2,
+                **dict(c.pixel_decoder),
+                **common,
             )
         if "mlm_head" in has:
             self.mlm_head = MlmHead(self.vocab_size, **common)
@@ -59,8 +86,8 @@ class MultimodalModel(nn.Module):
         )
 
     # Encoders -------------------------------------------------------------------
-    def encode_image(self, images, patch_mask=None):
-        return self.image(images, patch_mask)
+    def encode_image(self, images, patch_mask=None, keep_idx=None):
+        return self.image(images, patch_mask, keep_idx)
 
     def encode_text(self, ids):
         return self.text(ids, text_valid(ids))
@@ -73,6 +100,9 @@ class MultimodalModel(nn.Module):
 
     def logit_scale(self):
         return self.temperature()
+
+    def sigmoid_scale_bias(self):
+        return self.sigmoid()
 
     # Fusion ---------------------------------------------------------------------
     def fuse_image(self, image_tokens, text_tokens, ids):
@@ -87,10 +117,13 @@ class MultimodalModel(nn.Module):
     def itm_logits(self, fused_image, fused_text):
         return self.itm_head(jnp.concatenate([fused_image[:, 0], fused_text[:, 0]], axis=-1))
 
-    def decode_pixels(self, image_tokens, context_tokens=None, context_ids=None):
-        """Pixels of every patch from patch tokens ([CLS] dropped), optionally text-conditioned."""
+    def decode_pixels(self, image_tokens, context_tokens=None, context_ids=None, keep_idx=None):
+        """Pixels of every patch from patch tokens ([CLS] dropped), optionally text-conditioned.
+
+        `keep_idx` says where the tokens of a dropped-patch encoding belong.
+        """
         valid = None if context_ids is None else text_valid(context_ids)
-        return self.pixel_decoder(image_tokens[:, 1:], context_tokens, valid)
+        return self.pixel_decoder(image_tokens[:, 1:], context_tokens, valid, keep_idx)
 
     def mlm_logits(self, text_tokens):
         return self.mlm_head(text_tokens)
@@ -98,18 +131,22 @@ class MultimodalModel(nn.Module):
     def __call__(self, images, ids):
         """Touches every built part once; used only to initialise parameters."""
         has = set(self.components)
-        patch_mask = None
+        patch_mask = keep_idx = None
         if self.image_mask_token:
             patch_mask = jnp.zeros(images.shape[:1] + (self.image.grid**2,), bool)
-        image_tokens = self.encode_image(images, patch_mask) if "image" in has else None
+        if self.image_keep_count:
+            keep_idx = jnp.broadcast_to(
+                jnp.arange(self.image_keep_count), images.shape[:1] + (self.image_keep_count,)
+            )
+        image_tokens = self.encode_image(images, patch_mask, keep_idx) if "image" in has else None
         text_tokens = self.encode_text(ids) if "text" in has else None
         outputs = {}
         if "projections" in has:
-            outputs.update(
-                image=self.embed_image(image_tokens),
-                text=self.embed_text(text_tokens),
-                scale=self.logit_scale(),
-            )
+            outputs.update(image=self.embed_image(image_tokens), text=self.embed_text(text_tokens))
+        if "temperature" in has:
+            outputs["scale"] = self.logit_scale()
+        if "sigmoid" in has:
+            outputs["sigmoid"] = self.sigmoid_scale_bias()
         if "fusion" in has:
             fused_image = self.fuse_image(image_tokens, text_tokens, ids)
             fused_text = self.fuse_text(text_tokens, ids, image_tokens)
@@ -117,9 +154,8 @@ class MultimodalModel(nn.Module):
                 outputs["itm"] = self.itm_logits(fused_image, fused_text)
         if "pixel_decoder" in has:
             cross = self.config.pixel_decoder.cross_attention
-            outputs["pixels"] = self.decode_pixels(
-                image_tokens, *((text_tokens, ids) if cross else ())
-            )
+            context = (text_tokens, ids) if cross else (None, None)
+            outputs["pixels"] = self.decode_pixels(image_tokens, *context, keep_idx)
         if "mlm_head" in has:
             outputs["mlm"] = self.mlm_logits(text_tokens)
         return outputs
@@ -135,9 +171,13 @@ def build_model(cfg, vocab_size: int) -> MultimodalModel:
     if not needed:
         raise ValueError("config objectives: no objective has a non-zero weight")
     components = tuple(c for c in COMPONENTS if c in needed)
+    mask = cfg.mask.image
+    grid = cfg.model.image.image_size // cfg.model.image.patch_size
+    drop = mask.kind != "none" and mask.drop
     return MultimodalModel(
         ml_collections.FrozenConfigDict(cfg.model),
         components,
         vocab_size,
-        image_mask_token=cfg.mask.image.kind != "none",
+        image_mask_token=mask.kind != "none" and not drop,
+        image_keep_count=grid * grid - masking.hidden_count(mask, grid) if drop else 0,
     )

@@ -11,9 +11,11 @@ from mvl.models import layers
 class VisionTower(nn.Module):
     """Encodes images [B, H, W, 3] in [0, 1] into tokens [B, 1 + N, D] ([CLS] first).
 
+    Two ways to hide patches (the survey's "replace" vs "drop"):
     `patch_mask` [B, N] (True = hidden) replaces those patch embeddings with a learned
-    mask token before positions are added (SimMIM-style), so the encoder sees every
-    position but not the hidden content.
+    mask token before positions are added (SimMIM, MaskVLM): the encoder sees every
+    position but not the hidden content. `keep_idx` [B, K] keeps only those patches
+    after positions are added (MAE, FLIP): the encoder runs on K + 1 tokens.
     """
 
     image_size: int
@@ -35,7 +37,7 @@ class VisionTower(nn.Module):
         return self.image_size // self.patch_size
 
     @nn.compact
-    def __call__(self, images, patch_mask=None):
+    def __call__(self, images, patch_mask=None, keep_idx=None):
         x = (images - jnp.asarray(self.pixel_mean)) / jnp.asarray(self.pixel_std)
         if self.stem == "patch":
             x = nn.Conv(
@@ -65,6 +67,8 @@ class VisionTower(nn.Module):
         elif patch_mask is not None:
             raise ValueError("VisionTower got a patch_mask but was built with mask_token=False")
         x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
+        if keep_idx is not None:
+            x = jnp.take_along_axis(x, keep_idx[..., None], axis=1)
         cls = self.param(
             "cls_token",
             layers.partitioned(nn.initializers.zeros_init(), (None, None, "embed")),

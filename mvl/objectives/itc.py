@@ -23,8 +23,7 @@ def itc_loss(image_emb, text_emb, logit_scale, max_scale: float = 100.0):
     return (i2t + t2i) / 2, metrics
 
 
-@register("itc", needs=lambda cfg: ("image", "text", "projections"))
+@register("itc", needs=lambda cfg: ("image", "text", "projections", "temperature"))
 def itc(forward, cfg):
-    return itc_loss(
-        forward.image_embedding(), forward.text_embedding(), forward.logit_scale(), cfg.max_scale
-    )
+    image = forward.image_embedding(masked=cfg.masked_image)  # FLIP: visible patches only
+    return itc_loss(image, forward.text_embedding(), forward.logit_scale(), cfg.max_scale)

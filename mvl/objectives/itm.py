@@ -30,7 +30,9 @@ def itm_loss(logits, labels):
     return loss, {"accuracy": (jnp.argmax(logits, -1) == labels).mean()}
 
 
-@register("itm", needs=lambda cfg: ("image", "text", "projections", "fusion", "itm_head"))
+@register(
+    "itm", needs=lambda cfg: ("image", "text", "projections", "temperature", "fusion", "itm_head")
+)
 def itm(forward, cfg):
     image_emb = jax.lax.stop_gradient(forward.image_embedding())
     text_emb = jax.lax.stop_gradient(forward.text_embedding())

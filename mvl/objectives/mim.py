@@ -31,10 +31,11 @@ def predict_pixels(forward, cfg):
     With `cfg.fusion` (MaskVLM) the masked image attends to the full text and the
     decoder cross-attends to the full text too; otherwise the decoder sees the image only.
     """
+    keep = forward.masks.get("image_keep")
     if cfg.fusion:
         tokens = forward.fused_image(masked_image=True)
-        return forward.call("decode_pixels", tokens, forward.text_tokens(), forward.ids())
-    return forward.call("decode_pixels", forward.image_tokens(masked=True))
+        return forward.call("decode_pixels", tokens, forward.text_tokens(), forward.ids(), keep)
+    return forward.call("decode_pixels", forward.image_tokens(masked=True), None, None, keep)
 
 
 @register("mim", needs=_needs)

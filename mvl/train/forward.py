@@ -44,22 +44,30 @@ class Forward:
 
     # Unimodal passes -------------------------------------------------------------
     def image_tokens(self, masked: bool = False):
-        mask = self.masks["image"] if masked else None
+        """The image encoding; `masked` hides patches as the config says (replace or drop)."""
+        keep = self.masks.get("image_keep") if masked else None
+        hidden = self.masks["image"] if masked and keep is None else None
         return self._once(
-            ("image", masked), lambda: self.call("encode_image", self.batch["image"], mask)
+            ("image", masked),
+            lambda: self.call("encode_image", self.batch["image"], hidden, keep),
         )
 
     def text_tokens(self, masked: bool = False):
         return self._once(("text", masked), lambda: self.call("encode_text", self.ids(masked)))
 
-    def image_embedding(self):
-        return self._once("image_emb", lambda: self.call("embed_image", self.image_tokens()))
+    def image_embedding(self, masked: bool = False):
+        return self._once(
+            ("image_emb", masked), lambda: self.call("embed_image", self.image_tokens(masked))
+        )
 
     def text_embedding(self):
         return self._once("text_emb", lambda: self.call("embed_text", self.text_tokens()))
 
     def logit_scale(self):
         return self._once("logit_scale", lambda: self.call("logit_scale"))
+
+    def sigmoid_scale_bias(self):
+        return self._once("sigmoid", lambda: self.call("sigmoid_scale_bias"))
 
     # Cross-modal passes: one modality (maybe masked) attends to the other, unmasked --
     def fused_image(self, masked_image: bool):

@@ -12,7 +12,6 @@ import time
 
 import jax
 import numpy as np
-from absl import logging
 from clu import metric_writers, metrics, periodic_actions
 from PIL import Image
 
