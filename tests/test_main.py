@@ -21,7 +21,8 @@ def main_args(tokenizer_path, workdir, method="maskvlm", **overrides):
 
 def test_main_trains_evaluates_writes_outputs_and_resumes(tokenizer_path, tmp_path, capsys):
     workdir = tmp_path / "run"
-    assert mvl_main.main(main_args(tokenizer_path, workdir, total_steps=4)) == 0
+    args = main_args(tokenizer_path, workdir, total_steps=4, **{"eval.every_steps": "2"})
+    assert mvl_main.main(args) == 0
     final = json.loads((workdir / "eval_final.json").read_text())
     for key in (
         "retrieval/image_to_text/r@1",
@@ -37,6 +38,7 @@ def test_main_trains_evaluates_writes_outputs_and_resumes(tokenizer_path, tmp_pa
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
     out = capsys.readouterr().out
     assert "[train 4/4]" in out and "steps/s" in out
+    assert "[eval 2/4]" in out and "[eval 4/4]" in out  # every eval.every_steps, and at the end
     check_inspect_notebook_reads(workdir)
 
     # Rerunning the same command with a longer budget resumes from step 4.
