@@ -21,7 +21,7 @@ class CheckpointMismatchError(UserError, ValueError):
 
 
 class Checkpointer:
-    def __init__(self, directory: str, *, max_to_keep: int):
+    def __init__(self, directory: str, *, max_to_keep: int | None):
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         # Handlers named up front, so a fresh process can read a checkpoint's metadata
@@ -117,3 +117,55 @@ def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
             + listed(reshaped, lambda p: f"{p} saved {saved[p]} vs model {expected[p]}")
         )
     return problems
+
+
+def load_params(directory: str, sharding) -> dict:
+    """The newest checkpoint's parameters under `directory` (a workdir or its
+    checkpoints/ folder), restored with one `sharding` for every array.
+
+    The whole saved state is read (orbax's StandardRestore needs the full tree), then
+    only `params` is kept: memory for the optimizer state is needed briefly.
+    """
+    nested = os.path.join(directory, "checkpoints")
+    directory = nested if os.path.isdir(nested) else directory
+    if not os.path.isdir(directory):
+        raise UserError(f"config init.checkpoint: {directory} is not a directory")
+    checkpointer = Checkpointer(directory, max_to_keep=None)
+    step = checkpointer.latest_step()
+    if step is None:
+        raise UserError(f"config init.checkpoint: {directory} holds no checkpoint")
+    saved = checkpointer.manager.item_metadata(step)["state"]
+    target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved
+    )
+    restored = checkpointer.manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )
+    checkpointer.close()
+    return restored.state["params"]
+
+
+def merge_params(target, source, strict: bool, where: str):
+    """`target` with every entry that `source` has at the same path and shape replaced.
+
+    With `strict`, any entry of `target` that `source` lacks or shapes differently is an
+    error naming it; otherwise those entries keep their fresh initialisation.
+    Returns (merged params, number of arrays taken from `source`).
+    """
+    by_path = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): v
+        for p, v in jax.tree_util.tree_leaves_with_path(source)
+    }
+    expected = _shapes_by_path(target)
+    problems = describe_mismatch({p: tuple(v.shape) for p, v in by_path.items()}, expected)
+    taken = [p for p in expected if p in by_path and tuple(by_path[p].shape) == expected[p]]
+    if strict and any(not p.startswith("not in this model") for p in problems):
+        raise CheckpointMismatchError(
+            f"{where} does not match this config's model: " + "; ".join(problems)
+        )
+
+    def pick(path, leaf):
+        key = jax.tree_util.keystr(path, simple=True, separator="/")
+        return by_path[key] if key in taken else leaf
+
+    return jax.tree_util.tree_map_with_path(pick, target), len(taken)

@@ -207,6 +207,12 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         )
     )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.init = ml_collections.ConfigDict(
+        dict(
+            checkpoint="",  # a workdir (or checkpoints dir) whose newest params start this run
+            strict=True,  # every parameter must be found there; False: take what matches
+        )
+    )
     c.checkpoint = ml_collections.ConfigDict(dict(every_steps=s["checkpoint_every"], max_to_keep=3))
     c.log_every_steps = s["log_every"]
     c.eval = ml_collections.ConfigDict(

@@ -70,10 +70,10 @@ def tokenizer_path(tmp_path_factory):
 
 @pytest.fixture
 def tiny_config(tokenizer_path):
-    """tiny_config("maskvlm", **{"key": "value"}) -> a locked ConfigDict."""
+    """tiny_config("maskvlm", arg="demo", **{"key": "value"}) -> a locked ConfigDict."""
 
-    def make(method: str = "maskvlm", **overrides):
-        cfg = config_lib.load_config(f"configs/{method}.py:demo")
+    def make(method: str = "maskvlm", arg: str = "demo", **overrides):
+        cfg = config_lib.load_config(f"configs/{method}.py:{arg}")
         config_lib.apply_overrides(cfg, {**TINY, "data.tokenizer": tokenizer_path, **overrides})
         return cfg
 

@@ -39,3 +39,37 @@ def test_mae_runs_end_to_end_with_held_out_reconstruction_loss(tokenizer_path, t
     assert set(final) == {"held_out/loss", "held_out/mim/loss"}
     assert np.isfinite(final["held_out/mim/loss"])
     assert list(workdir.glob("reconstructions_*.png"))
+
+
+def test_flip_unmasked_tuning_starts_from_the_flip_run(tiny_config, tmp_path):
+    flip = Trainer(tiny_config("flip"), str(tmp_path / "flip"))
+    for _ in range(2):
+        flip.step(flip.next_batch())
+    assert flip.save()
+    flip.checkpointer.wait()
+
+    tune_cfg = tiny_config("flip", "demo,tune", **{"init.checkpoint": str(tmp_path / "flip")})
+    assert tune_cfg.mask.image.kind == "none" and not tune_cfg.objectives.itc.masked_image
+    tuned = Trainer(tune_cfg, str(tmp_path / "tuned"))
+    assert tuned.restore() == 0  # a fresh run: step 0, parameters from the FLIP run
+    same = jax.tree.map(np.array_equal, tuned.state.params, flip.state.params)
+    assert all(jax.tree.leaves(same))
+    assert np.isfinite(float(tuned.step(tuned.next_batch())["loss"]))
+
+
+def test_init_from_a_different_architecture_names_the_mismatch(tiny_config, tmp_path):
+    from mvl.checkpoint import CheckpointMismatchError
+
+    clip = Trainer(tiny_config("clip"), str(tmp_path / "clip"))
+    assert clip.save()
+    clip.checkpointer.wait()
+    source = {"init.checkpoint": str(tmp_path / "clip"), "model.text.mlp_dim": "96"}
+    with pytest.raises(CheckpointMismatchError, match="text/encoder/block0/mlp/fc1/kernel"):
+        Trainer(tiny_config("clip", **source), str(tmp_path / "wider")).restore()
+    partial = Trainer(
+        tiny_config("clip", **source, **{"init.strict": "false"}), str(tmp_path / "p")
+    )
+    partial.restore()  # takes what matches: the whole image tower, for one
+    np.testing.assert_array_equal(
+        partial.state.params["image"]["pos_embedding"], clip.state.params["image"]["pos_embedding"]
+    )

@@ -98,7 +98,8 @@ class Trainer:
         )
 
     def restore(self) -> int:
-        """Resumes from the newest checkpoint if there is one; returns the next step."""
+        """Resumes from the workdir's newest checkpoint if there is one, else starts from
+        `init.checkpoint`'s parameters if set; returns the step the run is at."""
         abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
             self.state,
@@ -107,7 +108,20 @@ class Trainer:
         restored = self.checkpointer.restore_latest(abstract, self.data_iterator)
         if restored is not None:
             self.state, self.data_iterator = restored
+        elif self.cfg.init.checkpoint:
+            self.initialise_from(self.cfg.init.checkpoint, self.cfg.init.strict)
         return int(self.state.step)
+
+    def initialise_from(self, directory: str, strict: bool):
+        """Parameters from another run (e.g. FLIP's unmasked tuning starts from a FLIP
+        run); the optimizer, step and data order start fresh."""
+        source = checkpoint.load_params(directory, sharding.replicated(self.mesh))
+        params, taken = checkpoint.merge_params(
+            self.state.params, source, strict, f"config init.checkpoint {directory}"
+        )
+        params = jax.device_put(params, self.state_shardings.params)
+        self.state = self.state.replace(params=params)
+        print(f"initialised {taken} parameter arrays from {directory}", flush=True)
 
     def next_batch(self):
         return sharding.global_batch(next(self.data_iterator), self.mesh)
