@@ -207,6 +207,15 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         )
     )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.teacher = ml_collections.ConfigDict(
+        dict(
+            kind="none",  # "frozen": a fixed image tower whose patch features are targets (MVP)
+            checkpoint="",  # a run (workdir) whose image tower becomes the teacher
+            # The teacher tower's architecture: the student's at config time; when you
+            # override model.image sizes, override teacher.image to match the teacher run.
+            image=dict(c.model.image),
+        )
+    )
     c.init = ml_collections.ConfigDict(
         dict(
             checkpoint="",  # a workdir (or checkpoints dir) whose newest params start this run

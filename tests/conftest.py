@@ -53,6 +53,11 @@ TINY = {
     "model.pixel_decoder.num_heads": "2",
     "model.pixel_decoder.mlp_dim": "64",
     "model.embed_dim": "16",
+    "teacher.image.image_size": "32",
+    "teacher.image.width": "32",
+    "teacher.image.depth": "1",
+    "teacher.image.num_heads": "2",
+    "teacher.image.mlp_dim": "64",
     "checkpoint.every_steps": "2",
     "optim.warmup_steps": "2",
 }

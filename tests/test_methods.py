@@ -73,3 +73,70 @@ def test_init_from_a_different_architecture_names_the_mismatch(tiny_config, tmp_
     np.testing.assert_array_equal(
         partial.state.params["image"]["pos_embedding"], clip.state.params["image"]["pos_embedding"]
     )
+
+
+def clip_teacher_run(tiny_config, workdir) -> Trainer:
+    clip = Trainer(tiny_config("clip"), str(workdir))
+    clip.step(clip.next_batch())
+    assert clip.save()
+    clip.checkpointer.wait()
+    return clip
+
+
+def test_mvp_teacher_is_loaded_frozen_and_outside_the_optimizer(tiny_config, tmp_path):
+    from mvl.train.step import compute_losses
+
+    clip = clip_teacher_run(tiny_config, tmp_path / "clip")
+    mvp = Trainer(
+        tiny_config("mvp", **{"teacher.checkpoint": str(tmp_path / "clip")}), str(tmp_path / "mvp")
+    )
+    assert mvp.restore() == 0
+    teacher_before = jax.device_get(mvp.state.teacher)
+    same = jax.tree.map(np.array_equal, teacher_before, jax.device_get(clip.state.params["image"]))
+    assert all(jax.tree.leaves(same))  # the teacher is the CLIP run's image tower
+
+    losses = [float(mvp.step(mvp.next_batch())["features/loss"]) for _ in range(3)]
+    assert all(np.isfinite(losses))
+    unchanged = jax.tree.map(np.array_equal, teacher_before, jax.device_get(mvp.state.teacher))
+    assert all(jax.tree.leaves(unchanged))
+    # The optimizer holds moments for the student only.
+    mu = mvp.state.opt_state[1][0].mu
+    assert jax.tree.structure(mu) == jax.tree.structure(mvp.state.params)
+
+    batch = mvp.next_batch()
+    rng = jax.random.PRNGKey(0)
+
+    def loss_of_teacher(teacher_params):
+        teacher = (mvp.teacher_model, teacher_params)
+        return compute_losses(
+            mvp.model, mvp.cfg, mvp.state.params, batch, rng, rng, mvp.vocab_size, teacher
+        )[0]
+
+    grads = jax.grad(loss_of_teacher)(mvp.state.teacher)
+    assert all(float(np.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))
+
+
+def test_mvp_teacher_is_sharded_like_the_student(tiny_config, tmp_path):
+    clip_teacher_run(tiny_config, tmp_path / "clip")
+    cfg = tiny_config(
+        "mvp", **{"teacher.checkpoint": str(tmp_path / "clip"), "mesh.data": "1", "mesh.fsdp": "8"}
+    )
+    mvp = Trainer(cfg, str(tmp_path / "mvp"))
+    mvp.restore()
+    student, teacher = mvp.state_shardings.params["image"], mvp.state_shardings.teacher
+    kernel = ("encoder", "block0", "mlp", "fc1", "kernel")
+
+    def at(tree):
+        for key in kernel:
+            tree = tree[key]
+        return tree
+
+    assert at(teacher).spec == at(student).spec == jax.sharding.PartitionSpec("fsdp", "tensor")
+    assert at(mvp.state.teacher).sharding.spec == at(student).spec
+
+
+def test_mvp_without_a_teacher_checkpoint_is_named(tiny_config, tmp_path):
+    from mvl.errors import UserError
+
+    with pytest.raises(UserError, match="teacher.checkpoint"):
+        Trainer(tiny_config("mvp"), str(tmp_path))

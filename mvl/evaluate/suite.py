@@ -38,18 +38,29 @@ class EvalSuite:
     """Retrieval and zero-shot when the model embeds both modalities (it has projections);
     held-out objective losses when `eval.held_out_losses` (e.g. MAE, which embeds nothing)."""
 
-    def __init__(self, model, cfg, tokenizer, mesh, process_index: int = 0, process_count: int = 1):
+    def __init__(
+        self,
+        model,
+        cfg,
+        tokenizer,
+        mesh,
+        process_index: int = 0,
+        process_count: int = 1,
+        teacher_model=None,
+    ):
         self.cfg, self.tokenizer, self.mesh = cfg, tokenizer, mesh
         self.embeds = "projections" in model.components
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
         self.labels = {task: _gather(self.data[task]) for task in ("shape", "colour")}
-        self.losses = HeldOutLosses(model, cfg, tokenizer.vocab_size, mesh)
+        self.losses = HeldOutLosses(model, cfg, tokenizer.vocab_size, mesh, teacher_model)
 
-    def run(self, params) -> dict[str, float]:
-        metrics = self.losses.run(params, self.data) if self.cfg.eval.held_out_losses else {}
+    def run(self, state) -> dict[str, float]:
+        metrics = {}
+        if self.cfg.eval.held_out_losses:
+            metrics.update(self.losses.run(state.params, self.data, state.teacher))
         if self.embeds:
-            metrics.update(self.embedding_metrics(params))
+            metrics.update(self.embedding_metrics(state.params))
         return metrics
 
     def embedding_metrics(self, params) -> dict[str, float]:

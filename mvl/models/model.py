@@ -36,6 +36,7 @@ COMPONENTS = (
     "itm_head",
     "pixel_decoder",
     "mlm_head",
+    "feature_head",  # predicts a teacher's per-patch features (MVP)
 )
 
 
@@ -49,6 +50,7 @@ class MultimodalModel(nn.Module):
     vocab_size: int
     image_mask_token: bool = False  # hidden patches are replaced by a learned token
     image_keep_count: int = 0  # > 0: hidden patches are dropped; this many stay visible
+    feature_dim: int = 0  # width of the teacher features the feature head predicts
 
     def setup(self):
         c, common = self.config, self._common()
@@ -79,6 +81,8 @@ class MultimodalModel(nn.Module):
             )
         if "mlm_head" in has:
             self.mlm_head = MlmHead(self.vocab_size, **common)
+        if "feature_head" in has:
+            self.feature_head = Projection(self.feature_dim)
 
     def _common(self):
         return dict(
@@ -125,6 +129,10 @@ class MultimodalModel(nn.Module):
         valid = None if context_ids is None else text_valid(context_ids)
         return self.pixel_decoder(image_tokens[:, 1:], context_tokens, valid, keep_idx)
 
+    def predict_features(self, image_tokens):
+        """Teacher features of every patch, predicted from patch tokens ([CLS] dropped)."""
+        return self.feature_head(image_tokens[:, 1:])
+
     def mlm_logits(self, text_tokens):
         return self.mlm_head(text_tokens)
 
@@ -158,6 +166,8 @@ class MultimodalModel(nn.Module):
             outputs["pixels"] = self.decode_pixels(image_tokens, *context, keep_idx)
         if "mlm_head" in has:
             outputs["mlm"] = self.mlm_logits(text_tokens)
+        if "feature_head" in has:
+            outputs["features"] = self.predict_features(image_tokens)
         return outputs
 
 
@@ -180,4 +190,15 @@ def build_model(cfg, vocab_size: int) -> MultimodalModel:
         vocab_size,
         image_mask_token=mask.kind != "none" and not drop,
         image_keep_count=grid * grid - masking.hidden_count(mask, grid) if drop else 0,
+        feature_dim=cfg.teacher.image.width if cfg.teacher.kind != "none" else 0,
     )
+
+
+def build_teacher(cfg) -> VisionTower | None:
+    """The teacher image tower of `cfg.teacher` (its params live in TrainState.teacher)."""
+    if cfg.teacher.kind == "none":
+        return None
+    if cfg.teacher.kind != "frozen":
+        raise ValueError(f"config teacher.kind={cfg.teacher.kind!r} is not one of none, frozen")
+    common = dict(act=cfg.model.act, ln_eps=cfg.model.ln_eps, dtype=jnp.dtype(cfg.model.dtype))
+    return VisionTower(**dict(cfg.teacher.image), **common)

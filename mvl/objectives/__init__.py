@@ -49,4 +49,4 @@ def enabled(objectives_cfg) -> dict[str, float]:
 
 
 def _import_all():
-    from mvl.objectives import itc, itm, mim, mlm, siglip  # noqa: F401  (registers them)
+    from mvl.objectives import features, itc, itm, mim, mlm, siglip  # noqa: F401  (registers)

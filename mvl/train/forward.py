@@ -13,14 +13,10 @@ import jax
 
 
 class Forward:
-    def __init__(self, model, params, batch, masks, rng):
-        self.model, self.params, self.batch, self.masks, self._rng = (
-            model,
-            params,
-            batch,
-            masks,
-            rng,
-        )
+    def __init__(self, model, params, batch, masks, rng, teacher=None):
+        self.model, self.params, self.batch, self.masks = model, params, batch, masks
+        self._rng = rng
+        self.teacher = teacher  # (module, params) of a teacher tower, or None
         self._cache = {}
 
     @property
@@ -86,5 +82,18 @@ class Forward:
                 self.text_tokens(masked_text),
                 self.ids(masked_text),
                 self.image_tokens(),
+            ),
+        )
+
+    # Targets from a teacher ----------------------------------------------------------
+    def teacher_patch_features(self):
+        """The teacher's per-patch features of the full image, with no gradient."""
+        if self.teacher is None:
+            raise ValueError("an objective needs teacher features but config teacher.kind is none")
+        module, params = self.teacher
+        return self._once(
+            "teacher_patches",
+            lambda: jax.lax.stop_gradient(
+                module.apply({"params": params}, self.batch["image"])[:, 1:]
             ),
         )

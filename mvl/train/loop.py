@@ -14,7 +14,7 @@ import numpy as np
 from mvl import checkpoint, sharding
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
-from mvl.models.model import build_model
+from mvl.models.model import build_model, build_teacher
 from mvl.train import optim, state as state_lib
 from mvl.train.step import make_train_step
 
@@ -83,15 +83,28 @@ class Trainer:
         self.model = build_model(cfg, self.vocab_size)
         self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
         self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
+        self.teacher_model = build_teacher(cfg)
+        if self.teacher_model is not None and not cfg.teacher.checkpoint:
+            raise UserError(
+                "config teacher.kind='frozen' needs teacher.checkpoint: a run "
+                "(e.g. of configs/clip.py) whose image tower is the teacher"
+            )
         self.state, self.state_shardings = state_lib.initial_state(
-            self.model, self.optimizer, cfg, self.mesh, jax.random.PRNGKey(cfg.seed)
+            self.model,
+            self.optimizer,
+            cfg,
+            self.mesh,
+            jax.random.PRNGKey(cfg.seed),
+            self.teacher_model,
         )
         self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
         self.checkpointer = checkpoint.Checkpointer(
             os.path.join(self.workdir, "checkpoints"), max_to_keep=cfg.checkpoint.max_to_keep
         )
         self.train_step = jax.jit(
-            make_train_step(self.model, cfg, self.optimizer, self.schedule, self.vocab_size),
+            make_train_step(
+                self.model, cfg, self.optimizer, self.schedule, self.vocab_size, self.teacher_model
+            ),
             in_shardings=(self.state_shardings, sharding.batch_sharding(self.mesh)),
             out_shardings=(self.state_shardings, sharding.replicated(self.mesh)),
             donate_argnums=0,
@@ -108,9 +121,31 @@ class Trainer:
         restored = self.checkpointer.restore_latest(abstract, self.data_iterator)
         if restored is not None:
             self.state, self.data_iterator = restored
-        elif self.cfg.init.checkpoint:
-            self.initialise_from(self.cfg.init.checkpoint, self.cfg.init.strict)
+        else:
+            self.start_fresh()
         return int(self.state.step)
+
+    def start_fresh(self):
+        """A new run: parameters from `init.checkpoint`, the teacher from `teacher.checkpoint`."""
+        if self.cfg.init.checkpoint:
+            self.initialise_from(self.cfg.init.checkpoint, self.cfg.init.strict)
+        if self.teacher_model is not None:
+            source = checkpoint.load_params(
+                self.cfg.teacher.checkpoint, sharding.replicated(self.mesh)
+            )
+            if "image" not in source:
+                raise UserError(
+                    f"config teacher.checkpoint {self.cfg.teacher.checkpoint} has no image tower"
+                )
+            teacher, _ = checkpoint.merge_params(
+                self.state.teacher,
+                source["image"],
+                True,
+                f"config teacher.checkpoint {self.cfg.teacher.checkpoint}",
+            )
+            self.state = self.state.replace(
+                teacher=jax.device_put(teacher, self.state_shardings.teacher)
+            )
 
     def initialise_from(self, directory: str, strict: bool):
         """Parameters from another run (e.g. FLIP's unmasked tuning starts from a FLIP
@@ -154,6 +189,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
         trainer.mesh,
         jax.process_index(),
         jax.process_count(),
+        trainer.teacher_model,
     )
     averager = reporting.MetricAverager()
     for step in range(start + 1, cfg.total_steps + 1):
@@ -162,11 +198,11 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
         if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
             reporter.scalars(step, averager.compute_and_reset())
         if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < cfg.total_steps:
-            reporter.scalars(step, evals.run(trainer.state.params), prefix="eval")
+            reporter.scalars(step, evals.run(trainer.state), prefix="eval")
         if step % cfg.checkpoint.every_steps == 0:
             trainer.save()
     trainer.save()  # the final state, whatever the interval
-    final = evals.run(trainer.state.params)
+    final = evals.run(trainer.state)
     reporter.scalars(cfg.total_steps, final, prefix="eval")
     reporter.json("eval_final.json", final)
     write_reconstructions(trainer, cfg, evals.data, reporter)

@@ -14,9 +14,10 @@ class TrainState:
     params: Any
     opt_state: Any
     rng: jax.Array  # the run's base key; a step uses fold_in(rng, step)
+    teacher: Any = None  # a teacher image tower's params: never in the optimizer (MVP)
 
 
-def initial_state(model, optimizer, cfg, mesh, rng):
+def initial_state(model, optimizer, cfg, mesh, rng, teacher=None):
     """Builds the sharded initial state; returns (state, state shardings).
 
     Parameters are created directly on their devices (jit with out_shardings), so a
@@ -31,13 +32,14 @@ def initial_state(model, optimizer, cfg, mesh, rng):
     ids = jnp.zeros((1, cfg.data.max_text_len), jnp.int32)
 
     def init(rng):
-        params_rng, state_rng = jax.random.split(rng)
+        params_rng, state_rng, teacher_rng = jax.random.split(rng, 3)
         params = model.init(params_rng, images, ids)["params"]
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
             opt_state=optimizer.init(params),
             rng=state_rng,
+            teacher=None if teacher is None else teacher.init(teacher_rng, images)["params"],
         )
 
     boxed = jax.eval_shape(init, rng)

@@ -22,11 +22,16 @@ def step_rngs(state: TrainState):
     return jax.random.split(jax.random.fold_in(state.rng, state.step))
 
 
-def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_size: int):
-    """Runs the enabled objectives; returns (weighted total, metrics dict)."""
+def compute_losses(
+    model, cfg, params, batch, mask_rng, objective_rng, vocab_size: int, teacher=None
+):
+    """Runs the enabled objectives; returns (weighted total, metrics dict).
+
+    `teacher` is (module, params) of a teacher tower, or None.
+    """
     grid = cfg.model.image.image_size // cfg.model.image.patch_size
     masks = masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size)
-    forward = Forward(model, params, batch, masks, objective_rng)
+    forward = Forward(model, params, batch, masks, objective_rng, teacher)
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
         loss, extra = objectives.get(name).fn(forward, cfg.objectives[name])
@@ -38,14 +43,23 @@ def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_siz
 
 
 def make_train_step(
-    model, cfg, optimizer: optax.GradientTransformation, schedule: optax.Schedule, vocab_size: int
+    model,
+    cfg,
+    optimizer: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    vocab_size: int,
+    teacher_model=None,
 ):
+    """`teacher_model` applies `state.teacher`; only `state.params` are differentiated."""
 
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
+        teacher = None if teacher_model is None else (teacher_model, state.teacher)
 
         def loss_fn(params):
-            return compute_losses(model, cfg, params, batch, mask_rng, objective_rng, vocab_size)
+            return compute_losses(
+                model, cfg, params, batch, mask_rng, objective_rng, vocab_size, teacher
+            )
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
