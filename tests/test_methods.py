@@ -140,3 +140,19 @@ def test_mvp_without_a_teacher_checkpoint_is_named(tiny_config, tmp_path):
 
     with pytest.raises(UserError, match="teacher.checkpoint"):
         Trainer(tiny_config("mvp"), str(tmp_path))
+
+
+@pytest.mark.parametrize("method", ["clip_mae", "maskvlm_mvp", "siglip_mvp"])
+def test_compositions_no_paper_used_train_without_new_code(tiny_config, tmp_path, method):
+    overrides = {"optim.lr": "3e-3"}
+    cfg = tiny_config(method, **overrides)
+    if cfg.teacher.kind != "none":
+        clip_teacher_run(tiny_config, tmp_path / "clip")
+        cfg = tiny_config(method, **overrides, **{"teacher.checkpoint": str(tmp_path / "clip")})
+    trainer = Trainer(cfg, str(tmp_path / method))
+    trainer.restore()
+    steps = [jax.device_get(trainer.step(trainer.next_batch())) for _ in range(10)]
+    for name in cfg.objectives:
+        assert all(np.isfinite(s[f"{name}/loss"]) for s in steps), name
+    losses = [float(s["loss"]) for s in steps]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
