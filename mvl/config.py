@@ -209,8 +209,11 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     c.teacher = ml_collections.ConfigDict(
         dict(
-            kind="none",  # "frozen": a fixed image tower whose patch features are targets (MVP)
-            checkpoint="",  # a run (workdir) whose image tower becomes the teacher
+            # "frozen": a fixed image tower from `checkpoint` (MVP); "ema": a moving average
+            # of the student's image tower, updated every step (MaskCLIP's mean teacher).
+            kind="none",
+            checkpoint="",  # frozen: a run (workdir) whose image tower becomes the teacher
+            momentum=0.996,  # ema: momentum at step 0, cosine to 1 at the end [?]
             # The teacher tower's architecture: the student's at config time; when you
             # override model.image sizes, override teacher.image to match the teacher run.
             image=dict(c.model.image),

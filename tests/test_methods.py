@@ -142,11 +142,11 @@ def test_mvp_without_a_teacher_checkpoint_is_named(tiny_config, tmp_path):
         Trainer(tiny_config("mvp"), str(tmp_path))
 
 
-@pytest.mark.parametrize("method", ["clip_mae", "maskvlm_mvp", "siglip_mvp"])
+@pytest.mark.parametrize("method", ["clip_mae", "maskvlm_mvp", "siglip_mvp", "maskvlm_ema"])
 def test_compositions_no_paper_used_train_without_new_code(tiny_config, tmp_path, method):
     overrides = {"optim.lr": "3e-3"}
     cfg = tiny_config(method, **overrides)
-    if cfg.teacher.kind != "none":
+    if cfg.teacher.kind == "frozen":
         clip_teacher_run(tiny_config, tmp_path / "clip")
         cfg = tiny_config(method, **overrides, **{"teacher.checkpoint": str(tmp_path / "clip")})
     trainer = Trainer(cfg, str(tmp_path / method))
@@ -156,3 +156,40 @@ def test_compositions_no_paper_used_train_without_new_code(tiny_config, tmp_path
         assert all(np.isfinite(s[f"{name}/loss"]) for s in steps), name
     losses = [float(s["loss"]) for s in steps]
     assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+
+
+def test_ema_momentum_schedule_and_update_formula():
+    from mvl.train import ema
+
+    assert float(ema.momentum(0, 0.996, 100)) == pytest.approx(0.996)
+    assert float(ema.momentum(50, 0.996, 100)) == pytest.approx(0.998)
+    assert float(ema.momentum(100, 0.996, 100)) == pytest.approx(1.0)
+    teacher = {"w": np.array([1.0, 2.0]), "b": np.array(4.0)}
+    student = {"w": np.array([3.0, 0.0]), "b": np.array(0.0)}
+    updated = ema.ema_update(teacher, student, 0.75)
+    np.testing.assert_allclose(updated["w"], [1.5, 1.5])  # 0.75 * t + 0.25 * s
+    np.testing.assert_allclose(updated["b"], 3.0)
+
+
+def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path):
+    from mvl.train import ema
+
+    cfg = tiny_config("maskvlm_ema", **{"teacher.momentum": "0.9"})
+    trainer = Trainer(cfg, str(tmp_path))
+    trainer.restore()
+    before = jax.device_get(trainer.state.teacher)
+    student = ema.same_entries(jax.device_get(trainer.state.params["image"]), before)
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, before, student)))  # starts equal
+    metrics = jax.device_get(trainer.step(trainer.next_batch()))
+    m = float(ema.momentum(0, 0.9, cfg.total_steps))
+    assert float(metrics["teacher/momentum"]) == pytest.approx(m)
+    student = ema.same_entries(jax.device_get(trainer.state.params["image"]), before)
+    expected = jax.tree.map(lambda t, s: m * t + (1 - m) * s, before, student)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+        jax.device_get(trainer.state.teacher),
+        expected,
+    )
+    assert jax.tree.structure(trainer.state.opt_state[1][0].mu) == jax.tree.structure(
+        trainer.state.params
+    )

@@ -198,7 +198,11 @@ def build_teacher(cfg) -> VisionTower | None:
     """The teacher image tower of `cfg.teacher` (its params live in TrainState.teacher)."""
     if cfg.teacher.kind == "none":
         return None
-    if cfg.teacher.kind != "frozen":
-        raise ValueError(f"config teacher.kind={cfg.teacher.kind!r} is not one of none, frozen")
+    if cfg.teacher.kind not in ("frozen", "ema"):
+        raise ValueError(
+            f"config teacher.kind={cfg.teacher.kind!r} is not one of none, frozen, ema"
+        )
+    if cfg.teacher.kind == "ema" and dict(cfg.teacher.image) != dict(cfg.model.image):
+        raise ValueError("config teacher.kind='ema' needs teacher.image equal to model.image")
     common = dict(act=cfg.model.act, ln_eps=cfg.model.ln_eps, dtype=jnp.dtype(cfg.model.dtype))
     return VisionTower(**dict(cfg.teacher.image), **common)

@@ -15,7 +15,7 @@ from mvl import checkpoint, sharding
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.models.model import build_model, build_teacher
-from mvl.train import optim, state as state_lib
+from mvl.train import ema, optim, state as state_lib
 from mvl.train.step import make_train_step
 
 
@@ -84,7 +84,7 @@ class Trainer:
         self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
         self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
         self.teacher_model = build_teacher(cfg)
-        if self.teacher_model is not None and not cfg.teacher.checkpoint:
+        if cfg.teacher.kind == "frozen" and not cfg.teacher.checkpoint:
             raise UserError(
                 "config teacher.kind='frozen' needs teacher.checkpoint: a run "
                 "(e.g. of configs/clip.py) whose image tower is the teacher"
@@ -129,7 +129,15 @@ class Trainer:
         """A new run: parameters from `init.checkpoint`, the teacher from `teacher.checkpoint`."""
         if self.cfg.init.checkpoint:
             self.initialise_from(self.cfg.init.checkpoint, self.cfg.init.strict)
-        if self.teacher_model is not None:
+        if self.cfg.teacher.kind == "ema":  # the mean teacher starts as the student
+            student = ema.same_entries(self.state.params["image"], self.state.teacher)
+            # A copy, not the same buffers: the step donates the state, and one buffer
+            # donated twice (as params and as teacher) crashes XLA.
+            teacher = jax.tree.map(lambda x: x.copy(), student)
+            self.state = self.state.replace(
+                teacher=jax.device_put(teacher, self.state_shardings.teacher)
+            )
+        if self.cfg.teacher.kind == "frozen":
             source = checkpoint.load_params(
                 self.cfg.teacher.checkpoint, sharding.replicated(self.mesh)
             )

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from mvl import masking, objectives
+from mvl.train import ema
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
 
@@ -67,6 +68,10 @@ def make_train_step(
         metrics["grad_norm"] = optax.global_norm(grads)
         metrics["learning_rate"] = schedule(state.step)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        if cfg.teacher.kind == "ema":  # the teacher follows the student's image tower
+            m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
+            new_state = new_state.replace(teacher=ema.ema_update(state.teacher, params["image"], m))
+            metrics["teacher/momentum"] = m
         return new_state, jax.tree.map(jnp.asarray, metrics)
 
     return train_step
