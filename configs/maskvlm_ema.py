@@ -11,15 +11,11 @@ Run (CPU demo):
 What it should reach: MaskVLM's demo metrics or better, and a falling feature loss.
 """
 
-import os
-
 from mvl import config as mvl_config
 
 
 def get_config(arg=None):
-    maskvlm = os.path.join(os.path.dirname(__file__), "maskvlm.py")
-    c = mvl_config.load_config(f"{maskvlm}:{arg or ''}")
-    c.unlock()
+    c = mvl_config.config_beside(__file__, "maskvlm.py", arg)
     c.objectives.features = dict(weight=1.0, loss="cosine")
     c.teacher.kind = "ema"
     c.lock()

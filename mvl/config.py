@@ -36,6 +36,15 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     return config
 
 
+def config_beside(this_file: str, name: str, arg: str | None) -> ml_collections.ConfigDict:
+    """The config file `name` next to `this_file`, built with `arg` and unlocked, for a
+    composition config to extend (then `lock()` it)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(this_file)), name)
+    config = load_config(f"{path}:{arg or ''}")
+    config.unlock()
+    return config
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]):
     """Sets each dotted key to its value, parsed with the type the key already has."""
     for dotted_key, raw_value in overrides.items():
