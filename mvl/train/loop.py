@@ -126,34 +126,35 @@ class Trainer:
         return int(self.state.step)
 
     def start_fresh(self):
-        """A new run: parameters from `init.checkpoint`, the teacher from `teacher.checkpoint`."""
+        """A new run: parameters from `init.checkpoint`, then the teacher, if any."""
         if self.cfg.init.checkpoint:
             self.initialise_from(self.cfg.init.checkpoint, self.cfg.init.strict)
-        if self.cfg.teacher.kind == "ema":  # the mean teacher starts as the student
-            student = ema.same_entries(self.state.params["image"], self.state.teacher)
-            # A copy, not the same buffers: the step donates the state, and one buffer
-            # donated twice (as params and as teacher) crashes XLA.
-            teacher = jax.tree.map(lambda x: x.copy(), student)
-            self.state = self.state.replace(
-                teacher=jax.device_put(teacher, self.state_shardings.teacher)
-            )
+        if self.cfg.teacher.kind == "ema":
+            self._set_teacher(self._student_copy_for_teacher())
         if self.cfg.teacher.kind == "frozen":
-            source = checkpoint.load_params(
-                self.cfg.teacher.checkpoint, sharding.replicated(self.mesh)
-            )
-            if "image" not in source:
-                raise UserError(
-                    f"config teacher.checkpoint {self.cfg.teacher.checkpoint} has no image tower"
-                )
-            teacher, _ = checkpoint.merge_params(
-                self.state.teacher,
-                source["image"],
-                True,
-                f"config teacher.checkpoint {self.cfg.teacher.checkpoint}",
-            )
-            self.state = self.state.replace(
-                teacher=jax.device_put(teacher, self.state_shardings.teacher)
-            )
+            self._set_teacher(self._frozen_teacher(self.cfg.teacher.checkpoint))
+
+    def _student_copy_for_teacher(self):
+        """The mean teacher starts as the student's image tower: a copy, not the same
+        buffers, since the step donates the state and one buffer donated twice (as params
+        and as teacher) crashes XLA."""
+        student = ema.same_entries(self.state.params["image"], self.state.teacher)
+        return jax.tree.map(lambda x: x.copy(), student)
+
+    def _frozen_teacher(self, directory: str):
+        """The image tower of another run (e.g. of configs/clip.py), matched strictly."""
+        source = checkpoint.load_params(directory, sharding.replicated(self.mesh))
+        if "image" not in source:
+            raise UserError(f"config teacher.checkpoint {directory} has no image tower")
+        teacher, _ = checkpoint.merge_params(
+            self.state.teacher, source["image"], True, f"config teacher.checkpoint {directory}"
+        )
+        return teacher
+
+    def _set_teacher(self, teacher):
+        self.state = self.state.replace(
+            teacher=jax.device_put(teacher, self.state_shardings.teacher)
+        )
 
     def initialise_from(self, directory: str, strict: bool):
         """Parameters from another run (e.g. FLIP's unmasked tuning starts from a FLIP
