@@ -32,6 +32,6 @@ def get_config(arg=None):
     c.mask.text.update(kind="bert", ratio=0.3)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
     c.objectives.itm = dict(weight=1.0)
-    c.objectives.mlm = dict(weight=1.0)
+    c.objectives.mlm = dict(weight=1.0, encoder="fusion")
     c.objectives.mim = dict(weight=1.0, loss="l1", normalize=False, fusion=True)
     return c

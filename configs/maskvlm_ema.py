@@ -16,7 +16,7 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     c = mvl_config.config_beside(__file__, "maskvlm.py", arg)
-    c.objectives.features = dict(weight=1.0, loss="cosine")
+    c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "ema"
     c.lock()
     return c

@@ -1,8 +1,8 @@
 """MVP: masked image modeling with a frozen CLIP image tower as the target (Wei et al., ECCV 2022).
 
-Mask: block-wise masking of ~40% of the patches [?] (mvl's aligned blocks of
-      `mask.image.block_size` patches; BEiT's random-rectangle sampler is not in mvl yet),
-      hidden patches replaced by a learned mask token.
+Mask: BEiT's block-wise masking of ~40% of the patches [?] (random rectangles of at
+      least `mask.image.min_block_patches` patches: 16 as in BEiT on the 14x14 paper grid,
+      4 on the demo's 8x8 grid), hidden patches replaced by a learned mask token.
 Encoder: ViT (the student). Target: the frozen teacher's per-patch features of the full
       image; the teacher is the image tower of a CLIP run (`teacher.checkpoint`), kept in
       TrainState.teacher: never in the optimizer state, never differentiated.
@@ -27,9 +27,12 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
-    c = mvl_config.base_config("paper" if "paper" in args else "demo")
-    c.mask.image.update(kind="block", ratio=0.4, block_size=2, drop=False)
-    c.objectives.features = dict(weight=1.0, loss="cosine")
+    paper = "paper" in args
+    c = mvl_config.base_config("paper" if paper else "demo")
+    c.mask.image.update(
+        kind="beit", ratio=0.4, min_block_patches=16 if paper else 4, block_aspect=0.3, drop=False
+    )
+    c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "frozen"
     c.eval.held_out_losses = True
     return c

@@ -21,6 +21,6 @@ def get_config(arg=None):
     c = mvl_config.base_config("paper" if "paper" in args else "demo")
     c.mask.image.update(kind="block", ratio=0.4, block_size=2, drop=False)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
-    c.objectives.features = dict(weight=1.0, loss="cosine")
+    c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "frozen"
     return c

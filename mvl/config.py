@@ -187,6 +187,26 @@ def base_config(size: str) -> ml_collections.ConfigDict:
                 mlp_dim=4 * s["decoder_width"],
                 cross_attention=True,
             ),
+            # MaskCLIP: predicts the teacher's features of hidden patches (shallow [?]).
+            feature_decoder=dict(
+                width=s["decoder_width"],
+                depth=s["fusion_depth"],
+                num_heads=s["heads"],
+                mlp_dim=4 * s["decoder_width"],
+            ),
+            # MaskCLIP: text-only transformer between the text tower and the MLM head.
+            text_decoder=dict(
+                depth=s["text_decoder_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"]
+            ),
+            # MLIM: one transformer over [text; CNN patch embeddings].
+            single_stream=dict(
+                width=s["width"],
+                depth=s["image_depth"],
+                num_heads=s["heads"],
+                mlp_dim=4 * s["width"],
+            ),
+            # MLIM: channels of the first of log2(patch_size) transposed convolutions.
+            deconv_decoder=dict(width=s["width"]),
             embed_dim=s["embed_dim"],
             init_temperature=0.07,
             act="gelu",
@@ -198,8 +218,32 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         dict(
             # drop=False: hidden patches become a learned mask token (SimMIM, MaskVLM);
             # drop=True: the encoder runs on the visible patches only (MAE, FLIP).
-            image=dict(kind="none", ratio=0.0, block_size=1, drop=False),
-            text=dict(kind="none", ratio=0.0),
+            # kind: none | random | block (aligned block_size squares, MaskVLM) |
+            # beit (BEiT's random rectangles of >= min_block_patches, aspect in
+            # [block_aspect, 1 / block_aspect]).
+            image=dict(
+                kind="none",
+                ratio=0.0,
+                block_size=1,
+                drop=False,
+                min_block_patches=16,
+                block_aspect=0.3,
+            ),
+            # kind: none | bert. Picked tokens become [MASK] with mask_prob, a random
+            # token with random_prob, else stay (BERT's 80/10/10).
+            text=dict(kind="none", ratio=0.0, mask_prob=0.8, random_prob=0.1),
+            # MLIM's modality-aware masking: per example, heavy image masking with intact
+            # text, heavy text masking with intact image, or light masking of both
+            # (probabilities in that order); replaces image.ratio and text.ratio.
+            modality_aware=dict(
+                enabled=False,
+                probabilities=(1 / 3, 1 / 3, 1 / 3),
+                heavy_ratio=0.8,
+                light_ratio=0.15,
+            ),
+            # MLIM's modality dropout: per example the single-stream encoder sees
+            # (text only, image only, both) with these probabilities.
+            modality_dropout=dict(probabilities=(0.0, 0.0, 1.0)),
         )
     )
     c.objectives = ml_collections.ConfigDict()
@@ -242,6 +286,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             batch_size=250,
             num_reconstructions=8,  # images in the PNG grid (needs the `mim` objective)
             held_out_losses=False,  # also report each objective's loss on val batches
+            # held-out losses under each of these modality-dropout modes (both, text_only,
+            # image_only); modes other than both need a single-stream model (MLIM)
+            modalities=("both",),
         )
     )
     return c
@@ -259,6 +306,7 @@ SIZES = {
         image_depth=3,
         text_depth=2,
         fusion_depth=1,
+        text_decoder_depth=2,
         heads=4,
         decoder_width=96,
         embed_dim=96,
@@ -281,6 +329,7 @@ SIZES = {
         image_depth=12,
         text_depth=12,
         fusion_depth=3,
+        text_decoder_depth=4,
         heads=12,
         decoder_width=768,
         embed_dim=256,

@@ -20,9 +20,15 @@ def _hide_lowest(scores: jax.Array, count: jax.Array | int) -> jax.Array:
     return ranks < (count[:, None] if count.ndim else count)
 
 
-def random_patch_mask(rng, batch_size: int, num_patches: int, ratio: float) -> jax.Array:
-    """Hides round(ratio * N) patches per example, uniformly at random."""
-    count = int(round(ratio * num_patches))
+def random_patch_mask(rng, batch_size: int, num_patches: int, ratio) -> jax.Array:
+    """Hides round(ratio * N) patches per example, uniformly at random.
+
+    `ratio` is one float, or a [B] array of per-example ratios (modality-aware masking).
+    """
+    if isinstance(ratio, (int, float)):
+        count = int(round(ratio * num_patches))
+    else:
+        count = jnp.round(ratio * num_patches).astype(jnp.int32)
     return _hide_lowest(jax.random.uniform(rng, (batch_size, num_patches)), count)
 
 
@@ -43,20 +49,83 @@ def block_patch_mask(rng, batch_size: int, grid: int, ratio: float, block: int) 
     return hidden.reshape(batch_size, grid * grid)
 
 
-def image_mask(rng, cfg, batch_size: int, grid: int) -> jax.Array | None:
-    """Dispatches on `cfg.kind`: none | random | block."""
+def beit_block_mask(
+    rng,
+    batch_size: int,
+    grid: int,
+    ratio: float,
+    min_patches: int = 16,
+    min_aspect: float = 0.3,
+    attempts: int = 0,
+) -> jax.Array:
+    """BEiT's block-wise masking, hiding exactly round(ratio * N) patches per example.
+
+    Rectangles of random area (at least `min_patches`, at most what is still to hide)
+    and aspect ratio (log-uniform in [min_aspect, 1 / min_aspect]) are placed at random
+    positions; one is kept when it hides at least one new patch without overshooting.
+    BEiT loops until the count is reached; inside jit the loop runs a fixed number of
+    `attempts` (default 4 per patch to hide) and any shortfall, rare, is made up with
+    random single patches so the count stays exact.
+    """
+    count = int(round(ratio * grid * grid))
+    attempts = attempts or 4 * max(count, 1)
+    rows, cols = jnp.divmod(jnp.arange(grid * grid), grid)
+
+    def propose(hidden, key):
+        area_key, aspect_key, top_key, left_key = jax.random.split(key, 4)
+        remaining = count - hidden.sum()
+        area = jax.random.uniform(
+            area_key, minval=min_patches, maxval=jnp.maximum(min_patches, remaining)
+        )
+        log_aspect = jax.random.uniform(
+            aspect_key, minval=jnp.log(min_aspect), maxval=-jnp.log(min_aspect)
+        )
+        height = jnp.round(jnp.sqrt(area * jnp.exp(log_aspect))).astype(jnp.int32)
+        width = jnp.round(jnp.sqrt(area / jnp.exp(log_aspect))).astype(jnp.int32)
+        top = jax.random.randint(top_key, (), 0, jnp.maximum(grid - height + 1, 1))
+        left = jax.random.randint(left_key, (), 0, jnp.maximum(grid - width + 1, 1))
+        rect = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
+        new = (rect & ~hidden).sum()
+        fits = (height < grid) & (width < grid) & (new > 0) & (new <= remaining)
+        return jnp.where(fits, hidden | rect, hidden), None
+
+    def one_example(key):
+        block_key, fill_key = jax.random.split(key)
+        hidden, _ = jax.lax.scan(
+            propose, jnp.zeros(grid * grid, bool), jax.random.split(block_key, attempts)
+        )
+        shortfall = count - hidden.sum()
+        scores = jnp.where(hidden, 2.0, jax.random.uniform(fill_key, hidden.shape))
+        return hidden | _hide_lowest(scores[None], shortfall[None])[0]
+
+    return jax.vmap(one_example)(jax.random.split(rng, batch_size))
+
+
+IMAGE_MASK_KINDS = ("none", "random", "block", "beit")
+
+
+def image_mask(rng, cfg, batch_size: int, grid: int, ratio=None) -> jax.Array | None:
+    """Dispatches on `cfg.kind`; `ratio` ([B], modality-aware masking) replaces cfg.ratio."""
     if cfg.kind == "none":
         return None
+    if ratio is not None and cfg.kind != "random":
+        raise ValueError(f"mask.modality_aware needs mask.image.kind='random', not {cfg.kind!r}")
     if cfg.kind == "random":
-        return random_patch_mask(rng, batch_size, grid * grid, cfg.ratio)
+        return random_patch_mask(
+            rng, batch_size, grid * grid, cfg.ratio if ratio is None else ratio
+        )
     if cfg.kind == "block":
         return block_patch_mask(rng, batch_size, grid, cfg.ratio, cfg.block_size)
-    raise ValueError(f"mask.image.kind={cfg.kind!r} is not one of none, random, block")
+    if cfg.kind == "beit":
+        return beit_block_mask(
+            rng, batch_size, grid, cfg.ratio, cfg.min_block_patches, cfg.block_aspect
+        )
+    raise ValueError(f"mask.image.kind={cfg.kind!r} is not one of {', '.join(IMAGE_MASK_KINDS)}")
 
 
 def hidden_count(cfg, grid: int) -> int:
     """How many patches `image_mask` hides per example (static, so dropping can slice)."""
-    if cfg.kind == "random":
+    if cfg.kind in ("random", "beit"):
         return int(round(cfg.ratio * grid * grid))
     if cfg.kind == "block":
         return int(round(cfg.ratio * (grid // cfg.block_size) ** 2)) * cfg.block_size**2
@@ -77,12 +146,13 @@ def visible_indices(hidden: jax.Array, num_hidden: int) -> jax.Array:
 def bert_text_mask(
     rng,
     ids: jax.Array,
-    ratio: float,
+    ratio,
     vocab_size: int,
     mask_prob: float = 0.8,
     random_prob: float = 0.1,
 ):
-    """BERT masking: picks max(1, round(ratio * n)) of each row's n maskable tokens.
+    """BERT masking: picks max(1, round(ratio * n)) of each row's n maskable tokens
+    (none where the ratio is 0; `ratio` may be a [B] array of per-example ratios).
 
     Maskable means not pad, [CLS], [EOS] or [BOS]. Of the picked tokens, `mask_prob`
     become [MASK], `random_prob` a random ordinary token, the rest stay unchanged.
@@ -94,9 +164,9 @@ def bert_text_mask(
         jnp.array([special_tokens.PAD, special_tokens.CLS, special_tokens.EOS, special_tokens.BOS]),
     )
     num_maskable = maskable.sum(-1)
-    count = jnp.where(num_maskable > 0, jnp.maximum(1, jnp.round(ratio * num_maskable)), 0).astype(
-        jnp.int32
-    )
+    ratio = jnp.broadcast_to(jnp.asarray(ratio, jnp.float32), num_maskable.shape)
+    wanted = jnp.maximum(1, jnp.round(ratio * num_maskable))
+    count = jnp.where((num_maskable > 0) & (ratio > 0), wanted, 0).astype(jnp.int32)
     scores = jnp.where(maskable, jax.random.uniform(pick_rng, ids.shape), 2.0)
     picked = _hide_lowest(scores, count) & maskable
     kind = jax.random.uniform(kind_rng, ids.shape)
@@ -109,18 +179,75 @@ def bert_text_mask(
     return jnp.where(picked, corrupted, ids).astype(ids.dtype), picked
 
 
+# Modality-aware masking (MLIM): per example, one of these modes, each with its ratios.
+MAM_MODES = ("image_heavy", "text_heavy", "light")
+# Modality dropout (MLIM): per example, which modalities the single-stream encoder sees.
+MDO_MODES = ("text_only", "image_only", "both")
+
+
+def draw_modes(rng, batch_size: int, probabilities) -> jax.Array:
+    """[B] int mode indices drawn independently with the given probabilities."""
+    probabilities = jnp.asarray(probabilities, jnp.float32)
+    return jax.random.choice(rng, len(probabilities), (batch_size,), p=probabilities)
+
+
+def modality_aware_ratios(rng, cfg, batch_size: int):
+    """(mode [B], image ratio [B], text ratio [B]) of MLIM's modality-aware masking:
+    heavy image masking with intact text, heavy text masking with intact image, or light
+    masking of both, drawn per example with `cfg.probabilities` (in MAM_MODES order)."""
+    _check_probabilities(cfg.probabilities, MAM_MODES, "mask.modality_aware.probabilities")
+    mode = draw_modes(rng, batch_size, cfg.probabilities)
+    image_ratio = jnp.array([cfg.heavy_ratio, 0.0, cfg.light_ratio])[mode]
+    text_ratio = jnp.array([0.0, cfg.heavy_ratio, cfg.light_ratio])[mode]
+    return mode, image_ratio, text_ratio
+
+
+def modality_dropout_enabled(cfg) -> bool:
+    _check_probabilities(cfg.probabilities, MDO_MODES, "mask.modality_dropout.probabilities")
+    return cfg.probabilities[MDO_MODES.index("both")] < 1.0
+
+
+def _check_probabilities(probabilities, modes, key):
+    if len(probabilities) != len(modes) or abs(sum(probabilities) - 1.0) > 1e-6:
+        raise ValueError(
+            f"config {key}={tuple(probabilities)} must be {len(modes)} probabilities "
+            f"({', '.join(modes)}) summing to 1"
+        )
+    if min(probabilities) < 0:
+        raise ValueError(f"config {key}={tuple(probabilities)} has a negative probability")
+
+
 def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
     """All masks of one step: {"image": [B, N] | None, "image_keep" (when hidden patches
-    are dropped rather than replaced), "text_ids", "text_picked"}."""
-    image_rng, text_rng = jax.random.split(rng)
+    are dropped rather than replaced), "text_ids", "text_picked"}; with modality-aware
+    masking also "mam_mode" [B]; with modality dropout "keep_text" / "keep_image" [B]."""
+    image_rng, text_rng, mam_rng, mdo_rng = jax.random.split(rng, 4)
     batch_size = batch["image"].shape[0]
-    masks = {"image": image_mask(image_rng, cfg.image, batch_size, grid)}
+    masks, image_ratio, text_ratio = {}, None, cfg.text.ratio
+    if cfg.modality_aware.enabled:
+        if cfg.image.drop or cfg.text.kind != "bert":
+            raise ValueError(
+                "mask.modality_aware needs mask.image.drop=False and mask.text.kind='bert'"
+            )
+        masks["mam_mode"], image_ratio, text_ratio = modality_aware_ratios(
+            mam_rng, cfg.modality_aware, batch_size
+        )
+    masks["image"] = image_mask(image_rng, cfg.image, batch_size, grid, image_ratio)
     if cfg.image.drop and masks["image"] is not None:
         masks["image_keep"] = visible_indices(masks["image"], hidden_count(cfg.image, grid))
     if cfg.text.kind == "bert":
         masks["text_ids"], masks["text_picked"] = bert_text_mask(
-            text_rng, batch["text"], cfg.text.ratio, vocab_size
+            text_rng,
+            batch["text"],
+            text_ratio,
+            vocab_size,
+            cfg.text.mask_prob,
+            cfg.text.random_prob,
         )
     elif cfg.text.kind != "none":
         raise ValueError(f"mask.text.kind={cfg.text.kind!r} is not one of none, bert")
+    if modality_dropout_enabled(cfg.modality_dropout):
+        mode = draw_modes(mdo_rng, batch_size, cfg.modality_dropout.probabilities)
+        masks["keep_text"] = mode != MDO_MODES.index("image_only")
+        masks["keep_image"] = mode != MDO_MODES.index("text_only")
     return masks

@@ -76,3 +76,91 @@ def test_dropping_keeps_exactly_the_visible_patches_in_order(cfg, grid):
     restored = np.full_like(tokens, -1)
     np.put_along_axis(restored, keep, np.take_along_axis(tokens, keep, 1), 1)
     np.testing.assert_array_equal(restored[~np.asarray(hidden)], tokens[~np.asarray(hidden)])
+
+
+def _mask_config(**updates):
+    from mvl import config as config_lib
+
+    cfg = config_lib.load_config("configs/mlim.py:demo").mask
+    cfg.unlock()
+    for dotted, value in updates.items():
+        section, key = dotted.split(".")
+        cfg[section][key] = value
+    return cfg
+
+
+def _text_batch(batch_size, length=24, body=20):
+    row = [special_tokens.CLS] + list(range(10, 10 + body)) + [special_tokens.EOS]
+    row += [special_tokens.PAD] * (length - len(row))
+    return np.tile(np.array(row, np.int32), (batch_size, 1))
+
+
+def _within_sampling_error(counts, probabilities, n):
+    for count, p in zip(counts, probabilities):
+        sigma = np.sqrt(n * p * (1 - p))
+        assert abs(count - n * p) <= 4 * sigma + 1e-9, (counts, probabilities)
+
+
+def test_modality_aware_masking_modes_follow_their_probabilities_and_ratios():
+    probabilities = (0.5, 0.3, 0.2)
+    cfg = _mask_config(**{"modality_aware.probabilities": probabilities})
+    n, grid = 4000, 8
+    batch = {"image": np.zeros((n, 32, 32, 3)), "text": _text_batch(n)}
+    masks = jax.jit(lambda rng: masking.make_masks(rng, cfg, batch, grid, 128))(
+        jax.random.PRNGKey(3)
+    )
+    mode = np.asarray(masks["mam_mode"])
+    _within_sampling_error(np.bincount(mode, minlength=3), probabilities, n)
+    image_hidden = np.asarray(masks["image"]).sum(1)
+    text_picked = np.asarray(masks["text_picked"]).sum(1)
+    # image_heavy: 80% of 64 patches, intact text; text_heavy: 80% of 20 words, intact
+    # image; light: 15% of each.
+    expected = {0: (round(0.8 * 64), 0), 1: (0, round(0.8 * 20)), 2: (round(0.15 * 64), 3)}
+    for m, (patches, words) in expected.items():
+        np.testing.assert_array_equal(image_hidden[mode == m], patches)
+        np.testing.assert_array_equal(text_picked[mode == m], words)
+    # MLIM masks words by [MASK] replacement only (mask_prob 1).
+    ids = np.asarray(masks["text_ids"])
+    assert np.all(ids[np.asarray(masks["text_picked"])] == special_tokens.MASK)
+
+
+def test_modality_dropout_modes_follow_their_probabilities():
+    probabilities = (0.2, 0.3, 0.5)  # text only, image only, both
+    cfg = _mask_config(**{"modality_dropout.probabilities": probabilities})
+    n = 4000
+    batch = {"image": np.zeros((n, 32, 32, 3)), "text": _text_batch(n)}
+    masks = masking.make_masks(jax.random.PRNGKey(4), cfg, batch, 4, 128)
+    keep_text, keep_image = np.asarray(masks["keep_text"]), np.asarray(masks["keep_image"])
+    assert np.all(keep_text | keep_image)  # never both dropped
+    counts = [(keep_text & ~keep_image).sum(), (~keep_text & keep_image).sum()]
+    counts.append((keep_text & keep_image).sum())
+    _within_sampling_error(counts, probabilities, n)
+
+
+def test_bad_mode_probabilities_are_named():
+    cfg = _mask_config(**{"modality_dropout.probabilities": (0.5, 0.6, 0.0)})
+    batch = {"image": np.zeros((2, 32, 32, 3)), "text": _text_batch(2)}
+    with pytest.raises(ValueError, match="mask.modality_dropout.probabilities"):
+        masking.make_masks(jax.random.PRNGKey(0), cfg, batch, 4, 128)
+
+
+@pytest.mark.parametrize("grid, ratio, min_patches", [(14, 0.4, 16), (8, 0.4, 4)])
+def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patches):
+    batch = 64
+    mask = np.asarray(
+        masking.beit_block_mask(jax.random.PRNGKey(5), batch, grid, ratio, min_patches)
+    )
+    np.testing.assert_array_equal(mask.sum(1), round(ratio * grid * grid))
+
+    # Blocks, not scattered patches: a hidden patch's 4-neighbours are mostly hidden,
+    # far more often than under random masking of the same count.
+    def neighbour_agreement(m):
+        m = m.reshape(-1, grid, grid)
+        same = (m[:, 1:] & m[:, :-1]).sum() + (m[:, :, 1:] & m[:, :, :-1]).sum()
+        return 2 * same / m.sum()
+
+    scattered = np.asarray(
+        masking.random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio)
+    )
+    assert neighbour_agreement(mask) > 1.5 * neighbour_agreement(scattered)
+    assert len({tuple(row) for row in mask}) == batch  # every example its own blocks

@@ -1,4 +1,5 @@
-"""Methods beyond MaskVLM on the same train_step: SigLIP, FLIP (token dropping), MAE."""
+"""Methods beyond MaskVLM on the same train_step: SigLIP, FLIP, MAE, MLIM, MaskCLIP, MVP
+and compositions no paper used."""
 
 import json
 
@@ -12,7 +13,7 @@ from mvl.train.loop import Trainer
 from tests.test_main import main_args
 
 
-@pytest.mark.parametrize("method", ["siglip", "flip", "mae"])
+@pytest.mark.parametrize("method", ["siglip", "flip", "mae", "mlim", "maskclip"])
 def test_method_trains_and_its_loss_falls(tiny_config, tmp_path, method):
     trainer = Trainer(tiny_config(method, **{"optim.lr": "3e-3"}), str(tmp_path))
     losses = [float(trainer.step(trainer.next_batch())["loss"]) for _ in range(16)]
@@ -84,8 +85,6 @@ def clip_teacher_run(tiny_config, workdir) -> Trainer:
 
 
 def test_mvp_teacher_is_loaded_frozen_and_outside_the_optimizer(tiny_config, tmp_path):
-    from mvl.train.step import compute_losses
-
     clip = clip_teacher_run(tiny_config, tmp_path / "clip")
     mvp = Trainer(
         tiny_config("mvp", **{"teacher.checkpoint": str(tmp_path / "clip")}), str(tmp_path / "mvp")
@@ -99,21 +98,80 @@ def test_mvp_teacher_is_loaded_frozen_and_outside_the_optimizer(tiny_config, tmp
     assert all(np.isfinite(losses))
     unchanged = jax.tree.map(np.array_equal, teacher_before, jax.device_get(mvp.state.teacher))
     assert all(jax.tree.leaves(unchanged))
-    # The optimizer holds moments for the student only.
-    mu = mvp.state.opt_state[1][0].mu
-    assert jax.tree.structure(mu) == jax.tree.structure(mvp.state.params)
+    assert_teacher_is_outside_optimizer_and_gradient(mvp)
 
-    batch = mvp.next_batch()
-    rng = jax.random.PRNGKey(0)
+
+def assert_teacher_is_outside_optimizer_and_gradient(trainer):
+    """No optimizer moments for the teacher, and exactly zero gradient reaches it."""
+    from mvl.train.step import compute_losses
+
+    mu = trainer.state.opt_state[1][0].mu
+    assert jax.tree.structure(mu) == jax.tree.structure(trainer.state.params)
+    batch, rng = trainer.next_batch(), jax.random.PRNGKey(0)
 
     def loss_of_teacher(teacher_params):
-        teacher = (mvp.teacher_model, teacher_params)
+        teacher = (trainer.teacher_model, teacher_params)
         return compute_losses(
-            mvp.model, mvp.cfg, mvp.state.params, batch, rng, rng, mvp.vocab_size, teacher
+            trainer.model,
+            trainer.cfg,
+            trainer.state.params,
+            batch,
+            rng,
+            rng,
+            trainer.vocab_size,
+            teacher,
         )[0]
 
-    grads = jax.grad(loss_of_teacher)(mvp.state.teacher)
+    grads = jax.grad(loss_of_teacher)(trainer.state.teacher)
     assert all(float(np.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))
+
+
+def test_single_stream_hides_masked_patches_and_dropped_modalities(tiny_config):
+    cfg = tiny_config("mlim")
+    model = build_model(cfg, 128)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    ids = rng.integers(6, 128, size=(2, 24)).astype(np.int32)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), images, ids)
+
+    def encode(images, ids, hidden=None, text_keep=None, image_keep=None):
+        return model.apply(
+            params, images, ids, hidden, text_keep, image_keep, method="encode_stream"
+        )
+
+    hidden = np.zeros((2, 16), bool)
+    hidden[:, 5] = True  # patch 5 = rows 8..15, columns 8..15 of the 4x4 grid of 8 px
+    repainted = images.copy()
+    repainted[:, 8:16, 8:16] = 0.0
+    for a, b in zip(encode(images, ids, hidden), encode(repainted, ids, hidden)):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # hidden content is invisible
+    changed = [not np.allclose(a, b) for a, b in zip(encode(images, ids), encode(repainted, ids))]
+    assert all(changed)  # ...and visible when not hidden
+
+    keep_text, keep_image = np.array([False, True]), np.array([True, False])
+    other_ids, other_images = ids[::-1].copy(), images[::-1].copy()
+    text, patches = encode(images, ids, None, keep_text, keep_image)
+    _, patches_other_text = encode(images, other_ids, None, keep_text, keep_image)
+    text_other_image, _ = encode(other_images, ids, None, keep_text, keep_image)
+    np.testing.assert_allclose(patches[0], patches_other_text[0], atol=1e-6)  # text dropped
+    np.testing.assert_allclose(text[1], text_other_image[1], atol=1e-6)  # image dropped
+    assert not np.allclose(patches[1], patches_other_text[1])  # example 1 still reads its text
+
+
+def test_mlim_runs_end_to_end_with_held_out_losses_per_modality(tokenizer_path, tmp_path):
+    workdir = tmp_path / "mlim"
+    assert mvl_main.main(main_args(tokenizer_path, workdir, "mlim", total_steps=2)) == 0
+    final = json.loads((workdir / "eval_final.json").read_text())
+    for mode in ("", "text_only/", "image_only/"):
+        for loss in ("mlm/loss", "recon/loss"):
+            assert np.isfinite(final[f"held_out/{mode}{loss}"]), (mode, loss)
+    assert list(workdir.glob("reconstructions_*.png"))
+
+
+def test_modality_dropout_on_a_two_tower_model_is_named(tiny_config):
+    cfg = tiny_config("clip", **{"mask.modality_dropout.probabilities": "(0.1, 0.1, 0.8)"})
+    with pytest.raises(ValueError, match="mask.modality_dropout"):
+        build_model(cfg, 128)
 
 
 def test_mvp_teacher_is_sharded_like_the_student(tiny_config, tmp_path):
@@ -171,10 +229,11 @@ def test_ema_momentum_schedule_and_update_formula():
     np.testing.assert_allclose(updated["b"], 3.0)
 
 
-def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path):
+@pytest.mark.parametrize("method", ["maskvlm_ema", "maskclip"])
+def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path, method):
     from mvl.train import ema
 
-    cfg = tiny_config("maskvlm_ema", **{"teacher.momentum": "0.9"})
+    cfg = tiny_config(method, **{"teacher.momentum": "0.9"})
     trainer = Trainer(cfg, str(tmp_path))
     trainer.restore()
     before = jax.device_get(trainer.state.teacher)
@@ -190,6 +249,4 @@ def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path
         jax.device_get(trainer.state.teacher),
         expected,
     )
-    assert jax.tree.structure(trainer.state.opt_state[1][0].mu) == jax.tree.structure(
-        trainer.state.params
-    )
+    assert_teacher_is_outside_optimizer_and_gradient(trainer)

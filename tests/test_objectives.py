@@ -104,3 +104,35 @@ def test_siglip_matches_hand_computed_sigmoid_loss():
     row1 = log_sigmoid(1.0) + log_sigmoid(0.6)  # negative pair (1, 0): logit -1, label -1
     assert float(loss) == pytest.approx(-(row0 + row1) / 2, rel=1e-6)
     assert float(metrics["scale"]) == pytest.approx(2.0)
+
+
+def test_recon_is_the_mean_over_images_of_the_masked_sum_of_squares():
+    from mvl.objectives.recon import pixel_weights, recon_loss
+
+    images = jnp.zeros((3, 4, 4, 3))
+    predicted = jnp.full((3, 4, 4, 3), 0.5)
+    hidden = jnp.array([[True, False, False, False], [True, True, False, False], [False] * 4])
+    weights = pixel_weights(hidden, grid=2, patch_size=2)
+    np.testing.assert_array_equal(weights[0], [[1, 1, 0, 0], [1, 1, 0, 0], [0] * 4, [0] * 4])
+    # image 0: 4 pixels * 3 channels * 0.25 = 3; image 1: 6; image 2 has no hidden pixel
+    # and does not count.
+    loss, metrics = recon_loss(predicted, images, weights, jnp.array([True, True, True]))
+    assert float(loss) == pytest.approx((3.0 + 6.0) / 2)
+    assert float(metrics["mse"]) == pytest.approx(0.25)
+    dropped, _ = recon_loss(predicted, images, weights, jnp.array([True, False, True]))
+    assert float(dropped) == pytest.approx(3.0)  # a dropped image is not scored
+
+
+def test_distill_is_cross_entropy_of_codeword_distributions_on_hidden_patches():
+    from mvl.objectives.distill import distill_loss
+
+    codewords = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    teacher = jnp.array([[[2.0, 0.0], [0.0, 5.0]]])  # cos with codewords: (1, 0), (0, 1)
+    student = jnp.array([[[0.6, 0.8], [1.0, 0.0]]])  # cos: (0.6, 0.8), (1, 0)
+    hidden = jnp.array([[True, False]])
+    loss, metrics = distill_loss(student, teacher, codewords, hidden, 0.5, 0.25)
+    target = np.exp([4.0, 0.0]) / np.exp([4.0, 0.0]).sum()  # softmax((1, 0) / 0.25)
+    log_probs = np.array([1.2, 1.6]) - np.log(np.exp([1.2, 1.6]).sum())  # (0.6, 0.8) / 0.5
+    assert float(loss) == pytest.approx(-(target * log_probs).sum(), rel=1e-5)
+    entropy = -(target * np.log(target)).sum()
+    assert float(metrics["teacher_perplexity"]) == pytest.approx(np.exp(entropy), rel=1e-5)

@@ -95,6 +95,15 @@ def test_each_config_builds_exactly_the_parts_its_objectives_need(tiny_config):
     assert parts("clip") == towers | {"temperature"}
     assert parts("siglip") == towers | {"sigmoid"}
     assert parts("mae") == {"image", "pixel_decoder"}
+    assert parts("mlim") == {"single_stream", "deconv_decoder", "mlm_head"}
+    assert parts("maskclip") == towers | {
+        "temperature",
+        "feature_decoder",
+        "codebook",
+        "text_decoder",
+        "mlm_head",
+    }
+    assert parts("mvp") == {"image", "feature_head"}
 
 
 def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config):

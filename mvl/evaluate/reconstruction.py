@@ -1,4 +1,8 @@
-"""A picture of masked image modeling: original / masked input / reconstruction rows."""
+"""A picture of masked image modeling: original / masked input / reconstruction rows.
+
+Works for both pixel objectives: `mim` (a decoder predicts each patch's pixels) and
+MLIM's `recon` (a deconvolution decoder redraws the whole image).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import masking, targets
+from mvl import masking, objectives, targets
 from mvl.objectives.mim import predict_pixels
 from mvl.train.forward import Forward
+
+
+def pixel_objective(cfg) -> str | None:
+    """The enabled objective that predicts pixels (mim or recon), if any."""
+    enabled = objectives.enabled(cfg.objectives)
+    return next((name for name in ("mim", "recon") if name in enabled), None)
+
+
+def _predicted_patches(forward, cfg, patch: int):
+    if pixel_objective(cfg) == "recon":
+        image = forward.call("decode_image", forward.stream_tokens(masked=True)[1])
+        return targets.patchify(image, patch)
+    predicted = predict_pixels(forward, cfg.objectives.mim)
+    if cfg.objectives.mim.normalize:  # undo per-patch normalisation with the true stats
+        original = targets.patchify(forward.batch["image"], patch)
+        mean = original.mean(-1, keepdims=True)
+        std = jnp.sqrt(original.var(-1, keepdims=True) + 1e-6)
+        predicted = predicted * std + mean
+    return predicted
 
 
 def make_reconstruct_fn(model, cfg, vocab_size: int):
@@ -19,12 +42,8 @@ def make_reconstruct_fn(model, cfg, vocab_size: int):
     def reconstruct(params, batch, rng):
         masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size)
         forward = Forward(model, params, batch, masks, rng)
-        predicted = predict_pixels(forward, cfg.objectives.mim)
+        predicted = _predicted_patches(forward, cfg, patch)
         original = targets.patchify(batch["image"], patch)
-        if cfg.objectives.mim.normalize:  # undo per-patch normalisation with the true stats
-            mean = original.mean(-1, keepdims=True)
-            std = jnp.sqrt(original.var(-1, keepdims=True) + 1e-6)
-            predicted = predicted * std + mean
         hidden = masks["image"][..., None]
         pasted = jnp.where(hidden, predicted, original)  # visible patches stay original
         return masks["image"], jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)

@@ -1,4 +1,5 @@
-"""Heads: what predicts a target (pixel decoder, MLM head) or aligns modalities."""
+"""Heads: small parts that score a target (MLM head, projections, codebook) or align
+modalities. Multi-layer decoders live in mvl/models/decoders.py."""
 
 from __future__ import annotations
 
@@ -8,71 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from mvl.models import layers
-
-
-class PixelDecoder(nn.Module):
-    """Predicts every patch's pixels [B, N, P*P*3] from patch tokens [B, N, D].
-
-    With `cross_attention`, each block also attends to the other modality's tokens
-    (MaskVLM reconstructs the masked image from the unmasked text this way). With
-    `insert_mask_tokens` the input holds only the visible patches (`keep_idx`), and a
-    learned mask token fills every other position before the blocks run (MAE).
-    """
-
-    patch_size: int
-    width: int
-    depth: int
-    num_heads: int
-    mlp_dim: int
-    cross_attention: bool = True
-    act: str = "gelu"
-    ln_eps: float = 1e-6
-    dtype: jnp.dtype = jnp.float32
-
-    insert_mask_tokens: bool = False
-    num_patches: int = 0  # the full grid, needed to re-insert dropped patches
-
-    @nn.compact
-    def __call__(self, patch_tokens, context=None, context_valid=None, keep_idx=None):
-        x = nn.Dense(
-            self.width,
-            dtype=self.dtype,
-            name="embed",
-            kernel_init=layers.dense_init(("embed", "mlp")),
-            bias_init=layers.zeros_init(("mlp",)),
-        )(patch_tokens)
-        if self.insert_mask_tokens:
-            x = self._insert_mask_tokens(x, keep_idx)
-        x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
-        x = layers.Transformer(
-            self.depth,
-            self.num_heads,
-            self.mlp_dim,
-            self.cross_attention,
-            self.act,
-            self.ln_eps,
-            self.dtype,
-            name="blocks",
-        )(x, None, context, context_valid)
-        return nn.Dense(
-            self.patch_size * self.patch_size * 3,
-            dtype=jnp.float32,
-            name="to_pixels",
-            kernel_init=layers.dense_init(("embed", None)),
-            bias_init=layers.zeros_init((None,)),
-        )(x)
-
-    def _insert_mask_tokens(self, visible, keep_idx):
-        """[B, K, W] visible tokens -> [B, N, W] in raster order, mask tokens elsewhere."""
-        token = self.param(
-            "mask_token",
-            layers.partitioned(nn.initializers.normal(0.02), (None, None, "mlp")),
-            (1, 1, self.width),
-        )
-        batch = visible.shape[0]
-        full = jnp.broadcast_to(token.astype(visible.dtype), (batch, self.num_patches, self.width))
-        rows = jnp.arange(batch)[:, None]
-        return full.at[rows, keep_idx].set(visible)
 
 
 class MlmHead(nn.Module):
@@ -158,6 +94,22 @@ class ItmHead(nn.Module):
             kernel_init=layers.dense_init(("embed", None)),
             bias_init=layers.zeros_init((None,)),
         )(features)
+
+
+class Codebook(nn.Module):
+    """MaskCLIP's online quantizer: `size` learned codewords of width `dim`; features are
+    scored against them by cosine similarity (mvl/objectives/distill.py)."""
+
+    size: int
+    dim: int
+
+    @nn.compact
+    def __call__(self):
+        return self.param(
+            "codewords",
+            layers.partitioned(nn.initializers.normal(1.0), (None, "embed")),
+            (self.size, self.dim),
+        )
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:

@@ -13,16 +13,18 @@ import ml_collections
 
 from mvl import masking
 from mvl.data import special_tokens
+from mvl.models.decoders import DeconvDecoder, TextDecoder, TokenDecoder
 from mvl.models.fusion import CrossModalEncoder
 from mvl.models.heads import (
+    Codebook,
     ItmHead,
     LogitScale,
     MlmHead,
-    PixelDecoder,
     Projection,
     SigmoidScaleBias,
     l2_normalize,
 )
+from mvl.models.single_stream import SingleStreamEncoder
 from mvl.models.text import TextTower
 from mvl.models.vision import VisionTower
 
@@ -36,7 +38,12 @@ COMPONENTS = (
     "itm_head",
     "pixel_decoder",
     "mlm_head",
-    "feature_head",  # predicts a teacher's per-patch features (MVP)
+    "feature_head",  # linear: a teacher's per-patch features (MVP)
+    "feature_decoder",  # transformer: a teacher's features of hidden patches (MaskCLIP)
+    "codebook",  # MaskCLIP's online quantizer
+    "text_decoder",  # transformer between the text tower and the MLM head (MaskCLIP)
+    "single_stream",  # one encoder over [text; image patches] (MLIM)
+    "deconv_decoder",  # patch grid -> image (MLIM's RECON)
 )
 
 
@@ -51,6 +58,7 @@ class MultimodalModel(nn.Module):
     image_mask_token: bool = False  # hidden patches are replaced by a learned token
     image_keep_count: int = 0  # > 0: hidden patches are dropped; this many stay visible
     feature_dim: int = 0  # width of the teacher features the feature head predicts
+    codebook_size: int = 0
 
     def setup(self):
         c, common = self.config, self._common()
@@ -71,18 +79,40 @@ class MultimodalModel(nn.Module):
             self.text_fusion = CrossModalEncoder(**dict(c.fusion), **common)
         if "itm_head" in has:
             self.itm_head = ItmHead()
+        num_patches = (c.image.image_size // c.image.patch_size) ** 2
+        dropped = dict(insert_mask_tokens=self.image_keep_count > 0, num_patches=num_patches)
         if "pixel_decoder" in has:
-            self.pixel_decoder = PixelDecoder(
-                patch_size=c.image.patch_size,
-                insert_mask_tokens=self.image_keep_count > 0,
-                num_patches=(c.image.image_size // c.image.patch_size) ** 2,
-                **dict(c.pixel_decoder),
-                **common,
+            self.pixel_decoder = TokenDecoder(
+                out_dim=c.image.patch_size**2 * 3, **dropped, **dict(c.pixel_decoder), **common
             )
         if "mlm_head" in has:
             self.mlm_head = MlmHead(self.vocab_size, **common)
         if "feature_head" in has:
             self.feature_head = Projection(self.feature_dim)
+        if "feature_decoder" in has:
+            self.feature_decoder = TokenDecoder(
+                out_dim=self.feature_dim, **dropped, **dict(c.feature_decoder), **common
+            )
+        if "codebook" in has:
+            self.codebook = Codebook(self.codebook_size, self.feature_dim)
+        if "text_decoder" in has:
+            self.text_decoder = TextDecoder(**dict(c.text_decoder), **common)
+        if "single_stream" in has:
+            image = c.image
+            self.single_stream = SingleStreamEncoder(
+                vocab_size=self.vocab_size,
+                max_len=c.text.max_len,
+                image_size=image.image_size,
+                patch_size=image.patch_size,
+                pixel_mean=image.pixel_mean,
+                pixel_std=image.pixel_std,
+                **dict(c.single_stream),
+                **common,
+            )
+        if "deconv_decoder" in has:
+            self.deconv_decoder = DeconvDecoder(
+                c.image.patch_size, c.deconv_decoder.width, c.act, common["dtype"]
+            )
 
     def _common(self):
         return dict(
@@ -95,6 +125,10 @@ class MultimodalModel(nn.Module):
 
     def encode_text(self, ids):
         return self.text(ids, text_valid(ids))
+
+    def encode_stream(self, images, ids, patch_mask=None, text_keep=None, image_keep=None):
+        """(text tokens, patch tokens) of the single-stream encoder (MLIM)."""
+        return self.single_stream(ids, text_valid(ids), images, patch_mask, text_keep, image_keep)
 
     def embed_image(self, image_tokens):
         return l2_normalize(self.image_projection(image_tokens[:, 0]))
@@ -133,6 +167,20 @@ class MultimodalModel(nn.Module):
         """Teacher features of every patch, predicted from patch tokens ([CLS] dropped)."""
         return self.feature_head(image_tokens[:, 1:])
 
+    def decode_features(self, image_tokens, keep_idx=None):
+        """Teacher features of every patch from a transformer decoder ([CLS] dropped)."""
+        return self.feature_decoder(image_tokens[:, 1:], None, None, keep_idx)
+
+    def codewords(self):
+        return self.codebook()
+
+    def decode_text(self, text_tokens, ids):
+        return self.text_decoder(text_tokens, text_valid(ids))
+
+    def decode_image(self, patch_tokens):
+        """An image [B, H, W, 3] in [0, 1] from single-stream patch tokens (no [CLS])."""
+        return self.deconv_decoder(patch_tokens)
+
     def mlm_logits(self, text_tokens):
         return self.mlm_head(text_tokens)
 
@@ -164,11 +212,25 @@ class MultimodalModel(nn.Module):
             cross = self.config.pixel_decoder.cross_attention
             context = (text_tokens, ids) if cross else (None, None)
             outputs["pixels"] = self.decode_pixels(image_tokens, *context, keep_idx)
-        if "mlm_head" in has:
-            outputs["mlm"] = self.mlm_logits(text_tokens)
         if "feature_head" in has:
             outputs["features"] = self.predict_features(image_tokens)
+        if "feature_decoder" in has:
+            outputs["decoded_features"] = self.decode_features(image_tokens, keep_idx)
+        if "codebook" in has:
+            outputs["codewords"] = self.codewords()
+        if "text_decoder" in has:
+            text_tokens = self.decode_text(text_tokens, ids)
+        if "single_stream" in has:
+            patch_mask = jnp.zeros(images.shape[:1] + (self._grid() ** 2,), bool)
+            text_tokens, patch_tokens = self.encode_stream(images, ids, patch_mask)
+            if "deconv_decoder" in has:
+                outputs["image"] = self.decode_image(patch_tokens)
+        if "mlm_head" in has:
+            outputs["mlm"] = self.mlm_logits(text_tokens)
         return outputs
+
+    def _grid(self) -> int:
+        return self.config.image.image_size // self.config.image.patch_size
 
 
 def build_model(cfg, vocab_size: int) -> MultimodalModel:
@@ -181,16 +243,25 @@ def build_model(cfg, vocab_size: int) -> MultimodalModel:
     if not needed:
         raise ValueError("config objectives: no objective has a non-zero weight")
     components = tuple(c for c in COMPONENTS if c in needed)
+    if masking.modality_dropout_enabled(cfg.mask.modality_dropout) and (
+        "single_stream" not in components
+    ):
+        raise ValueError(
+            "config mask.modality_dropout needs a single-stream encoder (an objective with "
+            "encoder='single_stream'); two-tower models always see both modalities"
+        )
     mask = cfg.mask.image
     grid = cfg.model.image.image_size // cfg.model.image.patch_size
     drop = mask.kind != "none" and mask.drop
+    distill = cfg.objectives.get("distill")
     return MultimodalModel(
         ml_collections.FrozenConfigDict(cfg.model),
         components,
         vocab_size,
-        image_mask_token=mask.kind != "none" and not drop,
+        image_mask_token=mask.kind != "none" and not drop and "image" in components,
         image_keep_count=grid * grid - masking.hidden_count(mask, grid) if drop else 0,
         feature_dim=cfg.teacher.image.width if cfg.teacher.kind != "none" else 0,
+        codebook_size=distill.codebook_size if distill is not None else 0,
     )
 
 

@@ -87,17 +87,20 @@ class VisionTower(nn.Module):
 
 
 class ConvStem(nn.Module):
-    """A shallow CNN that turns each patch into a token: log2(patch) stride-2 3x3 convs.
+    """A shallow CNN that turns each patch into a token: log2(patch) stride-2 convs.
 
-    Channels grow to `width` at the last layer. Convolutions see across patch borders
-    and bring the locality prior a linear patch embedding lacks, which matters when a
-    ViT trains from scratch on little data (MLIM embeds patches with a shallow CNN too).
+    Channels grow to `width` at the last layer. With 3x3 kernels (the ViT tower's
+    `stem='conv'`) convolutions see across patch borders and bring the locality prior a
+    linear patch embedding lacks. With 2x2 kernels (MLIM's single stream) every token
+    sees its own patch only, so a patch hidden by [MASK] replacement cannot leak into
+    its neighbours' tokens.
     """
 
     patch_size: int
     width: int
     act: str = "gelu"
     dtype: jnp.dtype = jnp.float32
+    kernel_size: int = 3
 
     @nn.compact
     def __call__(self, x):
@@ -111,7 +114,7 @@ class ConvStem(nn.Module):
             out_name = "embed" if last else None
             x = nn.Conv(
                 self.width // 2 ** (num_layers - 1 - i),
-                (3, 3),
+                (self.kernel_size, self.kernel_size),
                 strides=(2, 2),
                 padding="SAME",
                 dtype=self.dtype,

@@ -49,4 +49,4 @@ def enabled(objectives_cfg) -> dict[str, float]:
 
 
 def _import_all():
-    from mvl.objectives import features, itc, itm, mim, mlm, siglip  # noqa: F401  (registers)
+    from mvl.objectives import distill, features, itc, itm, mim, mlm, recon, siglip  # noqa: F401

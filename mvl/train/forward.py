@@ -65,6 +65,22 @@ class Forward:
     def sigmoid_scale_bias(self):
         return self._once("sigmoid", lambda: self.call("sigmoid_scale_bias"))
 
+    def stream_tokens(self, masked: bool = True):
+        """(text, patch) tokens of the single-stream encoder (MLIM); `masked` hides words
+        and patches by [MASK]-embedding replacement; modality dropout always applies."""
+        hidden = self.masks["image"] if masked else None
+        return self._once(
+            ("stream", masked),
+            lambda: self.call(
+                "encode_stream",
+                self.batch["image"],
+                self.ids(masked),
+                hidden,
+                self.masks.get("keep_text"),
+                self.masks.get("keep_image"),
+            ),
+        )
+
     # Cross-modal passes: one modality (maybe masked) attends to the other, unmasked --
     def fused_image(self, masked_image: bool):
         return self._once(

@@ -222,11 +222,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
 
 
 def write_reconstructions(trainer, cfg, eval_data, reporter):
-    """The PNG grid of original / masked / reconstructed images (when MIM is enabled)."""
-    from mvl import objectives
+    """The PNG grid of original / masked / reconstructed images (when pixels are a target)."""
     from mvl.evaluate import reconstruction
 
-    if "mim" not in objectives.enabled(cfg.objectives) or not cfg.eval.num_reconstructions:
+    if not reconstruction.pixel_objective(cfg) or not cfg.eval.num_reconstructions:
         return
     count = cfg.eval.num_reconstructions
     batch = {k: np.asarray(v[:count]) for k, v in eval_data.items() if k in ("image", "text")}

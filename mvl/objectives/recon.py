@@ -1,0 +1,49 @@
+"""RECON (MLIM): the image redrawn by a deconvolution decoder, scored by the sum of
+squared pixel errors per image, averaged over the images that have scored pixels."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from mvl.objectives import register
+
+REGIONS = ("masked", "all")
+
+
+def pixel_weights(hidden, grid: int, patch_size: int):
+    """[B, N] hidden patches -> [B, H, W] pixel weights (1 inside hidden patches)."""
+    batch = hidden.shape[0]
+    per_patch = hidden.reshape(batch, grid, 1, grid, 1).astype(jnp.float32)
+    per_pixel = jnp.broadcast_to(per_patch, (batch, grid, patch_size, grid, patch_size))
+    return per_pixel.reshape(batch, grid * patch_size, grid * patch_size)
+
+
+def recon_loss(predicted, images, weights, scored_images):
+    """Mean over scored images of sum over pixels and channels of weight * error^2.
+
+    `weights` [B, H, W] selects pixels (hidden area, or all); `scored_images` [B] marks
+    the images that count (not dropped, and with at least one weighted pixel).
+    """
+    error = jnp.square(predicted.astype(jnp.float32) - images.astype(jnp.float32)).sum(-1)
+    per_image = (error * weights).sum((1, 2))
+    scored = (scored_images & (weights.sum((1, 2)) > 0)).astype(jnp.float32)
+    loss = (per_image * scored).sum() / jnp.maximum(scored.sum(), 1.0)
+    pixels = jnp.maximum((weights.sum((1, 2)) * scored).sum() * 3, 1.0)
+    return loss, {"mse": (per_image * scored).sum() / pixels}
+
+
+@register("recon", needs=lambda cfg: ("single_stream", "deconv_decoder"))
+def recon(forward, cfg):
+    if cfg.region not in REGIONS:
+        raise ValueError(f"config objectives.recon.region={cfg.region!r} is not one of {REGIONS}")
+    images = forward.batch["image"]
+    batch, size = images.shape[:2]
+    hidden = forward.masks["image"]
+    if cfg.region == "all" or hidden is None:
+        weights = jnp.ones((batch, size, size), jnp.float32)
+    else:
+        grid = size // forward.patch_size
+        weights = pixel_weights(hidden, grid, forward.patch_size)
+    predicted = forward.call("decode_image", forward.stream_tokens(masked=True)[1])
+    scored = forward.masks.get("keep_image", jnp.ones((batch,), bool))
+    return recon_loss(predicted, images, weights, scored)
