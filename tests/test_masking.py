@@ -58,6 +58,7 @@ def test_bert_masking_never_touches_specials_and_hits_the_ratio():
         ({"kind": "random", "ratio": 0.75, "block_size": 1}, 8),
         ({"kind": "random", "ratio": 0.5, "block_size": 1}, 4),
         ({"kind": "block", "ratio": 0.6, "block_size": 2}, 8),
+        ({"kind": "beit", "ratio": 0.4, "min_block_patches": 4, "block_aspect": 0.3}, 8),
     ],
 )
 def test_dropping_keeps_exactly_the_visible_patches_in_order(cfg, grid):
@@ -76,6 +77,24 @@ def test_dropping_keeps_exactly_the_visible_patches_in_order(cfg, grid):
     restored = np.full_like(tokens, -1)
     np.put_along_axis(restored, keep, np.take_along_axis(tokens, keep, 1), 1)
     np.testing.assert_array_equal(restored[~np.asarray(hidden)], tokens[~np.asarray(hidden)])
+
+
+def test_decoder_puts_visible_tokens_back_in_raster_order_and_mask_tokens_elsewhere():
+    import flax.linen as nn
+
+    from mvl.models.decoders import InsertMaskTokens
+
+    insert = InsertMaskTokens(num_patches=6)
+    keep = jnp.array([[0, 2, 5], [1, 3, 4]])
+    visible = jnp.arange(1.0, 25.0).reshape(2, 3, 4)  # distinct, non-zero rows
+    params = nn.unbox(insert.init(jax.random.PRNGKey(0), visible, keep))
+    full = np.asarray(insert.apply(params, visible, keep))
+    token = np.asarray(params["params"]["mask_token"]).reshape(4)
+    for b in range(2):
+        for slot, position in enumerate(np.asarray(keep[b])):
+            np.testing.assert_array_equal(full[b, position], visible[b, slot])
+        for position in set(range(6)) - set(np.asarray(keep[b]).tolist()):
+            np.testing.assert_array_equal(full[b, position], token)
 
 
 def _mask_config(**updates):

@@ -61,9 +61,12 @@ def test_a_short_run_lowers_the_loss(tiny_config, tmp_path):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
 
 
-@pytest.mark.parametrize("stem", ["patch", "conv"])
-def test_every_parameter_has_logical_axis_names(tiny_config, stem):
-    cfg = tiny_config(**{"model.image.stem": stem})
+@pytest.mark.parametrize(
+    "method, stem",
+    [("maskvlm", "patch"), ("maskvlm", "conv"), ("mlim", "patch"), ("maskclip", "patch")],
+)
+def test_every_parameter_has_logical_axis_names(tiny_config, method, stem):
+    cfg = tiny_config(method, **{"model.image.stem": stem})
     model = build_model(cfg, 128)
     boxed = jax.eval_shape(
         model.init,

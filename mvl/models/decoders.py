@@ -45,7 +45,7 @@ class TokenDecoder(nn.Module):
             bias_init=layers.zeros_init(("mlp",)),
         )(patch_tokens)
         if self.insert_mask_tokens:
-            x = self._insert_mask_tokens(x, keep_idx)
+            x = InsertMaskTokens(self.num_patches, name="insert_mask_tokens")(x, keep_idx)
         x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
         x = layers.Transformer(
             self.depth,
@@ -65,15 +65,25 @@ class TokenDecoder(nn.Module):
             bias_init=layers.zeros_init((None,)),
         )(x)
 
-    def _insert_mask_tokens(self, visible, keep_idx):
-        """[B, K, W] visible tokens -> [B, N, W] in raster order, mask tokens elsewhere."""
+
+class InsertMaskTokens(nn.Module):
+    """[B, K, W] visible tokens -> [B, N, W] in raster order, a learned token elsewhere.
+
+    `keep_idx` [B, K] says where each visible token came from (mvl/masking.py's
+    visible_indices), so the decoder sees every patch where it belongs (MAE).
+    """
+
+    num_patches: int
+
+    @nn.compact
+    def __call__(self, visible, keep_idx):
+        batch, _, width = visible.shape
         token = self.param(
             "mask_token",
             layers.partitioned(nn.initializers.normal(0.02), (None, None, "mlp")),
-            (1, 1, self.width),
+            (1, 1, width),
         )
-        batch = visible.shape[0]
-        full = jnp.broadcast_to(token.astype(visible.dtype), (batch, self.num_patches, self.width))
+        full = jnp.broadcast_to(token.astype(visible.dtype), (batch, self.num_patches, width))
         rows = jnp.arange(batch)[:, None]
         return full.at[rows, keep_idx].set(visible)
 
