@@ -205,8 +205,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
                 num_heads=s["heads"],
                 mlp_dim=4 * s["width"],
             ),
-            # MLIM: channels of the first of log2(patch_size) transposed convolutions.
-            deconv_decoder=dict(width=s["width"]),
+            # MLIM: channels of the first of log2(patch_size) transposed convolutions
+            # (halving after each); the paper does not give them [?].
+            deconv_decoder=dict(width=s["deconv_width"]),
             embed_dim=s["embed_dim"],
             init_temperature=0.07,
             act="gelu",
@@ -307,6 +308,7 @@ SIZES = {
         text_depth=2,
         fusion_depth=1,
         text_decoder_depth=2,
+        deconv_width=32,  # full-resolution convolutions dominate a CPU step: keep them thin
         heads=4,
         decoder_width=96,
         embed_dim=96,
@@ -330,6 +332,7 @@ SIZES = {
         text_depth=12,
         fusion_depth=3,
         text_decoder_depth=4,
+        deconv_width=256,
         heads=12,
         decoder_width=768,
         embed_dim=256,
