@@ -212,7 +212,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             init_temperature=0.07,
             act="gelu",
             ln_eps=1e-6,
+            # compute dtype (float32 | bfloat16); parameters and optimizer state stay float32
             dtype="float32",
+            remat="none",  # recompute blocks in the backward pass: none | full | dots
         )
     )
     c.mask = ml_collections.ConfigDict(
@@ -258,6 +260,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             eps=1e-6,
             weight_decay=0.05,
             grad_clip_norm=1.0,
+            # > 1: the batch's gradient is accumulated over this many slices (lax.scan),
+            # holding activations for one slice at a time; see mvl/train/step.py
+            microbatches=1,
         )
     )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))

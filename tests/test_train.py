@@ -135,3 +135,52 @@ def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config
         "temperature/logit_scale",
     ):
         assert not mask[spared], spared
+
+
+def test_gradient_accumulation_matches_one_batch_four_times_larger(tiny_config, tmp_path):
+    # MAE's loss averages over a fixed number of hidden patches per example, so four
+    # slices of 4 must give the update of one batch of 16 (masks are drawn for the batch).
+    whole = Trainer(tiny_config("mae"), str(tmp_path / "whole"))
+    sliced = Trainer(tiny_config("mae", **{"optim.microbatches": "4"}), str(tmp_path / "sliced"))
+    for _ in range(2):
+        batch = whole.next_batch()
+        a, b = jax.device_get(whole.step(batch)), jax.device_get(sliced.step(batch))
+        for key in ("loss", "grad_norm"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7),
+        jax.device_get(whole.state.params),
+        jax.device_get(sliced.state.params),
+    )
+
+
+def test_microbatches_that_do_not_divide_the_batch_are_named(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config("mae", **{"optim.microbatches": "3"}), str(tmp_path))
+    with pytest.raises(ValueError, match="optim.microbatches=3"):
+        trainer.step(trainer.next_batch())
+
+
+def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_config, tmp_path):
+    method = "maskvlm"  # every kind of transformer stack: towers, fusion, pixel decoder
+    from mvl.train.step import compute_losses
+
+    reference = Trainer(tiny_config(method), str(tmp_path))
+    params, batch, rng = reference.state.params, reference.next_batch(), jax.random.PRNGKey(1)
+
+    def loss_and_grads(**overrides):
+        model = build_model(tiny_config(method, **overrides), reference.vocab_size)
+
+        def loss(p):
+            return compute_losses(model, reference.cfg, p, batch, rng, rng, reference.vocab_size)[0]
+
+        return jax.device_get(jax.jit(jax.value_and_grad(loss))(params))
+
+    base_loss, base_grads = loss_and_grads()
+    remat_loss, remat_grads = loss_and_grads(**{"model.remat": "full"})
+    assert remat_loss == pytest.approx(base_loss, rel=1e-6)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), base_grads, remat_grads
+    )
+    bf16_loss, bf16_grads = loss_and_grads(**{"model.dtype": "bfloat16"})
+    assert bf16_loss == pytest.approx(base_loss, rel=3e-2)
+    assert all(g.dtype == np.float32 for g in jax.tree.leaves(bf16_grads))  # fp32 params

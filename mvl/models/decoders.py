@@ -31,6 +31,7 @@ class TokenDecoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     insert_mask_tokens: bool = False
     num_patches: int = 0  # the full grid, needed to re-insert dropped patches
@@ -56,6 +57,7 @@ class TokenDecoder(nn.Module):
             self.ln_eps,
             self.dtype,
             name="blocks",
+            remat=self.remat,
         )(x, None, context, context_valid)
         return nn.Dense(
             self.out_dim,
@@ -144,6 +146,7 @@ class TextDecoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     @nn.compact
     def __call__(self, text_tokens, valid):
@@ -155,4 +158,5 @@ class TextDecoder(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="blocks",
+            remat=self.remat,
         )(text_tokens, valid)

@@ -19,6 +19,7 @@ class CrossModalEncoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     @nn.compact
     def __call__(self, queries, queries_valid, context, context_valid):
@@ -31,4 +32,5 @@ class CrossModalEncoder(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="blocks",
+            remat=self.remat,
         )(queries, queries_valid, context, context_valid)

@@ -153,6 +153,15 @@ class Block(nn.Module):
         return nn.with_logical_constraint(x, ACT_TOKENS)
 
 
+# Rematerialisation of each block in the backward pass (`model.remat`): what a block
+# keeps from its forward pass; the rest is recomputed.
+REMAT_POLICIES = {
+    "none": None,  # no remat: keep every activation
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep only block inputs
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # keep matmul outputs
+}
+
+
 class Transformer(nn.Module):
     """A stack of `depth` blocks followed by a final LayerNorm."""
 
@@ -163,11 +172,19 @@ class Transformer(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(
+                f"config model.remat={self.remat!r} is not one of {', '.join(REMAT_POLICIES)}"
+            )
+        block = Block
+        if self.remat != "none":
+            block = nn.remat(Block, policy=REMAT_POLICIES[self.remat])
         for i in range(self.depth):
-            x = Block(
+            x = block(
                 self.num_heads,
                 self.mlp_dim,
                 self.cross_attention,

@@ -62,11 +62,12 @@ class MultimodalModel(nn.Module):
 
     def setup(self):
         c, common = self.config, self._common()
+        stack = dict(common, remat=c.remat)  # for parts built of transformer blocks
         has = set(self.components)
         if "image" in has:
-            self.image = VisionTower(mask_token=self.image_mask_token, **dict(c.image), **common)
+            self.image = VisionTower(mask_token=self.image_mask_token, **dict(c.image), **stack)
         if "text" in has:
-            self.text = TextTower(vocab_size=self.vocab_size, **dict(c.text), **common)
+            self.text = TextTower(vocab_size=self.vocab_size, **dict(c.text), **stack)
         if "projections" in has:
             self.image_projection = Projection(c.embed_dim)
             self.text_projection = Projection(c.embed_dim)
@@ -75,15 +76,15 @@ class MultimodalModel(nn.Module):
         if "sigmoid" in has:
             self.sigmoid = SigmoidScaleBias()
         if "fusion" in has:
-            self.image_fusion = CrossModalEncoder(**dict(c.fusion), **common)
-            self.text_fusion = CrossModalEncoder(**dict(c.fusion), **common)
+            self.image_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
+            self.text_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
         if "itm_head" in has:
             self.itm_head = ItmHead()
         num_patches = (c.image.image_size // c.image.patch_size) ** 2
         dropped = dict(insert_mask_tokens=self.image_keep_count > 0, num_patches=num_patches)
         if "pixel_decoder" in has:
             self.pixel_decoder = TokenDecoder(
-                out_dim=c.image.patch_size**2 * 3, **dropped, **dict(c.pixel_decoder), **common
+                out_dim=c.image.patch_size**2 * 3, **dropped, **dict(c.pixel_decoder), **stack
             )
         if "mlm_head" in has:
             self.mlm_head = MlmHead(self.vocab_size, **common)
@@ -91,12 +92,12 @@ class MultimodalModel(nn.Module):
             self.feature_head = Projection(self.feature_dim)
         if "feature_decoder" in has:
             self.feature_decoder = TokenDecoder(
-                out_dim=self.feature_dim, **dropped, **dict(c.feature_decoder), **common
+                out_dim=self.feature_dim, **dropped, **dict(c.feature_decoder), **stack
             )
         if "codebook" in has:
             self.codebook = Codebook(self.codebook_size, self.feature_dim)
         if "text_decoder" in has:
-            self.text_decoder = TextDecoder(**dict(c.text_decoder), **common)
+            self.text_decoder = TextDecoder(**dict(c.text_decoder), **stack)
         if "single_stream" in has:
             image = c.image
             self.single_stream = SingleStreamEncoder(
@@ -107,7 +108,7 @@ class MultimodalModel(nn.Module):
                 pixel_mean=image.pixel_mean,
                 pixel_std=image.pixel_std,
                 **dict(c.single_stream),
-                **common,
+                **stack,
             )
         if "deconv_decoder" in has:
             self.deconv_decoder = DeconvDecoder(

@@ -35,6 +35,7 @@ class SingleStreamEncoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     @nn.compact
     def __call__(self, ids, valid, images, patch_mask=None, text_keep=None, image_keep=None):
@@ -77,5 +78,6 @@ class SingleStreamEncoder(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="encoder",
+            remat=self.remat,
         )(jnp.concatenate([text, patches], 1), jnp.concatenate([valid, image_valid], 1))
         return tokens[:, : ids.shape[1]], tokens[:, ids.shape[1] :]

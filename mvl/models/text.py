@@ -20,6 +20,7 @@ class TextTower(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     @nn.compact
     def __call__(self, ids, valid):
@@ -44,4 +45,5 @@ class TextTower(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="encoder",
+            remat=self.remat,
         )(x, valid)

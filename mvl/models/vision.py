@@ -31,6 +31,7 @@ class VisionTower(nn.Module):
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     dtype: jnp.dtype = jnp.float32
+    remat: str = "none"  # see layers.REMAT_POLICIES
 
     @property
     def grid(self) -> int:
@@ -83,6 +84,7 @@ class VisionTower(nn.Module):
             ln_eps=self.ln_eps,
             dtype=self.dtype,
             name="encoder",
+            remat=self.remat,
         )(x)
 
 

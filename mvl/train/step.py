@@ -4,6 +4,14 @@ Every method is a config of this one function: Mask (mvl/masking.py) -> Encoder 
 Head passes (mvl/train/forward.py over the model) -> Target (mvl/targets.py) -> the
 weighted objectives (mvl/objectives). `make_train_step` closes over the static parts
 and returns a pure `(state, batch) -> (state, metrics)`.
+
+With `optim.microbatches = k > 1` the step draws the masks for the whole batch, then
+runs the forward and backward passes on k slices in a `lax.scan` and averages their
+gradients, so activations are held for one slice at a time. Losses that average over
+examples or over a fixed count of hidden patches per example (MAE, MIM with exact
+ratios) give the same update as one pass; losses that normalise by a count that
+varies between slices (MLM's masked tokens) are averaged per slice, and contrastive
+losses (ITC, SigLIP, ITM's negatives) see only their slice's examples as negatives.
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ def step_rngs(state: TrainState):
     return jax.random.split(jax.random.fold_in(state.rng, state.step))
 
 
+def make_masks(cfg, batch, mask_rng, vocab_size: int) -> dict:
+    grid = cfg.model.image.image_size // cfg.model.image.patch_size
+    return masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size)
+
+
 def compute_losses(
     model, cfg, params, batch, mask_rng, objective_rng, vocab_size: int, teacher=None
 ):
@@ -30,8 +43,11 @@ def compute_losses(
 
     `teacher` is (module, params) of a teacher tower, or None.
     """
-    grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    masks = masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size)
+    masks = make_masks(cfg, batch, mask_rng, vocab_size)
+    return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
+
+
+def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None):
     forward = Forward(model, params, batch, masks, objective_rng, teacher)
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
@@ -56,13 +72,18 @@ def make_train_step(
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
         teacher = None if teacher_model is None else (teacher_model, state.teacher)
+        masks = make_masks(cfg, batch, mask_rng, vocab_size)
 
-        def loss_fn(params):
-            return compute_losses(
-                model, cfg, params, batch, mask_rng, objective_rng, vocab_size, teacher
-            )
+        def grads_and_metrics(params, batch, masks, rng):
+            def loss_fn(params):
+                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher)
 
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            return grads, metrics
+
+        grads, metrics = accumulate(
+            grads_and_metrics, state.params, batch, masks, objective_rng, cfg.optim.microbatches
+        )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.global_norm(grads)
@@ -75,3 +96,39 @@ def make_train_step(
         return new_state, jax.tree.map(jnp.asarray, metrics)
 
     return train_step
+
+
+def split_microbatches(tree, count: int):
+    """[B, ...] leaves -> [count, B / count, ...]; slice i takes rows i, i + count, ...
+
+    Interleaving (rather than contiguous blocks) keeps every slice spread over all
+    devices of a batch-sharded array, so each scan iteration uses the whole mesh.
+    """
+
+    def split(x):
+        if x.shape[0] % count:
+            raise ValueError(
+                f"batch of {x.shape[0]} rows is not divisible by optim.microbatches={count}"
+            )
+        return jnp.swapaxes(x.reshape((x.shape[0] // count, count) + x.shape[1:]), 0, 1)
+
+    return jax.tree.map(split, tree)
+
+
+def accumulate(grads_and_metrics, params, batch, masks, rng, count: int):
+    """`grads_and_metrics` over `count` microbatches, averaged (count 1: one plain call)."""
+    if count == 1:
+        return grads_and_metrics(params, batch, masks, rng)
+    micro = split_microbatches((batch, masks), count)
+
+    def body(grad_sum, inputs):
+        index, (micro_batch, micro_masks) = inputs
+        grads, metrics = grads_and_metrics(
+            params, micro_batch, micro_masks, jax.random.fold_in(rng, index)
+        )
+        return jax.tree.map(jnp.add, grad_sum, grads), metrics
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    grad_sum, metrics = jax.lax.scan(body, zeros, (jnp.arange(count), micro))
+    grads = jax.tree.map(lambda g: g / count, grad_sum)
+    return grads, jax.tree.map(lambda m: m.mean(0), metrics)
