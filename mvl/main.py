@@ -2,6 +2,10 @@
 
 Trains the config's method (resuming from DIR's newest checkpoint), evaluates it every
 `eval.every_steps` and at the end, and writes DIR/eval_final.json.
+
+Multi-process (run the same command in every process): `--distributed` on Cloud TPU
+pods, SLURM or Open MPI; otherwise `--coordinator HOST:PORT --num_processes N
+--process_id I`.
 """
 
 from __future__ import annotations
@@ -22,19 +26,29 @@ def parse_args(argv):
     )
     parser.add_argument("--config", required=True, help="configs/X.py[:arg], e.g. :demo")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and results")
+    parser.add_argument(
+        "--distributed", action="store_true", help="join a TPU pod / SLURM / MPI job"
+    )
+    parser.add_argument("--coordinator", help="HOST:PORT of process 0, for a manual cluster")
+    parser.add_argument("--num_processes", type=int)
+    parser.add_argument("--process_id", type=int)
     args = parser.parse_args(rest)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
-    return cfg, args.workdir
+    return cfg, args
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        cfg, workdir = parse_args(argv)
+        cfg, args = parse_args(argv)
+        from mvl import distributed
         from mvl.train import loop  # heavy imports only once the command line is valid
 
-        loop.train_and_evaluate(cfg, workdir)
+        distributed.initialize(
+            args.distributed, args.coordinator, args.num_processes, args.process_id
+        )
+        loop.train_and_evaluate(cfg, args.workdir)
     except UserError as e:
         print(f"mvl: error: {e}", file=sys.stderr)
         return 2

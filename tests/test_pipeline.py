@@ -156,7 +156,9 @@ def test_orbax_checkpoint_manager_saves_and_restores_iterator(source, tokenizer,
 
 
 def test_process_shards_are_disjoint_and_cover_the_source(tokenizer):
-    finite = ShapesSource("val", size=21, image_size=16)  # odd size: shards of 11 and 10
+    # 21 examples in global batches of 2 x 4: two full (4 + 4 rows each), then 5 left,
+    # 4 for process 0 and 1 for process 1.
+    finite = ShapesSource("val", size=21, image_size=16)
     shards = [
         example_hashes(
             build(
@@ -171,10 +173,26 @@ def test_process_shards_are_disjoint_and_cover_the_source(tokenizer):
         )
         for index in range(2)
     ]
-    assert sorted(map(len, shards)) == [10, 11]
+    assert list(map(len, shards)) == [12, 9]
     assert not set(shards[0]) & set(shards[1])
     all_images = {image_hash(finite[i]["image"]) for i in range(len(finite))}
     assert set(shards[0]) | set(shards[1]) == all_images
+
+
+def test_global_batches_do_not_depend_on_the_number_of_processes(source, tokenizer):
+    # Each process reads its rows of every global batch; the rows of processes 0 and 1
+    # together are the batch one process with twice the rows reads (augmentation too).
+    one = iter(build(source, tokenizer, batch_size=8, augment=True))
+    two = [
+        iter(build(source, tokenizer, batch_size=4, augment=True, process_index=i, process_count=2))
+        for i in range(2)
+    ]
+    for _ in range(3):
+        whole, halves = next(one), [next(it) for it in two]
+        for key in whole:
+            np.testing.assert_array_equal(
+                whole[key], np.concatenate([h[key] for h in halves]), err_msg=key
+            )
 
 
 def test_finite_dataset_drops_remainder_by_default(tokenizer):

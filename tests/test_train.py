@@ -1,6 +1,9 @@
 """The train_step end to end: sharding equivalence, resume, learning, and the model's
 parameter metadata. Tiny configs keep each compile to seconds."""
 
+import ast
+import glob
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -184,3 +187,16 @@ def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_confi
     bf16_loss, bf16_grads = loss_and_grads(**{"model.dtype": "bfloat16"})
     assert bf16_loss == pytest.approx(base_loss, rel=3e-2)
     assert all(g.dtype == np.float32 for g in jax.tree.leaves(bf16_grads))  # fp32 params
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob("configs/*.py")))
+def test_every_config_loads_at_both_sizes_and_documents_its_command(path):
+    from mvl import config as config_lib
+
+    module_doc = ast.get_docstring(ast.parse(open(path).read())) or ""
+    assert f"python -m mvl.main --config {path}" in module_doc, "docstring lacks its command"
+    assert "reach" in module_doc, "docstring does not say what the config should reach"
+    for size in ("demo", "paper"):
+        cfg = config_lib.load_config(f"{path}:{size}")
+        model = build_model(cfg, cfg.data.vocab_size)
+        assert model.components, (path, size)

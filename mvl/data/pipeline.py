@@ -61,18 +61,20 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_preprocess(
-    tokenizer: TextEncoder, max_text_len: int, seed: int, process_index: int, augment: bool
-) -> Callable[[int, dict[str, Any]], dict[str, np.ndarray]]:
-    """Per-example transform for `map_with_index`.
+    tokenizer: TextEncoder, max_text_len: int, seed: int, augment: bool
+) -> Callable[[tuple[int, dict[str, Any]]], dict[str, np.ndarray]]:
+    """Per-example transform of (global position, example).
 
-    The index is the position in this process's repeated stream, so the
-    augmentation differs between epochs yet is reproducible after a restore.
+    The position is the example's place in the global (shuffled, repeated) stream, so
+    the augmentation differs between epochs, is reproducible after a restore, and does
+    not depend on how many processes share the stream.
     """
 
-    def preprocess(index: int, example: dict[str, Any]) -> dict[str, np.ndarray]:
+    def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
+        position, example = positioned
         image = np.asarray(example["image"], np.float32) * np.float32(1 / 255)
         if augment:
-            image = augment_image(image, np.random.default_rng([seed, process_index, index]))
+            image = augment_image(image, np.random.default_rng([seed, position]))
         return {
             "image": image,
             "text": tokenizer.encode(example["caption"], max_text_len),
@@ -81,6 +83,31 @@ def make_preprocess(
         }
 
     return preprocess
+
+
+class ProcessRows:
+    """The global stream positions one process reads, in order.
+
+    Global batch s holds stream positions [s * B, (s + 1) * B) with B = rows_per_process
+    * process_count, and process p reads rows [p * b, (p + 1) * b) of it. So the global
+    batch, assembled from every process's rows in process order, is the same for any
+    number of processes (a 2-process run sees the batches of a 1-process run). A last
+    partial global batch is split in the same way, so some processes may get fewer rows.
+    """
+
+    def __init__(self, stream_length: int, rows: int, process_index: int, process_count: int):
+        self.stream_length, self.rows = stream_length, rows
+        self.process_index, self.process_count = process_index, process_count
+        global_rows = rows * process_count
+        full, remainder = divmod(stream_length, global_rows)
+        self._length = full * rows + min(max(remainder - process_index * rows, 0), rows)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> int:
+        batch, row = divmod(index, self.rows)
+        return batch * self.rows * self.process_count + self.process_index * self.rows + row
 
 
 def allow_grain_flags_outside_absl_app() -> None:
@@ -106,7 +133,11 @@ def make_dataset(
     num_threads: int = 8,
     num_workers: int = 0,
 ) -> grain.IterDataset:
-    """Batched grain dataset over this process's shard of `source`.
+    """Batched grain dataset of this process's rows of each global batch of `source`.
+
+    The shuffle and repeat are global (the same in every process); each process reads
+    its `batch_size` rows of every global batch (ProcessRows), so the global batches do
+    not depend on `process_count`.
 
     `iter(dataset)` gives a checkpointable iterator (get_state / set_state, or
     grain.checkpoint.CheckpointSave / CheckpointRestore with orbax).
@@ -120,18 +151,19 @@ def make_dataset(
         raise ValueError(f"process_index {process_index} not in [0, process_count={process_count})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ds = grain.MapDataset.source(source)
-    ds = ds[process_index::process_count]
-    if len(ds) == 0:
+    stream = grain.MapDataset.source(source)
+    if shuffle:
+        stream = stream.shuffle(seed=seed)
+    if repeat:
+        stream = stream.repeat(None)  # a new shuffle each epoch (repeat reseeds by default)
+    rows = ProcessRows(len(stream), batch_size, process_index, process_count)
+    if len(rows) == 0:
         raise ValueError(
             f"process {process_index} of {process_count} gets no examples "
-            f"from {source!r} (len {len(source)})"
+            f"from {source!r} (len {len(source)}) at {batch_size} rows per process"
         )
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    if repeat:
-        ds = ds.repeat(None)  # a new shuffle each epoch (repeat reseeds by default)
-    ds = ds.map_with_index(make_preprocess(tokenizer, max_text_len, seed, process_index, augment))
+    ds = grain.MapDataset.source(rows).map(lambda position: (position, stream[position]))
+    ds = ds.map(make_preprocess(tokenizer, max_text_len, seed, augment))
     # Threads overlap rendering/decoding with the consumer; the iterator
     # state stays exact because it records the next index to read.
     read_options = grain.ReadOptions(

@@ -7,13 +7,14 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from mvl import sharding
+from mvl.evaluate import gather
 
 
 class Embedder:
     """Jitted image / text embedding functions for a model; compiled once per shape.
 
-    Each process passes its own rows; the result is every process's rows, in process
-    order, so any metric computed from it is the global one.
+    Each process passes its own rows; the result is every process's rows in global
+    order (mvl/evaluate/gather.py), so any metric computed from it is the global one.
     """
 
     def __init__(self, model, mesh, batch_size: int):
@@ -34,27 +35,27 @@ class Embedder:
     def images(self, params, images: np.ndarray) -> np.ndarray:
         return self._batched(self._images, params, images)
 
-    def texts(self, params, ids: np.ndarray) -> np.ndarray:
-        return self._batched(self._texts, params, ids)
+    def texts(self, params, ids: np.ndarray, same_on_every_process: bool = False) -> np.ndarray:
+        """`same_on_every_process`: every process passes the same ids (e.g. zero-shot
+        prompts); the result is one copy of their embeddings, not one per process."""
+        return self._batched(self._texts, params, ids, same_on_every_process)
 
-    def _batched(self, fn, params, inputs: np.ndarray) -> np.ndarray:
-        """Pads the last batch to the full size so there is a single compiled shape."""
-        outputs = []
-        for start in range(0, len(inputs), self.batch_size):
+    def _batched(self, fn, params, inputs: np.ndarray, one_copy: bool = False) -> np.ndarray:
+        """Embeds chunks of `batch_size` rows per process (the last padded, so a single
+        compiled shape) and returns every process's real rows in global order."""
+        counts = gather.row_counts(len(inputs))
+        pieces = []
+        for start in range(0, int(counts.max()), self.batch_size):
             chunk = inputs[start : start + self.batch_size]
+            if not len(chunk):  # this process has no rows left: embed a stand-in, drop it
+                chunk = inputs[:1]
             pad = self.batch_size - len(chunk)
-            if pad:  # identical padding rows on every process; dropped in _total's count
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
             with sharding.activate(self.mesh):
                 result = fn(params, sharding.global_batch({"x": chunk}, self.mesh)["x"])
-            outputs.append(result)
-        gathered = [np.asarray(multihost_utils.process_allgather(o, tiled=True)) for o in outputs]
-        return np.concatenate(gathered)[: self._total(len(inputs))]
-
-    def _total(self, local_count: int) -> int:
-        if jax.process_count() > 1 and local_count % self.batch_size:
-            raise ValueError(
-                f"eval rows per process ({local_count}) must be a multiple of "
-                f"eval.batch_size ({self.batch_size}) on several processes"
-            )
-        return local_count * jax.process_count()
+            every = np.asarray(multihost_utils.process_allgather(result, tiled=True))
+            every = every.reshape((len(counts), self.batch_size) + every.shape[1:])
+            rows = gather.chunk_rows(counts, start, self.batch_size)
+            for process in [0] if one_copy else range(len(counts)):
+                pieces.append(every[process, : rows[process]])
+        return np.concatenate(pieces)

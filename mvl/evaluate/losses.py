@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 
 from mvl import masking, sharding
+from mvl.evaluate import gather
 from mvl.train.step import compute_losses
 
 
@@ -55,7 +56,9 @@ class HeldOutLosses:
         """Mean of each loss over the full eval batches of `data` (process-local rows)."""
         size = self.cfg.eval.batch_size
         totals, count = {}, 0
-        for start in range(0, len(data["image"]) - size + 1, size):
+        # Only chunks that are full on every process (a collective needs all of them).
+        full_chunks = int(gather.row_counts(len(data["image"])).min()) // size
+        for start in range(0, full_chunks * size, size):
             local = {k: data[k][start : start + size] for k in ("image", "text")}
             with sharding.activate(self.mesh):
                 batch = sharding.global_batch(local, self.mesh)

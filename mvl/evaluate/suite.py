@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvl.data import pipeline, shapes
-from mvl.evaluate import retrieval, zeroshot
+from mvl.evaluate import gather, retrieval, zeroshot
 from mvl.evaluate.embeddings import Embedder
 from mvl.evaluate.losses import HeldOutLosses
 
@@ -52,7 +52,10 @@ class EvalSuite:
         self.embeds = "projections" in model.components
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
-        self.labels = {task: _gather(self.data[task]) for task in ("shape", "colour")}
+        self.labels = {
+            task: gather.in_global_order(self.data[task], cfg.eval.batch_size)
+            for task in ("shape", "colour")
+        }
         self.losses = HeldOutLosses(model, cfg, tokenizer.vocab_size, mesh, teacher_model)
 
     def run(self, state) -> dict[str, float]:
@@ -81,15 +84,5 @@ class EvalSuite:
         return metrics
 
     def _embed_prompts(self, params, texts):
-        # Every process embeds the same prompts; keep process 0's copy of the gathered rows.
         ids = self.tokenizer.encode(list(texts), self.cfg.data.max_text_len)
-        return self.embedder.texts(params, ids)[: len(texts)]
-
-
-def _gather(local: np.ndarray) -> np.ndarray:
-    import jax
-    from jax.experimental import multihost_utils
-
-    if jax.process_count() == 1:
-        return local
-    return np.asarray(multihost_utils.process_allgather(local, tiled=True))
+        return self.embedder.texts(params, ids, same_on_every_process=True)
