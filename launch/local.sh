@@ -2,8 +2,8 @@
 # Runs mvl on this host with every local device (CPU cores or GPUs) as one mesh.
 #   launch/local.sh [--dry-run] CONFIG WORKDIR [--config.key=value ...]
 #   launch/local.sh configs/maskvlm.py:demo /tmp/mvl_maskvlm --config.total_steps=600
-# --dry-run prints the command instead of running it. TPU pods, multi-GPU hosts and
-# SLURM get their own scripts (with the same dry-run) as multi-host support lands.
+# --dry-run prints the command instead of running it. Other platforms:
+# launch/tpu_pod.sh, launch/gpu.sh, launch/slurm.sbatch (each with --dry-run).
 set -euo pipefail
 dry_run=0
 if [[ "${1:-}" == "--dry-run" ]]; then dry_run=1; shift; fi

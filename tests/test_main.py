@@ -83,6 +83,70 @@ def test_launch_local_dry_run_prints_the_command():
     )
 
 
+@pytest.mark.parametrize(
+    "script, env, expected",
+    [
+        (
+            "launch/tpu_pod.sh",
+            {"TPU_NAME": "pod", "ZONE": "us-central2-b", "ACCELERATOR": "v4-32"},
+            [
+                "gcloud compute tpus tpu-vm create pod --zone us-central2-b "
+                "--accelerator-type v4-32",
+                "tpu-vm scp --recurse --zone us-central2-b --worker=all . pod:",
+                "--worker=all --command cd\\ ~/mvl\\ \\&\\&\\ pip\\ install",
+                "python\\ -m\\ mvl.main\\ --config\\ configs/clip.py:paper\\ "
+                "--workdir\\ gs://b/run\\ --distributed\\ --config.batch_size=64",
+            ],
+        ),
+        (
+            "launch/gpu.sh",
+            {},
+            [
+                "python -m mvl.main --config configs/clip.py:paper --workdir "
+                "gs://b/run --config.batch_size=64"
+            ],
+        ),
+        (
+            "launch/slurm.sbatch",
+            {},
+            [
+                "srun --ntasks-per-node=1 python -m mvl.main --config configs/clip.py:paper "
+                "--workdir gs://b/run --distributed --config.batch_size=64"
+            ],
+        ),
+    ],
+)
+def test_launch_script_dry_runs_print_every_command(script, env, expected):
+    result = subprocess.run(
+        [
+            "bash",
+            script,
+            "--dry-run",
+            "configs/clip.py:paper",
+            "gs://b/run",
+            "--config.batch_size=64",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) >= len(expected)
+    for fragment in expected:
+        assert any(fragment in line for line in lines), (fragment, lines)
+
+
+def test_tpu_pod_launch_names_a_missing_setting():
+    result = subprocess.run(
+        ["bash", "launch/tpu_pod.sh", "--dry-run", "configs/clip.py:paper", "gs://b/run"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("TPU_NAME", "ZONE")},
+    )
+    assert result.returncode != 0 and "TPU_NAME" in result.stderr
+
+
 def test_unknown_config_key_is_named(tokenizer_path, tmp_path, capsys):
     args = main_args(tokenizer_path, tmp_path) + ["--config.optim.lrr=0.1"]
     assert mvl_main.main(args) == 2
