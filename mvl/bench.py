@@ -1,0 +1,160 @@
+"""python -m mvl.bench --config FILE:ARGS [--config.x=y ...] [--steps N] [--json OUT]
+
+Times one config's train_step on this machine's devices and prints: compile time,
+median step time, examples/s, model FLOPs per step (XLA's cost analysis of the compiled
+step), achieved FLOP/s, MFU against a matmul peak measured here in the same run (and
+against the datasheet peak on known TPUs and GPUs), and peak memory. The step runs on
+one fixed batch, so data loading is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mvl import config as config_lib
+from mvl.errors import UserError
+
+# Dense bf16 peak FLOP/s per device, from vendor datasheets.
+DATASHEET_PEAKS = {
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12,
+    "NVIDIA H100": 989e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA A100": 312e12,
+}
+
+
+def datasheet_peak(device_kind: str) -> float | None:
+    return next(
+        (peak for name, peak in DATASHEET_PEAKS.items() if device_kind.startswith(name)), None
+    )
+
+
+def measured_matmul_peak(dtype, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large square matmul on one device: the attainable peak for this run."""
+    x = jnp.ones((size, size), dtype)
+    matmul = jax.jit(lambda a, b: a @ b)
+    matmul(x, x).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(x, x).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / float(np.median(times))
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of one call of a compiled (per-device, after partitioning) program."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    return float(analysis.get("flops", 0.0))
+
+
+def compiled_peak_bytes(compiled) -> int | None:
+    memory = compiled.memory_analysis()
+    if memory is None:
+        return None
+    return int(
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        + memory.temp_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
+
+
+def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
+    from mvl import sharding
+    from mvl.train.loop import Trainer
+
+    trainer = Trainer(cfg, workdir)
+    batch = trainer.next_batch()
+    with sharding.activate(trainer.mesh):
+        start = time.perf_counter()
+        compiled = trainer.train_step.lower(trainer.state, batch).compile()
+        compile_s = time.perf_counter() - start
+        state, times = trainer.state, []
+        for i in range(warmup + steps):
+            start = time.perf_counter()
+            state, metrics = compiled(state, batch)
+            jax.block_until_ready((state, metrics))
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    step_s = float(np.median(times))
+    devices = trainer.mesh.devices.size
+    flops_per_device = compiled_flops(compiled)
+    achieved_per_device = flops_per_device / step_s
+    peak_measured = measured_matmul_peak(jnp.dtype(cfg.model.dtype))
+    kind = jax.devices()[0].device_kind
+    peak_datasheet = datasheet_peak(kind)
+    stats = jax.devices()[0].memory_stats() or {}
+    return {
+        "device_kind": kind,
+        "devices": devices,
+        "batch_size": cfg.batch_size,
+        "compile_s": compile_s,
+        "step_s_median": step_s,
+        "step_s_min": float(np.min(times)),
+        "examples_per_s": cfg.batch_size / step_s,
+        "model_flops_per_step": flops_per_device * devices,
+        "achieved_flops_per_s": achieved_per_device * devices,
+        "matmul_peak_flops_per_s_per_device": peak_measured,
+        "mfu_vs_measured_matmul": achieved_per_device / peak_measured,
+        "datasheet_peak_flops_per_s_per_device": peak_datasheet,
+        "mfu_vs_datasheet": achieved_per_device / peak_datasheet if peak_datasheet else None,
+        "compiled_peak_bytes_per_device": compiled_peak_bytes(compiled),
+        "device_peak_bytes": stats.get("peak_bytes_in_use"),
+        "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "final_loss": float(metrics["loss"]),
+    }
+
+
+def parse_args(argv):
+    overrides, rest = config_lib.parse_cli_overrides(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m mvl.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, help="configs/X.py[:arg]")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--workdir", help="for the tokenizer; default a temporary directory")
+    args = parser.parse_args(rest)
+    cfg = config_lib.load_config(args.config)
+    config_lib.apply_overrides(cfg, overrides)
+    return cfg, args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg, args = parse_args(argv)
+        workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
+        result = benchmark(cfg, workdir, args.steps)
+    except UserError as e:
+        print(f"mvl.bench: error: {e}", file=sys.stderr)
+        return 2
+    result["config"] = args.config
+    for key, value in result.items():
+        print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
