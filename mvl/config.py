@@ -215,6 +215,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             # compute dtype (float32 | bfloat16); parameters and optimizer state stay float32
             dtype="float32",
             remat="none",  # recompute blocks in the backward pass: none | full | dots
+            scan_layers=False,  # each block stack as one nn.scan (faster compiles)
         )
     )
     c.mask = ml_collections.ConfigDict(

@@ -32,6 +32,7 @@ DEFAULT_RULES = (
     ("act_embed", None),
     ("kv", None),
     ("length", None),
+    ("layers", None),  # the stacked-layer axis of scanned blocks
 )
 
 

@@ -80,11 +80,17 @@ def test_a_short_run_lowers_the_loss(tiny_config, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "method, stem",
-    [("maskvlm", "patch"), ("maskvlm", "conv"), ("mlim", "patch"), ("maskclip", "patch")],
+    "method, overrides",
+    [
+        ("maskvlm", {}),
+        ("maskvlm", {"model.image.stem": "conv"}),
+        ("maskvlm", {"model.scan_layers": "true"}),
+        ("mlim", {}),
+        ("maskclip", {}),
+    ],
 )
-def test_every_parameter_has_logical_axis_names(tiny_config, method, stem):
-    cfg = tiny_config(method, **{"model.image.stem": stem})
+def test_every_parameter_has_logical_axis_names(tiny_config, method, overrides):
+    cfg = tiny_config(method, **overrides)
     model = build_model(cfg, 128)
     boxed = jax.eval_shape(
         model.init,
@@ -215,3 +221,42 @@ def test_every_config_loads_at_both_sizes_and_documents_its_command(path):
         cfg = config_lib.load_config(f"{path}:{size}")
         model = build_model(cfg, cfg.data.vocab_size)
         assert model.components, (path, size)
+
+
+def stack_blocks(tree):
+    """Unrolled params (block0, block1, ...) -> the scanned layout (blocks/block, stacked)."""
+    if not isinstance(tree, dict):
+        return tree
+    count = sum(1 for key in tree if key.startswith("block") and key[5:].isdigit())
+    out = {k: stack_blocks(v) for k, v in tree.items() if not k[5:].isdigit() or count == 0}
+    if count:
+        layers = [tree[f"block{i}"] for i in range(count)]
+        out["blocks"] = {"block": jax.tree.map(lambda *xs: np.stack(xs), *layers)}
+    return out
+
+
+def test_scanned_layers_compute_what_unrolled_layers_do(tiny_config, tmp_path):
+    from mvl.train.step import compute_losses
+
+    deeper = {"model.image.depth": "2", "model.text.depth": "2"}
+    unrolled = Trainer(tiny_config("maskvlm", **deeper), str(tmp_path))
+    scan_cfg = tiny_config("maskvlm", **deeper, **{"model.scan_layers": "true"})
+    scanned_model = build_model(scan_cfg, unrolled.vocab_size)
+    params = stack_blocks(jax.device_get(unrolled.state.params))
+    shapes = jax.eval_shape(
+        scanned_model.init,
+        jax.random.PRNGKey(0),
+        jax.numpy.zeros((1, 32, 32, 3)),
+        jax.numpy.zeros((1, 24), int),
+    )
+    expected = jax.tree.map(lambda x: x.shape, nn.unbox(shapes["params"]))
+    assert jax.tree.map(lambda x: x.shape, params) == expected
+    batch, rng = unrolled.next_batch(), jax.random.PRNGKey(2)
+
+    def loss(model, p):
+        return compute_losses(model, scan_cfg, p, batch, rng, rng, unrolled.vocab_size)[0]
+
+    reference = float(jax.jit(lambda p: loss(unrolled.model, p))(unrolled.state.params))
+    assert float(jax.jit(lambda p: loss(scanned_model, p))(params)) == pytest.approx(
+        reference, rel=1e-5
+    )

@@ -32,6 +32,7 @@ class TokenDecoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     insert_mask_tokens: bool = False
     num_patches: int = 0  # the full grid, needed to re-insert dropped patches
@@ -58,6 +59,7 @@ class TokenDecoder(nn.Module):
             self.dtype,
             name="blocks",
             remat=self.remat,
+            scan=self.scan,
         )(x, None, context, context_valid)
         return nn.Dense(
             self.out_dim,
@@ -147,6 +149,7 @@ class TextDecoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @nn.compact
     def __call__(self, text_tokens, valid):
@@ -159,4 +162,5 @@ class TextDecoder(nn.Module):
             dtype=self.dtype,
             name="blocks",
             remat=self.remat,
+            scan=self.scan,
         )(text_tokens, valid)

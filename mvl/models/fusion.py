@@ -20,6 +20,7 @@ class CrossModalEncoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @nn.compact
     def __call__(self, queries, queries_valid, context, context_valid):
@@ -33,4 +34,5 @@ class CrossModalEncoder(nn.Module):
             dtype=self.dtype,
             name="blocks",
             remat=self.remat,
+            scan=self.scan,
         )(queries, queries_valid, context, context_valid)

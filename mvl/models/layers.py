@@ -163,7 +163,13 @@ REMAT_POLICIES = {
 
 
 class Transformer(nn.Module):
-    """A stack of `depth` blocks followed by a final LayerNorm."""
+    """A stack of `depth` blocks followed by a final LayerNorm.
+
+    `scan=True` runs the blocks as one `nn.scan` over stacked parameters (a leading
+    `layers` axis): XLA compiles one block instead of `depth`, which cuts compile time
+    for deep towers; the parameter tree differs (`blocks/block` instead of `block0..`),
+    so checkpoints do not cross between the two layouts.
+    """
 
     depth: int
     num_heads: int
@@ -173,6 +179,7 @@ class Transformer(nn.Module):
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
     remat: str = "none"
+    scan: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
@@ -180,20 +187,58 @@ class Transformer(nn.Module):
             raise ValueError(
                 f"config model.remat={self.remat!r} is not one of {', '.join(REMAT_POLICIES)}"
             )
-        block = Block
-        if self.remat != "none":
-            block = nn.remat(Block, policy=REMAT_POLICIES[self.remat])
-        for i in range(self.depth):
-            x = block(
-                self.num_heads,
-                self.mlp_dim,
-                self.cross_attention,
-                self.act,
-                self.ln_eps,
-                self.dtype,
-                name=f"block{i}",
-            )(x, valid, context, context_valid)
+        block_args = (
+            self.num_heads,
+            self.mlp_dim,
+            self.cross_attention,
+            self.act,
+            self.ln_eps,
+            self.dtype,
+        )
+        if self.scan:
+            layer = _ScannedBlock
+            if self.remat != "none":
+                layer = nn.remat(layer, policy=REMAT_POLICIES[self.remat], prevent_cse=False)
+            stack = nn.scan(
+                layer,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
+                length=self.depth,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, _ = stack(*block_args, name="blocks")(x, valid, context, context_valid)
+        else:
+            block = Block
+            if self.remat != "none":
+                block = nn.remat(Block, policy=REMAT_POLICIES[self.remat])
+            for i in range(self.depth):
+                x = block(*block_args, name=f"block{i}")(x, valid, context, context_valid)
         return LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
+
+
+class _ScannedBlock(nn.Module):
+    """One Block in the (carry, output) form nn.scan expects."""
+
+    num_heads: int
+    mlp_dim: int
+    cross_attention: bool = False
+    act: str = "gelu"
+    ln_eps: float = 1e-6
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, valid, context, context_valid):
+        block = Block(
+            self.num_heads,
+            self.mlp_dim,
+            self.cross_attention,
+            self.act,
+            self.ln_eps,
+            self.dtype,
+            name="block",
+        )
+        return block(x, valid, context, context_valid), None
 
 
 def learned_positions(module: nn.Module, name: str, length: int, width: int):

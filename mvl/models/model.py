@@ -62,7 +62,7 @@ class MultimodalModel(nn.Module):
 
     def setup(self):
         c, common = self.config, self._common()
-        stack = dict(common, remat=c.remat)  # for parts built of transformer blocks
+        stack = dict(common, remat=c.remat, scan=c.scan_layers)  # parts built of blocks
         has = set(self.components)
         if "image" in has:
             self.image = VisionTower(mask_token=self.image_mask_token, **dict(c.image), **stack)

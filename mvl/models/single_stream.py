@@ -36,6 +36,7 @@ class SingleStreamEncoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @nn.compact
     def __call__(self, ids, valid, images, patch_mask=None, text_keep=None, image_keep=None):
@@ -79,5 +80,6 @@ class SingleStreamEncoder(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            scan=self.scan,
         )(jnp.concatenate([text, patches], 1), jnp.concatenate([valid, image_valid], 1))
         return tokens[:, : ids.shape[1]], tokens[:, ids.shape[1] :]

@@ -21,6 +21,7 @@ class TextTower(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @nn.compact
     def __call__(self, ids, valid):
@@ -46,4 +47,5 @@ class TextTower(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            scan=self.scan,
         )(x, valid)

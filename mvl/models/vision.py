@@ -32,6 +32,7 @@ class VisionTower(nn.Module):
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @property
     def grid(self) -> int:
@@ -85,6 +86,7 @@ class VisionTower(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            scan=self.scan,
         )(x)
 
 
