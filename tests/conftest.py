@@ -21,8 +21,15 @@ import pytest  # noqa: E402
 from mvl import config as config_lib  # noqa: E402
 
 # Many tests compile the same tiny train_step; JAX's persistent cache (keyed by the
-# compiled program) turns every compile after the first into a lookup.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="mvl_test_jax_cache_"))
+# compiled program) turns every compile after the first into a lookup. pytest-xdist
+# workers (pytest.ini runs two: compiling is single-threaded) share one cache per run.
+_run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_cache_dir = (
+    os.path.join(tempfile.gettempdir(), f"mvl_test_jax_cache_{_run_id}")
+    if _run_id
+    else tempfile.mkdtemp(prefix="mvl_test_jax_cache_")
+)
+jax.config.update("jax_compilation_cache_dir", _cache_dir)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 

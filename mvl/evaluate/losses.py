@@ -46,7 +46,8 @@ class HeldOutLosses:
                     model, mode_cfg, params, batch, mask_rng, objective_rng, vocab_size, teacher
                 )
                 prefix = "" if mode == "both" else f"{mode}/"
-                return {prefix + k: v for k, v in metrics.items() if k.endswith("loss")}
+                kept = ("loss", "/scored")
+                return {prefix + k: v for k, v in metrics.items() if k.endswith(kept)}
 
             return jax.jit(losses, out_shardings=sharding.replicated(mesh))
 
@@ -68,4 +69,15 @@ class HeldOutLosses:
             for name, value in jax.device_get(values).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
             count += 1
-        return {f"held_out/{k}": v / max(count, 1) for k, v in totals.items()}
+        return {f"held_out/{k}": v / max(count, 1) for k, v in without_unscored(totals).items()}
+
+
+def without_unscored(totals: dict) -> dict:
+    """Drops the `scored` counts, and each loss that had nothing to score (e.g. MLM when
+    the text is dropped): its 0 would read as a perfect score."""
+    unscored = {k[: -len("scored")] for k, v in totals.items() if k.endswith("/scored") and not v}
+    return {
+        k: v
+        for k, v in totals.items()
+        if not k.endswith("/scored") and not any(k.startswith(prefix) for prefix in unscored)
+    }

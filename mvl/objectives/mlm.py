@@ -26,7 +26,7 @@ def mlm_loss(logits, labels, weights):
     losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
     count = jnp.maximum(weights.sum(), 1.0)
     accuracy = ((jnp.argmax(logits, -1) == labels) * weights).sum() / count
-    return (losses * weights).sum() / count, {"accuracy": accuracy}
+    return (losses * weights).sum() / count, {"accuracy": accuracy, "scored": weights.sum()}
 
 
 def _needs(cfg):

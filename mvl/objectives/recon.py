@@ -29,7 +29,7 @@ def recon_loss(predicted, images, weights, scored_images):
     scored = (scored_images & (weights.sum((1, 2)) > 0)).astype(jnp.float32)
     loss = (per_image * scored).sum() / jnp.maximum(scored.sum(), 1.0)
     pixels = jnp.maximum((weights.sum((1, 2)) * scored).sum() * 3, 1.0)
-    return loss, {"mse": (per_image * scored).sum() / pixels}
+    return loss, {"mse": (per_image * scored).sum() / pixels, "scored": scored.sum()}
 
 
 @register("recon", needs=lambda cfg: ("single_stream", "deconv_decoder"))
