@@ -48,13 +48,20 @@ def test_eight_devices_match_one_device_at_every_mesh_shape(tiny_config, tmp_pat
                     rtol=1e-5,
                     err_msg=f"{name}: {key} at step {step}",
                 )
-        # atol: zero-initialised entries whose gradients are at rounding level take
-        # Adam's near-sign-sized steps from that noise; they differ by ~1e-6 absolute.
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name),
-            jax.device_get(sharded.state.params),
-            expected_params,
-        )
+        # Attention key biases are skipped: softmax ignores a shift shared by all keys,
+        # so their gradient is zero up to rounding, and Adam (eps 1e-8 in MaskCLIP)
+        # turns that rounding noise into lr-sized steps of random sign. They never change
+        # an output. atol covers other zero-initialised entries at rounding level.
+        actual_params = jax.device_get(sharded.state.params)
+        for path, value in jax.tree_util.tree_leaves_with_path(actual_params):
+            key = jax.tree_util.keystr(path, simple=True, separator="/")
+            if not key.endswith("key/bias"):
+                reference = expected_params
+                for part in key.split("/"):
+                    reference = reference[part]
+                np.testing.assert_allclose(
+                    value, reference, rtol=1e-5, atol=1e-5, err_msg=f"{name}: {key}"
+                )
 
 
 def test_resume_gives_the_same_next_loss(tiny_config, tmp_path):
