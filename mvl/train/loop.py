@@ -182,9 +182,10 @@ class Trainer:
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
-    """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation."""
+    """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation,
+    or {} when SIGTERM / SIGINT stopped it (after saving a checkpoint to resume from)."""
     from mvl.evaluate.suite import EvalSuite
-    from mvl.train import reporting
+    from mvl.train import preemption, reporting
 
     trainer = Trainer(cfg, workdir)
     start = trainer.restore()
@@ -201,6 +202,14 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
         trainer.teacher_model,
     )
     averager = reporting.MetricAverager()
+    stop = preemption.StopRequests()
+    try:
+        return _train_loop(trainer, cfg, start, reporter, evals, averager, stop)
+    finally:
+        stop.close()
+
+
+def _train_loop(trainer, cfg, start, reporter, evals, averager, stop) -> dict[str, float]:
     for step in range(start + 1, cfg.total_steps + 1):
         averager.add(trainer.step(trainer.next_batch()))
         reporter.step_done(step)
@@ -210,6 +219,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
             reporter.scalars(step, evals.run(trainer.state), prefix="eval")
         if step % cfg.checkpoint.every_steps == 0:
             trainer.save()
+        if stop.should_stop(step) and step < cfg.total_steps:
+            return _stop_after(trainer, reporter, step, stop.received)
     trainer.save()  # the final state, whatever the interval
     final = evals.run(trainer.state)
     reporter.scalars(cfg.total_steps, final, prefix="eval")
@@ -219,6 +230,19 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     trainer.checkpointer.wait()
     trainer.checkpointer.close()
     return final
+
+
+def _stop_after(trainer, reporter, step: int, reason: str) -> dict:
+    trainer.save()
+    reporter.flush()
+    trainer.checkpointer.wait()
+    trainer.checkpointer.close()
+    print(
+        f"stopped after step {step} ({reason}); checkpoint saved in "
+        f"{trainer.checkpointer.directory}: rerun the same command to resume",
+        flush=True,
+    )
+    return {}
 
 
 def write_reconstructions(trainer, cfg, eval_data, reporter):
