@@ -264,6 +264,10 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             # > 1: the batch's gradient is accumulated over this many slices (lax.scan),
             # holding activations for one slice at a time; see mvl/train/step.py
             microbatches=1,
+            # A step whose loss or gradient is NaN / inf is skipped (no update); this many
+            # in a row halt the run, naming the step and the last checkpoint (1 = halt
+            # at the first).
+            max_skipped_in_a_row=5,
         )
     )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))

@@ -210,8 +210,11 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
 
 
 def _train_loop(trainer, cfg, start, reporter, evals, averager, stop) -> dict[str, float]:
+    skips = SkipCounter(cfg.optim.max_skipped_in_a_row)
     for step in range(start + 1, cfg.total_steps + 1):
-        averager.add(trainer.step(trainer.next_batch()))
+        metrics = trainer.step(trainer.next_batch())
+        averager.add(metrics)
+        skips.check(step, metrics["skipped"], trainer)
         reporter.step_done(step)
         if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
             reporter.scalars(step, averager.compute_and_reset())
@@ -221,6 +224,7 @@ def _train_loop(trainer, cfg, start, reporter, evals, averager, stop) -> dict[st
             trainer.save()
         if stop.should_stop(step) and step < cfg.total_steps:
             return _stop_after(trainer, reporter, step, stop.received)
+    skips.flush(trainer)
     trainer.save()  # the final state, whatever the interval
     final = evals.run(trainer.state)
     reporter.scalars(cfg.total_steps, final, prefix="eval")
@@ -230,6 +234,35 @@ def _train_loop(trainer, cfg, start, reporter, evals, averager, stop) -> dict[st
     trainer.checkpointer.wait()
     trainer.checkpointer.close()
     return final
+
+
+class SkipCounter:
+    """Counts steps skipped for a non-finite loss or gradient, one step behind (reading
+    the previous step's flag lets the host dispatch the next step first)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.in_a_row, self.pending = limit, 0, None
+
+    def check(self, step: int, skipped, trainer):
+        previous, self.pending = self.pending, (step, skipped)
+        if previous is None:
+            return
+        previous_step, flag = previous
+        self.in_a_row = self.in_a_row + 1 if float(flag) else 0
+        if self.in_a_row >= self.limit:
+            last = trainer.checkpointer.latest_step()
+            where = f"{trainer.checkpointer.directory}/{last}" if last is not None else "none yet"
+            raise UserError(
+                f"non-finite loss or gradient in {self.in_a_row} steps in a row, the last at "
+                f"step {previous_step} (optim.max_skipped_in_a_row={self.limit}); last "
+                f"checkpoint: {where}. Lower optim.lr, "
+                "raise optim.warmup_steps or check the data, then rerun to resume from it."
+            )
+
+    def flush(self, trainer):
+        """Checks the last step too (at the end of the loop)."""
+        if self.pending is not None:
+            self.check(self.pending[0] + 1, 0.0, trainer)
 
 
 def _stop_after(trainer, reporter, step: int, reason: str) -> dict:

@@ -93,9 +93,20 @@ def make_train_step(
             m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
             new_state = new_state.replace(teacher=ema.ema_update(state.teacher, params["image"], m))
             metrics["teacher/momentum"] = m
+        new_state, metrics["skipped"] = skip_if_not_finite(state, new_state, metrics)
         return new_state, jax.tree.map(jnp.asarray, metrics)
 
     return train_step
+
+
+def skip_if_not_finite(state: TrainState, new_state: TrainState, metrics: dict):
+    """(state to keep, skipped 0/1): a non-finite loss or gradient norm keeps the old
+    parameters, optimizer state and teacher (the step counter still moves on, so the
+    next step draws new masks); the loop counts skips and halts after too many in a row."""
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+    kept = new_state.replace(params=state.params, opt_state=state.opt_state, teacher=state.teacher)
+    chosen = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
+    return chosen, 1.0 - finite.astype(jnp.float32)
 
 
 def split_microbatches(tree, count: int):
