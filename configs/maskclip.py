@@ -51,4 +51,5 @@ def get_config(arg=None):
         c.optim.lr = 5e-4
         c.data.max_text_len = 77
         c.model.text.update(width=512, num_heads=8, mlp_dim=2048)
+        c.model.text_decoder.update(num_heads=8, mlp_dim=2048)
     return c

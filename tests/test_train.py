@@ -185,10 +185,29 @@ def test_gradient_accumulation_matches_one_batch_four_times_larger(tiny_config, 
     )
 
 
-def test_microbatches_that_do_not_divide_the_batch_are_named(tiny_config, tmp_path):
-    trainer = Trainer(tiny_config("mae", **{"optim.microbatches": "3"}), str(tmp_path))
-    with pytest.raises(ValueError, match="optim.microbatches=3"):
-        trainer.step(trainer.next_batch())
+@pytest.mark.parametrize(
+    "method, overrides, named",
+    [
+        ("mae", {"optim.microbatches": "3"}, "optim.microbatches=3: must divide batch_size 16"),
+        ("clip", {"model.image.patch_size": "7"}, "model.image.patch_size=7: must divide"),
+        ("maskvlm", {"model.fusion.num_heads": "5"}, "model.fusion.num_heads=5: must divide"),
+        ("flip", {"mask.image.ratio": "1.5"}, "mask.image.ratio=1.5: must be in [0.0, 1.0]"),
+        ("mlim", {"mask.modality_dropout.probabilities": "(0.5, 0.6, 0.0)"}, "must sum to 1"),
+        ("clip", {"mesh.data": "3"}, "divide the 8 devices"),
+        ("clip", {"mesh.data": "8", "batch_size": "12"}, "batch_size=12: must be divisible"),
+        ("mvp", {"teacher.image.patch_size": "16"}, "teacher's patch grid (2) must match"),
+        ("clip", {"model.dtype": "float16"}, "model.dtype='float16': must be one of"),
+        ("clip", {"optim.lr": "0"}, "optim.lr=0.0: must be > 0"),
+    ],
+)
+def test_bad_config_values_are_named_before_anything_is_built(
+    tiny_config, tmp_path, method, overrides, named
+):
+    from mvl.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Trainer(tiny_config(method, **overrides), str(tmp_path))
+    assert named in str(error.value)
 
 
 def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_config, tmp_path):
@@ -220,12 +239,14 @@ def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_confi
 @pytest.mark.parametrize("path", sorted(glob.glob("configs/*.py")))
 def test_every_config_loads_at_both_sizes_and_documents_its_command(path):
     from mvl import config as config_lib
+    from mvl import validate
 
     module_doc = ast.get_docstring(ast.parse(open(path).read())) or ""
     assert f"python -m mvl.main --config {path}" in module_doc, "docstring lacks its command"
     assert "reach" in module_doc, "docstring does not say what the config should reach"
     for size in ("demo", "paper"):
         cfg = config_lib.load_config(f"{path}:{size}")
+        validate.validate(cfg, num_devices=8)
         model = build_model(cfg, cfg.data.vocab_size)
         assert model.components, (path, size)
 

@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from mvl import checkpoint, sharding
+from mvl import checkpoint, sharding, validate
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.models.model import build_model, build_teacher
@@ -75,6 +75,7 @@ class Trainer:
     """Everything a run builds once: mesh, tokenizer, model, state, data, checkpoints."""
 
     def __init__(self, cfg, workdir: str, devices=None):
+        validate.validate(cfg, len(jax.devices() if devices is None else devices))
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
         self.mesh = sharding.make_mesh(cfg.mesh, devices)

@@ -1,0 +1,205 @@
+"""Checks a config before anything is built or compiled; each failure names the key and
+the rule it breaks (`mvl: error: config <key>=<value>: <rule>`).
+
+The rules are the ones a run would otherwise trip over minutes later, deep inside a
+trace: sizes that must divide each other, ratios and probabilities in range, names
+from a fixed set. Objective-specific keys are checked by their objectives.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mvl.config import ConfigError
+
+DTYPES = ("float32", "bfloat16")
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
+TEACHER_KINDS = ("none", "frozen", "ema")
+# model sections built of attention blocks: (section, where its width comes from)
+ATTENTION_SECTIONS = {
+    "image": "image",
+    "text": "text",
+    "fusion": "text",
+    "pixel_decoder": "pixel_decoder",
+    "feature_decoder": "feature_decoder",
+    "single_stream": "single_stream",
+    "text_decoder": "text",
+}
+
+
+def validate(cfg, num_devices: int | None = None) -> None:
+    """Raises ConfigError for the first broken rule."""
+    for check in (_counts, _optim, _model, _mask, _teacher):
+        check(cfg)
+    if num_devices is not None:
+        _mesh(cfg, num_devices)
+
+
+def _fail(key: str, value, rule: str):
+    raise ConfigError(f"config {key}={value!r}: {rule}")
+
+
+def _positive(cfg, key: str):
+    value = _get(cfg, key)
+    if not isinstance(value, int) or value < 1:
+        _fail(key, value, "must be a positive integer")
+
+
+def _in_range(cfg, key: str, low: float, high: float, high_open: bool = False):
+    value = _get(cfg, key)
+    if not (low <= value < high if high_open else low <= value <= high):
+        bracket = ")" if high_open else "]"
+        _fail(key, value, f"must be in [{low}, {high}{bracket}")
+
+
+def _one_of(cfg, key: str, allowed):
+    value = _get(cfg, key)
+    if value not in allowed:
+        _fail(key, value, f"must be one of {', '.join(allowed)}")
+
+
+def _get(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _counts(cfg):
+    for key in (
+        "total_steps",
+        "batch_size",
+        "log_every_steps",
+        "checkpoint.every_steps",
+        "checkpoint.max_to_keep",
+        "eval.batch_size",
+        "data.image_size",
+        "data.max_text_len",
+        "data.vocab_size",
+        "optim.microbatches",
+        "optim.max_skipped_in_a_row",
+    ):
+        _positive(cfg, key)
+    if cfg.batch_size % cfg.optim.microbatches:
+        _fail(
+            "optim.microbatches", cfg.optim.microbatches, f"must divide batch_size {cfg.batch_size}"
+        )
+
+
+def _optim(cfg):
+    o = cfg.optim
+    if not o.lr > 0:
+        _fail("optim.lr", o.lr, "must be > 0")
+    _in_range(cfg, "optim.b1", 0.0, 1.0, high_open=True)
+    _in_range(cfg, "optim.b2", 0.0, 1.0, high_open=True)
+    if not o.eps > 0:
+        _fail("optim.eps", o.eps, "must be > 0")
+    for key in (
+        "optim.warmup_steps",
+        "optim.weight_decay",
+        "optim.grad_clip_norm",
+        "optim.end_lr_factor",
+    ):
+        if _get(cfg, key) < 0:
+            _fail(key, _get(cfg, key), "must be >= 0")
+
+
+def _model(cfg):
+    m = cfg.model
+    _one_of(cfg, "model.dtype", DTYPES)
+    _one_of(cfg, "model.act", ACTIVATIONS)
+    from mvl.models.layers import REMAT_POLICIES
+
+    _one_of(cfg, "model.remat", tuple(REMAT_POLICIES))
+    size, patch = m.image.image_size, m.image.patch_size
+    if size % patch:
+        _fail("model.image.patch_size", patch, f"must divide the image size {size}")
+    built = _built_components(cfg)
+    for section, width_from in ATTENTION_SECTIONS.items():
+        if section not in built:
+            continue
+        width, heads = m[width_from]["width"], m[section]["num_heads"]
+        if heads < 1 or width % heads:
+            _fail(f"model.{section}.num_heads", heads, f"must divide the width {width}")
+    if cfg.data.max_text_len > m.text.max_len:
+        _fail(
+            "data.max_text_len",
+            cfg.data.max_text_len,
+            f"exceeds model.text.max_len {m.text.max_len}",
+        )
+    if not m.init_temperature > 0:
+        _fail("model.init_temperature", m.init_temperature, "must be > 0")
+
+
+def _built_components(cfg) -> set[str]:
+    """The model parts the enabled objectives need (sections of the rest go unused)."""
+    from mvl import objectives
+
+    built = set()
+    for name in objectives.enabled(cfg.objectives):
+        built.update(objectives.get(name).needs(cfg.objectives[name]))
+    return built
+
+
+def _mask(cfg):
+    from mvl import masking
+
+    _one_of(cfg, "mask.image.kind", masking.IMAGE_MASK_KINDS)
+    _one_of(cfg, "mask.text.kind", ("none", "bert"))
+    for key in (
+        "mask.image.ratio",
+        "mask.text.ratio",
+        "mask.text.mask_prob",
+        "mask.text.random_prob",
+    ):
+        _in_range(cfg, key, 0.0, 1.0)
+    if cfg.mask.text.mask_prob + cfg.mask.text.random_prob > 1:
+        _fail(
+            "mask.text.random_prob",
+            cfg.mask.text.random_prob,
+            "mask_prob + random_prob must be <= 1",
+        )
+    grid = cfg.model.image.image_size // cfg.model.image.patch_size
+    if cfg.mask.image.kind == "block" and grid % cfg.mask.image.block_size:
+        _fail(
+            "mask.image.block_size", cfg.mask.image.block_size, f"must divide the patch grid {grid}"
+        )
+    for key in ("mask.modality_aware.heavy_ratio", "mask.modality_aware.light_ratio"):
+        _in_range(cfg, key, 0.0, 1.0)
+    for key, modes in (
+        ("mask.modality_aware.probabilities", masking.MAM_MODES),
+        ("mask.modality_dropout.probabilities", masking.MDO_MODES),
+    ):
+        probabilities = tuple(_get(cfg, key))
+        if len(probabilities) != len(modes) or min(probabilities) < 0:
+            _fail(key, probabilities, f"must be {len(modes)} probabilities ({', '.join(modes)})")
+        if not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6):
+            _fail(key, probabilities, "must sum to 1")
+
+
+def _teacher(cfg):
+    _one_of(cfg, "teacher.kind", TEACHER_KINDS)
+    if cfg.teacher.kind == "ema":
+        _in_range(cfg, "teacher.momentum", 0.0, 1.0)
+    if cfg.teacher.kind != "none":
+        student = cfg.model.image.image_size // cfg.model.image.patch_size
+        teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size
+        if student != teacher:
+            _fail(
+                "teacher.image.patch_size",
+                cfg.teacher.image.patch_size,
+                f"the teacher's patch grid ({teacher}) must match the student's ({student})",
+            )
+
+
+def _mesh(cfg, num_devices: int):
+    from mvl.sharding import mesh_shape
+
+    try:
+        data, fsdp, _ = mesh_shape(cfg.mesh, num_devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.batch_size % (data * fsdp):
+        _fail(
+            "batch_size", cfg.batch_size, f"must be divisible by mesh data x fsdp = {data * fsdp}"
+        )
