@@ -102,14 +102,13 @@ def beit_block_mask(
 
 
 IMAGE_MASK_KINDS = ("none", "random", "block", "beit")
+TEXT_MASK_KINDS = ("none", "bert")
 
 
 def image_mask(rng, cfg, batch_size: int, grid: int, ratio=None) -> jax.Array | None:
     """Dispatches on `cfg.kind`; `ratio` ([B], modality-aware masking) replaces cfg.ratio."""
     if cfg.kind == "none":
         return None
-    if ratio is not None and cfg.kind != "random":
-        raise ValueError(f"mask.modality_aware needs mask.image.kind='random', not {cfg.kind!r}")
     if cfg.kind == "random":
         return random_patch_mask(
             rng, batch_size, grid * grid, cfg.ratio if ratio is None else ratio
@@ -195,7 +194,6 @@ def modality_aware_ratios(rng, cfg, batch_size: int):
     """(mode [B], image ratio [B], text ratio [B]) of MLIM's modality-aware masking:
     heavy image masking with intact text, heavy text masking with intact image, or light
     masking of both, drawn per example with `cfg.probabilities` (in MAM_MODES order)."""
-    _check_probabilities(cfg.probabilities, MAM_MODES, "mask.modality_aware.probabilities")
     mode = draw_modes(rng, batch_size, cfg.probabilities)
     image_ratio = jnp.array([cfg.heavy_ratio, 0.0, cfg.light_ratio])[mode]
     text_ratio = jnp.array([0.0, cfg.heavy_ratio, cfg.light_ratio])[mode]
@@ -203,32 +201,58 @@ def modality_aware_ratios(rng, cfg, batch_size: int):
 
 
 def modality_dropout_enabled(cfg) -> bool:
-    _check_probabilities(cfg.probabilities, MDO_MODES, "mask.modality_dropout.probabilities")
     return cfg.probabilities[MDO_MODES.index("both")] < 1.0
 
 
-def _check_probabilities(probabilities, modes, key):
-    if len(probabilities) != len(modes) or abs(sum(probabilities) - 1.0) > 1e-6:
-        raise ValueError(
-            f"config {key}={tuple(probabilities)} must be {len(modes)} probabilities "
-            f"({', '.join(modes)}) summing to 1"
+def check_mask_config(cfg, grid: int) -> None:
+    """The rules of the `mask` section; ValueError names the key and the rule.
+
+    mvl/validate.py runs this before anything is built; make_masks runs it too, so a
+    mask drawn outside a run (tests, notebooks) is held to the same rules.
+    """
+
+    def fail(key, value, rule):
+        raise ValueError(f"config mask.{key}={value!r}: {rule}")
+
+    if cfg.image.kind not in IMAGE_MASK_KINDS:
+        fail("image.kind", cfg.image.kind, f"must be one of {', '.join(IMAGE_MASK_KINDS)}")
+    if cfg.text.kind not in TEXT_MASK_KINDS:
+        fail("text.kind", cfg.text.kind, f"must be one of {', '.join(TEXT_MASK_KINDS)}")
+    ratios = ("image.ratio", "text.ratio", "text.mask_prob", "text.random_prob")
+    ratios += ("modality_aware.heavy_ratio", "modality_aware.light_ratio")
+    for key in ratios:
+        section, name = key.split(".")
+        if not 0.0 <= cfg[section][name] <= 1.0:
+            fail(key, cfg[section][name], "must be in [0.0, 1.0]")
+    if cfg.text.mask_prob + cfg.text.random_prob > 1:
+        fail("text.random_prob", cfg.text.random_prob, "mask_prob + random_prob must be <= 1")
+    if cfg.image.kind == "block" and grid % cfg.image.block_size:
+        fail("image.block_size", cfg.image.block_size, f"must divide the patch grid {grid}")
+    for section, modes in (("modality_aware", MAM_MODES), ("modality_dropout", MDO_MODES)):
+        probabilities = tuple(cfg[section].probabilities)
+        key = f"{section}.probabilities"
+        if len(probabilities) != len(modes) or min(probabilities) < 0:
+            fail(key, probabilities, f"must be {len(modes)} probabilities ({', '.join(modes)})")
+        if abs(sum(probabilities) - 1.0) > 1e-6:
+            fail(key, probabilities, "must sum to 1")
+    aware = cfg.modality_aware.enabled
+    if aware and (cfg.image.kind != "random" or cfg.image.drop or cfg.text.kind != "bert"):
+        fail(
+            "modality_aware.enabled",
+            aware,
+            "needs mask.image.kind='random', mask.image.drop=False and mask.text.kind='bert'",
         )
-    if min(probabilities) < 0:
-        raise ValueError(f"config {key}={tuple(probabilities)} has a negative probability")
 
 
 def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
     """All masks of one step: {"image": [B, N] | None, "image_keep" (when hidden patches
     are dropped rather than replaced), "text_ids", "text_picked"}; with modality-aware
     masking also "mam_mode" [B]; with modality dropout "keep_text" / "keep_image" [B]."""
+    check_mask_config(cfg, grid)
     image_rng, text_rng, mam_rng, mdo_rng = jax.random.split(rng, 4)
     batch_size = batch["image"].shape[0]
     masks, image_ratio, text_ratio = {}, None, cfg.text.ratio
     if cfg.modality_aware.enabled:
-        if cfg.image.drop or cfg.text.kind != "bert":
-            raise ValueError(
-                "mask.modality_aware needs mask.image.drop=False and mask.text.kind='bert'"
-            )
         masks["mam_mode"], image_ratio, text_ratio = modality_aware_ratios(
             mam_rng, cfg.modality_aware, batch_size
         )
@@ -244,8 +268,6 @@ def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
             cfg.text.mask_prob,
             cfg.text.random_prob,
         )
-    elif cfg.text.kind != "none":
-        raise ValueError(f"mask.text.kind={cfg.text.kind!r} is not one of none, bert")
     if modality_dropout_enabled(cfg.modality_dropout):
         mode = draw_modes(mdo_rng, batch_size, cfg.modality_dropout.probabilities)
         masks["keep_text"] = mode != MDO_MODES.index("image_only")

@@ -8,8 +8,6 @@ from a fixed set. Objective-specific keys are checked by their objectives.
 
 from __future__ import annotations
 
-import math
-
 from mvl.config import ConfigError
 
 DTYPES = ("float32", "bfloat16")
@@ -137,44 +135,24 @@ def _built_components(cfg) -> set[str]:
 
     built = set()
     for name in objectives.enabled(cfg.objectives):
-        built.update(objectives.get(name).needs(cfg.objectives[name]))
+        built.update(_as_config_error(objectives.get(name).needs, cfg.objectives[name]))
     return built
 
 
 def _mask(cfg):
     from mvl import masking
 
-    _one_of(cfg, "mask.image.kind", masking.IMAGE_MASK_KINDS)
-    _one_of(cfg, "mask.text.kind", ("none", "bert"))
-    for key in (
-        "mask.image.ratio",
-        "mask.text.ratio",
-        "mask.text.mask_prob",
-        "mask.text.random_prob",
-    ):
-        _in_range(cfg, key, 0.0, 1.0)
-    if cfg.mask.text.mask_prob + cfg.mask.text.random_prob > 1:
-        _fail(
-            "mask.text.random_prob",
-            cfg.mask.text.random_prob,
-            "mask_prob + random_prob must be <= 1",
-        )
     grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    if cfg.mask.image.kind == "block" and grid % cfg.mask.image.block_size:
-        _fail(
-            "mask.image.block_size", cfg.mask.image.block_size, f"must divide the patch grid {grid}"
-        )
-    for key in ("mask.modality_aware.heavy_ratio", "mask.modality_aware.light_ratio"):
-        _in_range(cfg, key, 0.0, 1.0)
-    for key, modes in (
-        ("mask.modality_aware.probabilities", masking.MAM_MODES),
-        ("mask.modality_dropout.probabilities", masking.MDO_MODES),
-    ):
-        probabilities = tuple(_get(cfg, key))
-        if len(probabilities) != len(modes) or min(probabilities) < 0:
-            _fail(key, probabilities, f"must be {len(modes)} probabilities ({', '.join(modes)})")
-        if not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6):
-            _fail(key, probabilities, "must sum to 1")
+    _as_config_error(masking.check_mask_config, cfg.mask, grid)
+
+
+def _as_config_error(check, *args):
+    """Runs a part's own check (masking, objectives), reporting its failure as a
+    ConfigError so mvl.main prints one line."""
+    try:
+        return check(*args)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _teacher(cfg):

@@ -186,7 +186,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation,
     or {} when SIGTERM / SIGINT stopped it (after saving a checkpoint to resume from)."""
     from mvl.evaluate.suite import EvalSuite
-    from mvl.train import preemption, reporting
+    from mvl.train import preemption, reporting  # clu / tensorflow: only when training
 
     trainer = Trainer(cfg, workdir)
     start = trainer.restore()
@@ -202,15 +202,17 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
         jax.process_count(),
         trainer.teacher_model,
     )
-    averager = reporting.MetricAverager()
     stop = preemption.StopRequests()
     try:
-        return _train_loop(trainer, cfg, start, reporter, evals, averager, stop)
+        return _train_loop(trainer, cfg, start, reporter, evals, stop)
     finally:
         stop.close()
 
 
-def _train_loop(trainer, cfg, start, reporter, evals, averager, stop) -> dict[str, float]:
+def _train_loop(trainer, cfg, start, reporter, evals, stop) -> dict[str, float]:
+    from mvl.train import reporting
+
+    averager = reporting.MetricAverager()
     skips = SkipCounter(cfg.optim.max_skipped_in_a_row)
     for step in range(start + 1, cfg.total_steps + 1):
         metrics = trainer.step(trainer.next_batch())
