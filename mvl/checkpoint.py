@@ -1,18 +1,32 @@
-"""Checkpoints with orbax: the train state, the data iterator's position, and the config.
+"""Checkpoints with orbax: the train state, the data iterator's position, the config,
+and the run's host-side state (metric sums, skip counters, the tokenizer's identity).
 
 `Checkpointer.restore_latest` returns None on a fresh workdir, so rerunning the same
 command resumes. Before restoring, the saved tree is compared with the model the config
 builds, and a mismatch is reported as the entries that differ, not an orbax traceback.
+
+Integrity: orbax writes each checkpoint into a temporary directory and renames it when
+complete, so a save killed mid-write never looks like a checkpoint; the leftover is
+removed when the next run opens the directory (`cleanup_tmp_directories`). Just before
+that rename, mvl adds a SHA-256 manifest of the files (mvl/checksums.py), so every
+complete checkpoint carries one. A checkpoint
+that cannot be read back or fails its manifest (a file damaged later) is moved to
+`unreadable_checkpoints/` beside the checkpoints, reported, and the next newest is used.
+Retention: the newest `max_to_keep`, plus the best by `best_metric` when set.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+from mvl import checksums
 from mvl.errors import UserError
 
 
@@ -20,10 +34,46 @@ class CheckpointMismatchError(UserError, ValueError):
     """The checkpoint on disk was written by a different architecture or config."""
 
 
+class UnreadableCheckpoint(Exception):
+    """A complete checkpoint whose files cannot be read back."""
+
+
 class Checkpointer:
-    def __init__(self, directory: str, *, max_to_keep: int | None):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_to_keep: int | None,
+        best_metric: str = "",
+        best_mode: str = "max",
+        read_only: bool = False,
+    ):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self.best_metric = best_metric
+        self._in_flight: int | None = None  # the step being saved in the background
+        keep = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
+        best_fn = None
+        if best_metric:
+            best_fn = lambda metrics: metrics[best_metric]  # noqa: E731
+            keep.append(
+                ocp.checkpoint_managers.BestN(
+                    get_metric_fn=best_fn,
+                    reverse=best_mode == "min",
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                )
+            )
+        options = ocp.CheckpointManagerOptions(
+            create=not read_only,
+            read_only=read_only,  # another run's checkpoints: never clean up or delete
+            cleanup_tmp_directories=not read_only,  # leftovers of a save killed mid-write
+            best_fn=best_fn,  # orbax writes a checkpoint's metrics only when this is set
+            best_mode=best_mode,
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(keep),
+            # Runs in orbax's save thread once every file is written, before the
+            # temporary folder is renamed: the manifest is committed with the checkpoint.
+            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_manifest),
+        )
         # Handlers named up front, so a fresh process can read a checkpoint's metadata
         # (for the compatibility check) before restoring anything.
         self.manager = ocp.CheckpointManager(
@@ -33,16 +83,28 @@ class Checkpointer:
                 "state": ocp.StandardCheckpointHandler(),
                 "data": grain.checkpoint.CheckpointHandler(),
                 "config": ocp.JsonCheckpointHandler(),
+                "run": ocp.JsonCheckpointHandler(),
             },
         )
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state, data_iterator, config) -> bool:
-        """Saves asynchronously (the loop decides when); returns whether it saved."""
+    def best_step(self) -> int | None:
+        return self.manager.best_step()
+
+    def save(self, step: int, state, data_iterator, config, run: dict, metrics=None) -> bool:
+        """Saves asynchronously (the loop decides when); returns whether it saved.
+
+        `run`: JSON-able host state restored with the checkpoint. `metrics`: values
+        reported at this step, of which `best_metric` ranks checkpoints.
+        """
         if step in self.manager.all_steps():
             return False
+        if self.best_metric and metrics is not None:
+            metrics = {self.best_metric: metrics[self.best_metric]}
+        self.manager.wait_until_finished()  # one save in flight at a time
+        self._in_flight = step
         return self.manager.save(
             step,
             force=True,
@@ -50,29 +112,81 @@ class Checkpointer:
                 state=ocp.args.StandardSave(state),
                 data=grain.checkpoint.CheckpointSave(data_iterator),
                 config=ocp.args.JsonSave(config.to_dict()),
+                run=ocp.args.JsonSave(run),
             ),
+            metrics=metrics if self.best_metric else None,
         )
+
+    def run_info(self, step: int) -> dict:
+        """The `run` dict saved at `step` (small; read before anything is built)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))
+        return restored.run
 
     def restore_latest(self, abstract_state, data_iterator):
-        """(state, data iterator) from the newest checkpoint, or None if there is none.
+        """(step, state, data iterator, run dict) from the newest readable checkpoint, or
+        None if there is none.
 
-        `abstract_state` holds jax.ShapeDtypeStruct leaves with the target shardings.
+        `abstract_state` holds jax.ShapeDtypeStruct leaves with the target shardings. A
+        checkpoint of another architecture is an error (CheckpointMismatchError); one
+        whose files are damaged is set aside and the next newest is tried.
         """
-        step = self.latest_step()
-        if step is None:
-            return None
-        self.check_compatible(step, abstract_state)
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                data=grain.checkpoint.CheckpointRestore(data_iterator),
-            ),
-        )
-        return restored.state, restored.data
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self._restore(step, abstract_state, data_iterator)
+            except UnreadableCheckpoint as e:
+                self._set_aside(step, e.__cause__ or e)
+                continue
+            return step, restored.state, restored.data, restored.run
+        return None
 
-    def check_compatible(self, step: int, abstract_state):
-        saved = self.manager.item_metadata(step)["state"]
+    def _restore(self, step: int, abstract_state, data_iterator):
+        try:
+            verified = checksums.verify(os.path.join(self.directory, str(step)))
+            if not verified:
+                print(
+                    f"note: checkpoint {self.directory}/{step} has no checksums (saved "
+                    "just before the process ended?): restoring it unverified",
+                    flush=True,
+                )
+            saved = self.manager.item_metadata(step)["state"]
+        except Exception as e:  # noqa: BLE001 -- any failure to read is damage
+            raise UnreadableCheckpoint(f"step {step}") from e
+        self.check_compatible(step, abstract_state, saved)
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    data=grain.checkpoint.CheckpointRestore(data_iterator),
+                    run=ocp.args.JsonRestore(),
+                ),
+            )
+            ok = True
+        except Exception as e:  # noqa: BLE001
+            ok, error = False, e
+        if not _on_every_process(ok):
+            raise UnreadableCheckpoint(f"step {step}") from (None if ok else error)
+        return restored
+
+    def _set_aside(self, step: int, error: BaseException):
+        """Moves a damaged checkpoint out of the way (kept for inspection, not deleted)."""
+        aside = os.path.join(os.path.dirname(self.directory), "unreadable_checkpoints")
+        target = os.path.join(aside, f"{step}-{int(time.time())}")
+        if jax.process_index() == 0:
+            os.makedirs(aside, exist_ok=True)
+            os.rename(os.path.join(self.directory, str(step)), target)
+        _on_every_process(True)  # every process waits for the move
+        self.manager.reload()
+        print(
+            f"warning: checkpoint {self.directory}/{step} is unreadable "
+            f"({type(error).__name__}: {str(error)[:300]}); moved to {target}, "
+            "trying the previous one",
+            flush=True,
+        )
+
+    def check_compatible(self, step: int, abstract_state, saved=None):
+        if saved is None:
+            saved = self.manager.item_metadata(step)["state"]
         problems = describe_mismatch(_shapes_by_path(saved), _shapes_by_path(abstract_state))
         if problems:
             raise CheckpointMismatchError(
@@ -81,11 +195,31 @@ class Checkpointer:
                 + ". Use a fresh --workdir, or the config that wrote the checkpoint."
             )
 
+    def _write_manifest(self):
+        """The checksum manifest of the step being saved, in its temporary folder (or
+        its final one, where orbax commits by marker file instead of by rename)."""
+        if jax.process_index() != 0 or self._in_flight is None:
+            return
+        pending = glob.glob(
+            os.path.join(self.directory, f"{self._in_flight}.orbax-checkpoint-tmp*")
+        )
+        final = os.path.join(self.directory, str(self._in_flight))
+        checksums.write_manifest(pending[0] if len(pending) == 1 else final)
+
     def wait(self):
         self.manager.wait_until_finished()
 
     def close(self):
         self.manager.close()
+
+
+def _on_every_process(ok: bool) -> bool:
+    """True when `ok` holds on every process (a barrier on several processes)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
 
 
 def _shapes_by_path(tree) -> dict[str, tuple]:
@@ -119,21 +253,17 @@ def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
     return problems
 
 
-def load_params(directory: str, sharding) -> dict:
-    """The newest checkpoint's parameters under `directory` (a workdir or its
-    checkpoints/ folder), restored with one `sharding` for every array.
-
-    The whole saved state is read (orbax's StandardRestore needs the full tree), then
-    only `params` is kept: memory for the optimizer state is needed briefly.
-    """
+def load_state(directory: str, sharding) -> tuple[int, dict]:
+    """(step, train state as nested dicts) of the newest checkpoint under `directory` (a
+    workdir or its checkpoints/ folder), every array restored with one `sharding`."""
     nested = os.path.join(directory, "checkpoints")
     directory = nested if os.path.isdir(nested) else directory
     if not os.path.isdir(directory):
-        raise UserError(f"config init.checkpoint: {directory} is not a directory")
-    checkpointer = Checkpointer(directory, max_to_keep=None)
+        raise UserError(f"{directory} is not a directory")
+    checkpointer = Checkpointer(directory, max_to_keep=None, read_only=True)
     step = checkpointer.latest_step()
     if step is None:
-        raise UserError(f"config init.checkpoint: {directory} holds no checkpoint")
+        raise UserError(f"{directory} holds no checkpoint")
     saved = checkpointer.manager.item_metadata(step)["state"]
     target = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved
@@ -141,8 +271,18 @@ def load_params(directory: str, sharding) -> dict:
     restored = checkpointer.manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
     )
-    checkpointer.close()
-    return restored.state["params"]
+    checkpointer.manager.close()
+    return step, restored.state
+
+
+def load_params(directory: str, sharding, key: str = "init.checkpoint") -> dict:
+    """The newest checkpoint's parameters (see load_state). The whole saved state is
+    read (orbax's StandardRestore needs the full tree), then only `params` is kept:
+    memory for the optimizer state is needed briefly."""
+    try:
+        return load_state(directory, sharding)[1]["params"]
+    except UserError as e:
+        raise UserError(f"config {key}: {e}") from None
 
 
 def merge_params(target, source, strict: bool, where: str):

@@ -157,6 +157,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             tokenizer="",  # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
             vocab_size=256,
             tokenizer_captions=20_000,
+            # Broken samples are skipped and counted (data/skipped_samples); this many
+            # in a row stop the run, naming the last one (a dataset of junk, or a bug).
+            max_skipped_in_a_row=1000,
         )
     )
     c.model = ml_collections.ConfigDict(
@@ -289,7 +292,17 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             strict=True,  # every parameter must be found there; False: take what matches
         )
     )
-    c.checkpoint = ml_collections.ConfigDict(dict(every_steps=s["checkpoint_every"], max_to_keep=3))
+    c.checkpoint = ml_collections.ConfigDict(
+        dict(
+            every_steps=s["checkpoint_every"],
+            max_to_keep=3,  # the newest N checkpoints are kept ...
+            # ... and, when set, the best one by this reported metric, e.g.
+            # "eval/retrieval/i2t/r@1" or "train/loss" (a checkpoint is also written at
+            # every evaluation, so eval metrics score the checkpoint they were computed on).
+            best_metric="",
+            best_mode="max",  # "max" or "min"
+        )
+    )
     c.log_every_steps = s["log_every"]
     c.eval = ml_collections.ConfigDict(
         dict(

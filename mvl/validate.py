@@ -27,7 +27,7 @@ ATTENTION_SECTIONS = {
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
-    for check in (_counts, _optim, _model, _mask, _teacher):
+    for check in (_counts, _optim, _model, _mask, _teacher, _checkpoint):
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
@@ -76,6 +76,7 @@ def _counts(cfg):
         "data.vocab_size",
         "optim.microbatches",
         "optim.max_skipped_in_a_row",
+        "data.max_skipped_in_a_row",
     ):
         _positive(cfg, key)
     if cfg.batch_size % cfg.optim.microbatches:
@@ -168,6 +169,23 @@ def _teacher(cfg):
                 cfg.teacher.image.patch_size,
                 f"the teacher's patch grid ({teacher}) must match the student's ({student})",
             )
+
+
+def _checkpoint(cfg):
+    _one_of(cfg, "checkpoint.best_mode", ("max", "min"))
+    best = cfg.checkpoint.best_metric
+    if best and not best.startswith(("train/", "eval/")):
+        _fail(
+            "checkpoint.best_metric",
+            best,
+            "must name a reported metric, starting with train/ or eval/ (e.g. train/loss)",
+        )
+    if best.startswith("eval/") and not cfg.eval.every_steps:
+        _fail(
+            "checkpoint.best_metric",
+            best,
+            "an eval/ metric needs periodic evaluation: set eval.every_steps",
+        )
 
 
 def _mesh(cfg, num_devices: int):

@@ -52,7 +52,7 @@ def test_flip_unmasked_tuning_starts_from_the_flip_run(tiny_config, tmp_path):
     tune_cfg = tiny_config("flip", "demo,tune", **{"init.checkpoint": str(tmp_path / "flip")})
     assert tune_cfg.mask.image.kind == "none" and not tune_cfg.objectives.itc.masked_image
     tuned = Trainer(tune_cfg, str(tmp_path / "tuned"))
-    assert tuned.restore() == 0  # a fresh run: step 0, parameters from the FLIP run
+    assert tuned.restore()[0] == 0  # a fresh run: step 0, parameters from the FLIP run
     same = jax.tree.map(np.array_equal, tuned.state.params, flip.state.params)
     assert all(jax.tree.leaves(same))
     assert np.isfinite(float(tuned.step(tuned.next_batch())["loss"]))
@@ -89,7 +89,7 @@ def test_mvp_teacher_is_loaded_frozen_and_outside_the_optimizer(tiny_config, tmp
     mvp = Trainer(
         tiny_config("mvp", **{"teacher.checkpoint": str(tmp_path / "clip")}), str(tmp_path / "mvp")
     )
-    assert mvp.restore() == 0
+    assert mvp.restore()[0] == 0
     teacher_before = jax.device_get(mvp.state.teacher)
     same = jax.tree.map(np.array_equal, teacher_before, jax.device_get(clip.state.params["image"]))
     assert all(jax.tree.leaves(same))  # the teacher is the CLIP run's image tower

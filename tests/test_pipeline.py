@@ -61,7 +61,8 @@ def test_make_source_registry():
 
 def test_batch_structure(source, tokenizer):
     batch = next(iter(build(source, tokenizer)))
-    assert set(batch) == {"image", "text", "shape", "colour"}  # no strings
+    assert set(batch) == {"image", "text", "shape", "colour", "skipped_before"}  # no strings
+    assert (batch["skipped_before"] == 0).all()  # nothing broken in `shapes`
     assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.float32
     assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
     assert batch["image"].max() > 0.5  # scaled from uint8, not left at 0..255 or squashed

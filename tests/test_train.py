@@ -74,7 +74,7 @@ def test_resume_gives_the_same_next_loss(tiny_config, tmp_path):
     assert first.save()
     first.checkpointer.wait()
     resumed = Trainer(cfg, str(tmp_path / "b"))
-    assert resumed.restore() == 2
+    assert resumed.restore()[0] == 2
     next_loss = run_steps(resumed, 1)[0]["loss"]
     np.testing.assert_allclose(next_loss, reference[2]["loss"], rtol=1e-6)
 

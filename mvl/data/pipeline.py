@@ -1,21 +1,33 @@
 """grain input pipelines: data source registry and batched, checkpointable datasets.
 
 Order of operations (each a grain dataset transformation):
-  source -> this process's shard -> shuffle (global, reshuffled each epoch)
-  -> repeat -> preprocess -> iterator with prefetch threads -> batch
+  source indices -> shuffle (global, reshuffled each epoch) -> repeat
+  -> this process's rows of each global batch -> read + preprocess
+  -> iterator with prefetch threads -> skip broken samples -> batch
   (-> optional worker processes).
 Everything before `to_iter_dataset` is random access, so an iterator's state
 is just a position and checkpoints are tiny and exact.
+
+A sample that cannot be read or used (the source raises, the image has the wrong
+shape or non-finite pixels, the caption is empty or not text) never stops a run: it
+is logged with its index and reason, left out, and counted in the batch that follows
+it (`skipped_before`), which the train step sums into `data/skipped_samples`. Only
+`data.max_skipped_in_a_row` broken samples in a row (a dataset that is all junk, or a
+bug) stop the run, with the last sample's reason.
 
 Batches are flat dicts of numpy arrays (no strings, so they can go to jax):
   image  float32 [B, H, W, 3] in [0, 1]
   text   int32   [B, max_text_len]   ([CLS] pieces [EOS] pad)
   shape  int32   [B]
   colour int32   [B]
+  skipped_before int32 [B]  broken samples left out just before this row
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 from typing import Any, Callable, Protocol
 
 import grain
@@ -23,6 +35,9 @@ import numpy as np
 from absl import flags
 
 from mvl.data.shapes import ShapesSource
+from mvl.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class TextEncoder(Protocol):
@@ -60,8 +75,44 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((image - mean) * contrast + (mean + brightness), 0.0, 1.0)
 
 
+class BadSample(ValueError):
+    """A sample that cannot be used; the pipeline skips and counts it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """Stands in the stream for a broken sample until the skipping step drops it."""
+
+    where: str
+    reason: str
+
+
+def check_example(example: dict[str, Any], image_size: int | None) -> None:
+    """Raises BadSample naming what is wrong with a decoded example."""
+    image = np.asarray(example.get("image"))
+    expected = (image_size, image_size, 3) if image_size else None
+    if image.ndim != 3 or image.shape[-1] != 3 or (expected and image.shape != expected):
+        want = expected or "(H, W, 3)"
+        raise BadSample(f"image of shape {image.shape}, expected {want}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise BadSample("image has NaN or infinite pixels")
+    caption = example.get("caption")
+    if isinstance(caption, bytes):
+        try:
+            caption = caption.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadSample(f"caption is not UTF-8 ({e.reason} at byte {e.start})") from None
+    if not isinstance(caption, str) or not caption.strip():
+        raise BadSample(f"caption is empty or not text: {caption!r:.60}")
+    example["caption"] = caption
+
+
 def make_preprocess(
-    tokenizer: TextEncoder, max_text_len: int, seed: int, augment: bool
+    tokenizer: TextEncoder,
+    max_text_len: int,
+    seed: int,
+    augment: bool,
+    image_size: int | None = None,
 ) -> Callable[[tuple[int, dict[str, Any]]], dict[str, np.ndarray]]:
     """Per-example transform of (global position, example).
 
@@ -72,6 +123,7 @@ def make_preprocess(
 
     def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
         position, example = positioned
+        check_example(example, image_size)
         image = np.asarray(example["image"], np.float32) * np.float32(1 / 255)
         if augment:
             image = augment_image(image, np.random.default_rng([seed, position]))
@@ -83,6 +135,81 @@ def make_preprocess(
         }
 
     return preprocess
+
+
+def make_read_and_preprocess(source: Any, preprocess: Callable) -> Callable:
+    """(global position, source index) -> preprocessed example, or Skipped when the
+    source cannot read it or `preprocess` rejects it (any exception: a sample must not
+    stop a run; the consecutive-skip limit catches a pipeline that rejects everything)."""
+    describe = getattr(source, "describe", lambda index: f"sample {index} of {source!r:.80}")
+
+    def read_and_preprocess(positioned: tuple[int, int]):
+        position, index = positioned
+        try:
+            return preprocess((position, source[index]))
+        except Exception as e:  # noqa: BLE001 -- reported and counted, see above
+            return Skipped(describe(index), f"{type(e).__name__}: {e}")
+
+    return read_and_preprocess
+
+
+class _SkipBrokenIterator(grain.DatasetIterator):
+    def __init__(self, parent: grain.DatasetIterator, max_in_a_row: int, counter: "SkipLog"):
+        super().__init__(parent)
+        self.max_in_a_row, self.counter = max_in_a_row, counter
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        skipped = 0
+        while True:
+            element = next(self._parent)
+            if not isinstance(element, Skipped):
+                return {**element, "skipped_before": np.int32(skipped)}
+            skipped += 1
+            self.counter.record(element)
+            if skipped >= self.max_in_a_row:
+                raise UserError(
+                    f"{skipped} samples in a row could not be used "
+                    f"(data.max_skipped_in_a_row={self.max_in_a_row}); the last, "
+                    f"{element.where}: {element.reason}"
+                )
+
+    # Between two elements nothing is pending, so the parent's position is the state.
+    def get_state(self):
+        return self._parent.get_state()
+
+    def set_state(self, state):
+        self._parent.set_state(state)
+
+
+class SkipBroken(grain.IterDataset):
+    """Drops Skipped stand-ins; each kept example records how many it follows."""
+
+    def __init__(self, parent: grain.IterDataset, max_in_a_row: int):
+        super().__init__(parent)
+        self.max_in_a_row = max_in_a_row
+
+    def __iter__(self) -> _SkipBrokenIterator:
+        return _SkipBrokenIterator(self._parent.__iter__(), self.max_in_a_row, SKIP_LOG)
+
+
+class SkipLog:
+    """Logs skipped samples: the first `first` of them, then every `every`-th."""
+
+    def __init__(self, first: int = 20, every: int = 1000):
+        self.first, self.every, self.count = first, every, 0
+        self._lock = threading.Lock()
+
+    def record(self, skipped: Skipped):
+        with self._lock:
+            self.count += 1
+            count = self.count
+        if count <= self.first or count % self.every == 0:
+            log.warning(
+                "skipped %s: %s (%d skipped in this process)", skipped.where, skipped.reason, count
+            )
+
+
+SKIP_LOG = SkipLog()
 
 
 class ProcessRows:
@@ -132,6 +259,8 @@ def make_dataset(
     drop_remainder: bool = True,
     num_threads: int = 8,
     num_workers: int = 0,
+    image_size: int | None = None,
+    max_skipped_in_a_row: int = 1000,
 ) -> grain.IterDataset:
     """Batched grain dataset of this process's rows of each global batch of `source`.
 
@@ -142,6 +271,7 @@ def make_dataset(
     `iter(dataset)` gives a checkpointable iterator (get_state / set_state, or
     grain.checkpoint.CheckpointSave / CheckpointRestore with orbax).
     drop_remainder=False keeps a last partial batch (for eval with repeat=False).
+    image_size: when set, images of another size are broken samples (skipped, counted).
     num_threads: prefetch threads per process; rendering mostly holds the GIL,
     so beyond ~2 threads use num_workers > 0 (grain worker processes, each
     batching its own slice: the order depends on num_workers, but stays
@@ -151,7 +281,8 @@ def make_dataset(
         raise ValueError(f"process_index {process_index} not in [0, process_count={process_count})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    stream = grain.MapDataset.source(source)
+    # Indices rather than examples, so a broken sample can be named by its index.
+    stream = grain.MapDataset.range(len(source))
     if shuffle:
         stream = stream.shuffle(seed=seed)
     if repeat:
@@ -163,13 +294,15 @@ def make_dataset(
             f"from {source!r} (len {len(source)}) at {batch_size} rows per process"
         )
     ds = grain.MapDataset.source(rows).map(lambda position: (position, stream[position]))
-    ds = ds.map(make_preprocess(tokenizer, max_text_len, seed, augment))
+    preprocess = make_preprocess(tokenizer, max_text_len, seed, augment, image_size)
+    ds = ds.map(make_read_and_preprocess(source, preprocess))
     # Threads overlap rendering/decoding with the consumer; the iterator
     # state stays exact because it records the next index to read.
     read_options = grain.ReadOptions(
         num_threads=num_threads, prefetch_buffer_size=max(2 * batch_size, 16)
     )
-    batched = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=drop_remainder)
+    examples = SkipBroken(ds.to_iter_dataset(read_options), max_skipped_in_a_row)
+    batched = examples.batch(batch_size, drop_remainder=drop_remainder)
     if num_workers > 0:
         allow_grain_flags_outside_absl_app()
         batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))

@@ -1,11 +1,14 @@
 """The loop: data -> train_step -> metrics, checkpoints and evaluations.
 
 Rerunning the same command on the same workdir resumes from the newest checkpoint:
-parameters, optimizer, step (and so every rng) and the data iterator's position.
+parameters, optimizer, EMA teacher, step (and so every rng), the data iterator's
+position and the loop's own counters (metric sums of the current logging interval, skip
+counts), so a resumed run logs and ends exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import jax
@@ -55,6 +58,27 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
     )
 
 
+def tokenizer_identity(tokenizer) -> dict:
+    """What a checkpoint records of its tokenizer: token ids only mean something with
+    the same model file."""
+    with open(tokenizer.model_path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"vocab_size": tokenizer.vocab_size, "sha256": digest, "path": tokenizer.model_path}
+
+
+def check_same_tokenizer(saved: dict | None, current: dict, where: str):
+    if not saved:
+        return
+    if saved["vocab_size"] != current["vocab_size"] or saved["sha256"] != current["sha256"]:
+        raise UserError(
+            f"config data.tokenizer: {current['path']} (vocab {current['vocab_size']}, "
+            f"sha256 {current['sha256'][:12]}) is not the tokenizer {where} was trained "
+            f"with ({saved['path']}, vocab {saved['vocab_size']}, sha256 "
+            f"{saved['sha256'][:12]}); its token ids would mean other words. Point "
+            "data.tokenizer at that file, or use a fresh --workdir."
+        )
+
+
 def train_dataset(cfg, tokenizer, mesh):
     source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     return pipeline.make_dataset(
@@ -68,6 +92,8 @@ def train_dataset(cfg, tokenizer, mesh):
         process_index=jax.process_index(),
         process_count=jax.process_count(),
         augment=cfg.data.augment,
+        image_size=cfg.data.image_size,
+        max_skipped_in_a_row=cfg.data.max_skipped_in_a_row,
     )
 
 
@@ -81,6 +107,14 @@ class Trainer:
         self.mesh = sharding.make_mesh(cfg.mesh, devices)
         self.tokenizer = load_tokenizer(cfg, self.workdir)
         self.vocab_size = self.tokenizer.vocab_size
+        self.tokenizer_identity = tokenizer_identity(self.tokenizer)
+        self.checkpointer = checkpoint.Checkpointer(
+            os.path.join(self.workdir, "checkpoints"),
+            max_to_keep=cfg.checkpoint.max_to_keep,
+            best_metric=cfg.checkpoint.best_metric,
+            best_mode=cfg.checkpoint.best_mode,
+        )
+        self._check_tokenizer_before_building()
         self.model = build_model(cfg, self.vocab_size)
         self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
         self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
@@ -99,9 +133,6 @@ class Trainer:
             self.teacher_model,
         )
         self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
-        self.checkpointer = checkpoint.Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), max_to_keep=cfg.checkpoint.max_to_keep
-        )
         self.train_step = jax.jit(
             make_train_step(
                 self.model, cfg, self.optimizer, self.schedule, self.vocab_size, self.teacher_model
@@ -111,20 +142,36 @@ class Trainer:
             donate_argnums=0,
         )
 
-    def restore(self) -> int:
-        """Resumes from the workdir's newest checkpoint if there is one, else starts from
-        `init.checkpoint`'s parameters if set; returns the step the run is at."""
+    def _check_tokenizer_before_building(self):
+        """Resuming with another tokenizer is named before anything compiles (the
+        newest checkpoint's record; restore checks the one it actually reads)."""
+        latest = self.checkpointer.latest_step()
+        if latest is None:
+            return
+        try:
+            saved = self.checkpointer.run_info(latest).get("tokenizer")
+        except Exception:  # noqa: BLE001 -- a damaged checkpoint: restore sets it aside
+            return
+        where = f"checkpoint {self.checkpointer.directory}/{latest}"
+        check_same_tokenizer(saved, self.tokenizer_identity, where)
+
+    def restore(self) -> tuple[int, dict]:
+        """Resumes from the workdir's newest readable checkpoint if there is one, else
+        starts from `init.checkpoint`'s parameters if set; returns the step the run is at
+        and the loop state saved with it ({} for a fresh run)."""
         abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
             self.state,
             self.state_shardings,
         )
         restored = self.checkpointer.restore_latest(abstract, self.data_iterator)
-        if restored is not None:
-            self.state, self.data_iterator = restored
-        else:
+        if restored is None:
             self.start_fresh()
-        return int(self.state.step)
+            return int(self.state.step), {}
+        step, self.state, self.data_iterator, run = restored
+        where = f"checkpoint {self.checkpointer.directory}/{step}"
+        check_same_tokenizer(run.get("tokenizer"), self.tokenizer_identity, where)
+        return int(self.state.step), run.get("loop", {})
 
     def start_fresh(self):
         """A new run: parameters from `init.checkpoint`, then the teacher, if any."""
@@ -144,7 +191,8 @@ class Trainer:
 
     def _frozen_teacher(self, directory: str):
         """The image tower of another run (e.g. of configs/clip.py), matched strictly."""
-        source = checkpoint.load_params(directory, sharding.replicated(self.mesh))
+        replicated = sharding.replicated(self.mesh)
+        source = checkpoint.load_params(directory, replicated, key="teacher.checkpoint")
         if "image" not in source:
             raise UserError(f"config teacher.checkpoint {directory} has no image tower")
         teacher, _ = checkpoint.merge_params(
@@ -176,9 +224,11 @@ class Trainer:
             self.state, metrics = self.train_step(self.state, batch)
         return metrics
 
-    def save(self) -> bool:
+    def save(self, loop_state: dict | None = None, metrics: dict | None = None) -> bool:
+        """Checkpoints the state, the data position and `loop_state` (JSON-able)."""
+        run = {"tokenizer": self.tokenizer_identity, "loop": loop_state or {}}
         return self.checkpointer.save(
-            int(self.state.step), self.state, self.data_iterator, self.cfg
+            int(self.state.step), self.state, self.data_iterator, self.cfg, run, metrics
         )
 
 
@@ -189,7 +239,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     from mvl.train import preemption, reporting  # clu / tensorflow: only when training
 
     trainer = Trainer(cfg, workdir)
-    start = trainer.restore()
+    start, loop_state = trainer.restore()
     reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
     if start:
         print(f"resumed from {trainer.checkpointer.directory}/{start}", flush=True)
@@ -204,81 +254,154 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     )
     stop = preemption.StopRequests()
     try:
-        return _train_loop(trainer, cfg, start, reporter, evals, stop)
+        loop = TrainLoop(trainer, cfg, reporter, evals, loop_state)
+        return loop.run(start, stop)
     finally:
         stop.close()
 
 
-def _train_loop(trainer, cfg, start, reporter, evals, stop) -> dict[str, float]:
-    from mvl.train import reporting
+class TrainLoop:
+    """Steps, logs, evaluates and checkpoints; its own counters go into each checkpoint."""
 
-    averager = reporting.MetricAverager()
-    skips = SkipCounter(cfg.optim.max_skipped_in_a_row)
-    for step in range(start + 1, cfg.total_steps + 1):
-        metrics = trainer.step(trainer.next_batch())
-        averager.add(metrics)
-        skips.check(step, metrics["skipped"], trainer)
-        reporter.step_done(step)
-        if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
-            reporter.scalars(step, averager.compute_and_reset())
-        if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < cfg.total_steps:
-            reporter.scalars(step, evals.run(trainer.state), prefix="eval")
-        if step % cfg.checkpoint.every_steps == 0:
-            trainer.save()
-        if stop.should_stop(step) and step < cfg.total_steps:
-            return _stop_after(trainer, reporter, step, stop.received)
-    skips.flush(trainer)
-    trainer.save()  # the final state, whatever the interval
-    final = evals.run(trainer.state)
-    reporter.scalars(cfg.total_steps, final, prefix="eval")
-    reporter.json("eval_final.json", final)
-    write_reconstructions(trainer, cfg, evals.data, reporter)
-    reporter.flush()
-    trainer.checkpointer.wait()
-    trainer.checkpointer.close()
-    return final
+    def __init__(self, trainer, cfg, reporter, evals, saved: dict):
+        from mvl.train import faults, reporting
+
+        self.trainer, self.cfg, self.reporter, self.evals = trainer, cfg, reporter, evals
+        self.averager = reporting.MetricAverager.from_state(saved.get("averager", {}))
+        self.health = StepHealth(cfg.optim.max_skipped_in_a_row, saved.get("health", {}))
+        self.faults = faults.Faults.from_environment()
+        self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
+
+    def run(self, start: int, stop) -> dict[str, float]:
+        cfg, trainer = self.cfg, self.trainer
+        every_eval = cfg.eval.every_steps
+        for step in range(start + 1, cfg.total_steps + 1):
+            self.reported = {}
+            batch = self.faults.poison(step, trainer.next_batch())
+            metrics = trainer.step(batch)
+            self.averager.add(metrics)
+            self.health.check(step, metrics, trainer)
+            self.reporter.step_done(step)
+            if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
+                self.report(step, self.train_metrics(), "train")
+            evaluated = every_eval and step % every_eval == 0 and step < cfg.total_steps
+            if evaluated:
+                self.report(step, self.evals.run(trainer.state), "eval")
+            if step % cfg.checkpoint.every_steps == 0 or (evaluated and self.ranks_by_eval):
+                self.save(step)
+            self.faults.after_step(step)
+            if stop.should_stop(step) and step < cfg.total_steps:
+                return self.stop_after(step, stop.received)
+        return self.finish()
+
+    @property
+    def ranks_by_eval(self) -> bool:
+        return self.cfg.checkpoint.best_metric.startswith("eval/")
+
+    def train_metrics(self) -> dict[str, float]:
+        self.health.settle(self.trainer)
+        return {**self.averager.compute_and_reset(), **self.health.totals()}
+
+    def report(self, step: int, values: dict[str, float], prefix: str):
+        self.reporter.scalars(step, values, prefix=prefix)
+        self.reported.update({f"{prefix}/{k}": v for k, v in values.items()})
+        best = self.cfg.checkpoint.best_metric
+        if best.startswith(prefix + "/") and best not in self.reported:
+            raise UserError(
+                f"config checkpoint.best_metric={best!r} is not among the reported "
+                f"{prefix} metrics: {', '.join(sorted(self.reported))}"
+            )
+
+    def loop_state(self) -> dict:
+        self.health.settle(self.trainer)
+        return {"averager": self.averager.state(), "health": self.health.state()}
+
+    def save(self, step: int) -> bool:
+        best = self.cfg.checkpoint.best_metric
+        metrics = self.reported if best in self.reported else None
+        saved = self.trainer.save(self.loop_state(), metrics)
+        self.faults.after_save(step, saved)
+        return saved
+
+    def finish(self) -> dict[str, float]:
+        cfg, trainer, reporter = self.cfg, self.trainer, self.reporter
+        self.health.settle(trainer)
+        final = self.evals.run(trainer.state)
+        self.report(cfg.total_steps, final, "eval")
+        self.save(cfg.total_steps)  # the final state, whatever the interval
+        reporter.json("eval_final.json", final)
+        write_reconstructions(trainer, cfg, self.evals.data, reporter)
+        reporter.flush()
+        trainer.checkpointer.wait()
+        trainer.checkpointer.close()
+        return final
+
+    def stop_after(self, step: int, reason: str) -> dict:
+        trainer = self.trainer
+        self.save(step)
+        self.reporter.flush()
+        trainer.checkpointer.wait()
+        trainer.checkpointer.close()
+        print(
+            f"stopped after step {step} ({reason}); checkpoint saved in "
+            f"{trainer.checkpointer.directory}: rerun the same command to resume",
+            flush=True,
+        )
+        return {}
 
 
-class SkipCounter:
-    """Counts steps skipped for a non-finite loss or gradient, one step behind (reading
-    the previous step's flag lets the host dispatch the next step first)."""
+class StepHealth:
+    """Counts skipped steps (non-finite loss or gradient) and skipped samples (broken
+    data), reading each step's flags one step behind: the host dispatches the next step
+    before it waits for the previous one. `settle` catches up (before a log or a save).
+    """
 
-    def __init__(self, limit: int):
-        self.limit, self.in_a_row, self.pending = limit, 0, None
+    def __init__(self, limit: int, saved: dict):
+        self.limit = limit
+        self.in_a_row = saved.get("in_a_row", 0)
+        self.steps_skipped = saved.get("steps_skipped", 0)
+        self.samples_skipped = saved.get("samples_skipped", 0)
+        self.pending = None
 
-    def check(self, step: int, skipped, trainer):
-        previous, self.pending = self.pending, (step, skipped)
-        if previous is None:
-            return
-        previous_step, flag = previous
-        self.in_a_row = self.in_a_row + 1 if float(flag) else 0
+    def check(self, step: int, metrics: dict, trainer):
+        previous = self.pending
+        self.pending = (step, metrics["skipped"], metrics.get("data/skipped_samples", 0))
+        if previous is not None:
+            self._count(*previous, trainer)
+
+    def settle(self, trainer):
+        if self.pending is not None:
+            previous, self.pending = self.pending, None
+            self._count(*previous, trainer)
+
+    def _count(self, step: int, skipped, samples, trainer):
+        self.samples_skipped += int(samples)
+        skipped = bool(float(skipped))
+        self.steps_skipped += skipped
+        self.in_a_row = self.in_a_row + 1 if skipped else 0
         if self.in_a_row >= self.limit:
             last = trainer.checkpointer.latest_step()
             where = f"{trainer.checkpointer.directory}/{last}" if last is not None else "none yet"
             raise UserError(
                 f"non-finite loss or gradient in {self.in_a_row} steps in a row, the last at "
-                f"step {previous_step} (optim.max_skipped_in_a_row={self.limit}); last "
+                f"step {step} (optim.max_skipped_in_a_row={self.limit}); last "
                 f"checkpoint: {where}. Lower optim.lr, "
                 "raise optim.warmup_steps or check the data, then rerun to resume from it."
             )
 
-    def flush(self, trainer):
-        """Checks the last step too (at the end of the loop)."""
-        if self.pending is not None:
-            self.check(self.pending[0] + 1, 0.0, trainer)
+    def totals(self) -> dict[str, float]:
+        return {
+            "skipped_steps_total": float(self.steps_skipped),
+            "data/skipped_samples_total": float(self.samples_skipped),
+        }
 
-
-def _stop_after(trainer, reporter, step: int, reason: str) -> dict:
-    trainer.save()
-    reporter.flush()
-    trainer.checkpointer.wait()
-    trainer.checkpointer.close()
-    print(
-        f"stopped after step {step} ({reason}); checkpoint saved in "
-        f"{trainer.checkpointer.directory}: rerun the same command to resume",
-        flush=True,
-    )
-    return {}
+    def state(self) -> dict:
+        assert self.pending is None, "settle() before saving"
+        return {
+            "in_a_row": self.in_a_row,
+            "steps_skipped": self.steps_skipped,
+            "samples_skipped": self.samples_skipped,
+        }
 
 
 def write_reconstructions(trainer, cfg, eval_data, reporter):

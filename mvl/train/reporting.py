@@ -11,6 +11,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from clu import metric_writers, metrics, periodic_actions
 from PIL import Image
@@ -22,6 +23,22 @@ class MetricAverager:
 
     def __init__(self):
         self._averages: dict[str, metrics.Average] = {}
+
+    def state(self) -> dict[str, list]:
+        """The running sums as JSON (for checkpoints): float32 totals are exact as
+        Python floats, so a restored averager continues bit for bit."""
+        return {name: [float(avg.total), int(avg.count)] for name, avg in self._averages.items()}
+
+    @classmethod
+    def from_state(cls, saved: dict[str, list]) -> "MetricAverager":
+        averager = cls()
+        averager._averages = {
+            name: metrics.Average(
+                total=jnp.asarray(total, jnp.float32), count=jnp.asarray(count, jnp.int32)
+            )
+            for name, (total, count) in saved.items()
+        }
+        return averager
 
     def add(self, step_metrics: dict):
         for name, value in step_metrics.items():

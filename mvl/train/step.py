@@ -88,6 +88,8 @@ def make_train_step(
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.global_norm(grads)
         metrics["learning_rate"] = schedule(state.step)
+        if "skipped_before" in batch:  # broken samples the input pipeline left out
+            metrics["data/skipped_samples"] = jnp.sum(batch["skipped_before"]).astype(jnp.float32)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         if cfg.teacher.kind == "ema":  # the teacher follows the student's image tower
             m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
