@@ -84,11 +84,11 @@ def test_best_metric_must_be_reported(tiny_config, tmp_path):
 
 
 def test_a_checkpoint_restores_onto_another_mesh(tiny_config, tmp_path):
-    data_parallel = Trainer(tiny_config("maskvlm", **{"mesh.data": "8"}), str(tmp_path))
+    data_parallel = Trainer(tiny_config("clip", **{"mesh.data": "8"}), str(tmp_path))
     run_and_save(data_parallel, 2)
     saved = jax.device_get(data_parallel.state)
     overrides = {"mesh.data": "2", "mesh.fsdp": "2", "mesh.tensor": "2"}
-    mixed = Trainer(tiny_config("maskvlm", **overrides), str(tmp_path))
+    mixed = Trainer(tiny_config("clip", **overrides), str(tmp_path))
     assert mixed.restore()[0] == 2
     assert mixed.mesh.shape == {"data": 2, "fsdp": 2, "tensor": 2}
     for old, new in zip(jax.tree.leaves(saved), jax.tree.leaves(jax.device_get(mixed.state))):
