@@ -5,13 +5,15 @@ median step time, examples/s, model FLOPs per step (XLA's cost analysis of the c
 step), achieved FLOP/s, MFU against a matmul peak measured here in the same run (and
 against the datasheet peak on known TPUs and GPUs), and peak memory. The step runs on
 one fixed batch, so data loading is not timed.
+
+--compare open_clip also times open_clip's PyTorch training step for the same CLIP
+architecture and batch on this machine (mvl/bench_open_clip.py) and prints the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -22,6 +24,7 @@ import numpy as np
 
 from mvl import config as config_lib
 from mvl.errors import UserError
+from mvl.peak_memory import peak_rss_bytes
 
 # Dense bf16 peak FLOP/s per device, from vendor datasheets.
 DATASHEET_PEAKS = {
@@ -134,6 +137,8 @@ def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
     return {
         "device_kind": kind,
         "devices": devices,
+        "parameters": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(trainer.state.params)),
+        "vocab_size": trainer.vocab_size,
         "batch_size": cfg.batch_size,
         "compile_s": compile_s,
         "step_s_median": step_s,
@@ -147,11 +152,34 @@ def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
         "mfu_vs_datasheet": achieved_per_device / peak_datasheet if peak_datasheet else None,
         "compiled_peak_bytes_per_device": compiled_peak_bytes(compiled),
         "device_peak_bytes": stats.get("peak_bytes_in_use"),
-        "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "process_peak_rss_bytes": peak_rss_bytes(),
         "final_loss": float(metrics["loss"]),
         # Scanned layers (model.scan_layers) are a loop too: their FLOPs count one layer.
         "flops_undercounted_by_scan": bool(cfg.model.scan_layers),
     }
+
+
+def check_comparable(cfg):
+    from mvl import objectives
+
+    enabled = set(objectives.enabled(cfg.objectives))
+    if enabled != {"itc"}:
+        raise UserError(
+            f"--compare open_clip times a CLIP step: the config's only objective must be "
+            f"itc (it enables {', '.join(sorted(enabled))})"
+        )
+
+
+def compared_with_open_clip(cfg, ours: dict, args) -> dict:
+    from mvl import bench_open_clip
+
+    theirs = bench_open_clip.compare(cfg, ours["vocab_size"], args.steps, args.compare_python)
+    compared = {f"open_clip/{k}": v for k, v in theirs.items()}
+    compared["examples_per_s_vs_open_clip"] = ours["examples_per_s"] / theirs["examples_per_s"]
+    compared["peak_rss_vs_open_clip"] = (
+        ours["process_peak_rss_bytes"] / theirs["process_peak_rss_bytes"]
+    )
+    return compared
 
 
 def parse_args(argv):
@@ -165,6 +193,14 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
     parser.add_argument("--json", help="also write the numbers to this file")
     parser.add_argument("--workdir", help="for the tokenizer; default a temporary directory")
+    parser.add_argument(
+        "--compare",
+        choices=["open_clip"],
+        help="also time this implementation's step for the same architecture and batch",
+    )
+    parser.add_argument(
+        "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
+    )
     args = parser.parse_args(rest)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
@@ -176,7 +212,11 @@ def main(argv=None) -> int:
     try:
         cfg, args = parse_args(argv)
         workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
+        if args.compare:
+            check_comparable(cfg)
         result = benchmark(cfg, workdir, args.steps)
+        if args.compare:
+            result.update(compared_with_open_clip(cfg, result, args))
     except UserError as e:
         print(f"mvl.bench: error: {e}", file=sys.stderr)
         return 2

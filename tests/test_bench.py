@@ -25,3 +25,41 @@ def test_datasheet_peaks_match_device_kinds():
     assert bench.datasheet_peak("TPU v4") == 275e12
     assert bench.datasheet_peak("NVIDIA H100 80GB HBM3") == 989e12
     assert bench.datasheet_peak("cpu") is None
+
+
+def test_open_clip_gets_the_same_architecture_and_optimizer(tiny_config):
+    from mvl import bench_open_clip
+
+    cfg = tiny_config("clip")
+    spec = bench_open_clip.open_clip_spec(cfg, vocab_size=128, steps=3)
+    vision, text = spec["vision_cfg"], spec["text_cfg"]
+    assert (vision["image_size"], vision["patch_size"], vision["width"]) == (32, 8, 32)
+    assert vision["layers"] == 1 and vision["head_width"] * 2 == 32 and vision["mlp_ratio"] == 2
+    assert (text["context_length"], text["vocab_size"], text["heads"]) == (24, 128, 2)
+    assert spec["embed_dim"] == 16 and spec["batch_size"] == 16
+    assert spec["optim"]["grad_clip_norm"] == cfg.optim.grad_clip_norm
+
+
+def test_compare_needs_a_clip_config(tokenizer_path, tmp_path, capsys):
+    overrides = [f"--config.{k}={v}" for k, v in {**TINY, "data.tokenizer": tokenizer_path}.items()]
+    argv = ["--config", "configs/maskvlm.py:demo", *overrides, "--compare", "open_clip"]
+    assert bench.main(argv + ["--workdir", str(tmp_path)]) == 2
+    assert "only objective must be itc" in capsys.readouterr().err
+
+
+def test_compare_times_open_clip_or_says_what_is_missing(tiny_config):
+    """CI has no torch: the comparison must say so. Where open_clip is installed, the
+    child process times its step and reports its own peak memory."""
+    import importlib.util
+
+    import pytest
+
+    from mvl import bench_open_clip
+
+    cfg = tiny_config("clip")
+    if importlib.util.find_spec("open_clip") is None:
+        with pytest.raises(RuntimeError, match="open_clip_torch installed"):
+            bench_open_clip.compare(cfg, 128, steps=1)
+        return
+    result = bench_open_clip.compare(cfg, 128, steps=2)
+    assert result["examples_per_s"] > 0 and result["process_peak_rss_bytes"] > 0
