@@ -168,9 +168,9 @@ class Interruption:
 
     @property
     def lost_steps(self) -> int | None:
-        if self.step is None or self.resumed_from is None or not self.happened:
+        if self.step is None or not self.happened:
             return None
-        return self.step - self.resumed_from
+        return self.step - (self.resumed_from or 0)  # None: started afresh, from step 0
 
 
 @dataclasses.dataclass
@@ -215,8 +215,8 @@ def plan(rng: np.random.Generator) -> list[tuple[str, int | None, bool]]:
     chosen = []
     for step in steps:
         kind = str(rng.choice(KINDS))
-        if kind == "kill_while_saving":  # aim at a checkpoint step at or after `step`
-            step = min(STEPS - 1, -(-step // CHECKPOINT_EVERY) * CHECKPOINT_EVERY)
+        if kind == "kill_while_saving":  # aim at a checkpoint step (not the last)
+            step = max(CHECKPOINT_EVERY, (step // CHECKPOINT_EVERY) * CHECKPOINT_EVERY)
         chosen.append((kind, None if kind == "kill_at_random" else int(step), rng.random() < 0.3))
     return chosen
 
@@ -229,7 +229,7 @@ def run_trial(seed, tokenizer_path, workdir, cache_dir, reference, chosen=None) 
     resumed_log = re.compile(r"resumed from .*/checkpoints/(\d+)")
     for kind, step, damage in chosen:
         if kind == "kill_at_random":
-            delay = float(rng.uniform(0.2, 1.0) * reference.seconds)
+            delay = float(rng.uniform(0.1, 0.7) * reference.seconds)
             code, output = run(tokenizer_path, workdir, cache_dir, kill_after_s=delay)
         else:
             code, output = run(tokenizer_path, workdir, cache_dir, f"{kind}={step}")
@@ -257,8 +257,7 @@ def run_trial(seed, tokenizer_path, workdir, cache_dir, reference, chosen=None) 
         return trial
     trial.interruptions[-1].resumed_from = _resumed(resumed_log, output)
     trial.resumed_from_newest_intact = all(
-        i.resumed_from == i.intact_expected or (i.resumed_from is None and not i.intact_expected)
-        for i in trial.interruptions
+        (i.resumed_from or 0) == (i.intact_expected or 0) for i in trial.interruptions
     )
     state = final_state(workdir)
     trial.identical_state = state.keys() == reference.state.keys() and all(
