@@ -14,7 +14,9 @@ Paper size (ViT-B/16 encoder at 224 px):
   python -m mvl.main --config configs/mae.py:paper --workdir gs://...
 
 What it should reach: MAE has no text tower, so the evaluation reports the held-out
-reconstruction loss (`held_out/mim/loss`) and the PNG grid of reconstructions. Paper
+reconstruction loss (`held_out/mim/loss`), a linear probe and kNN on the frozen
+encoder's mean-pooled features (`probe/{shape,colour}/{linear,knn}_accuracy`, beside
+chance) and the PNG grid of reconstructions. Paper
 (ViT-B/16, ImageNet-1k, 1600 epochs): 83.6 fine-tuned top-1; not reproduced here.
 """
 
@@ -35,4 +37,5 @@ def get_config(arg=None):
         c.model.pixel_decoder.update(width=64, depth=2, num_heads=4, mlp_dim=256)
     c.optim.update(b2=0.95, weight_decay=0.05)
     c.eval.held_out_losses = True
+    c.eval.probe.enabled = True  # linear probe + kNN on frozen image features
     return c

@@ -16,7 +16,8 @@ Paper size (ViT-B/16 student and teacher at 224 px so the token grids align):
   python -m mvl.main --config configs/mvp.py:paper --workdir ... --config.teacher.checkpoint=...
 
 What it should reach: MVP has no text tower here, so the evaluation reports the held-out
-feature loss (`held_out/features/loss`). Paper: ADE20K 52.4 mIoU (+6.8 over BEiT) and
+feature loss (`held_out/features/loss`) and a linear probe and kNN on the student's
+frozen features (`probe/...`). Paper: ADE20K 52.4 mIoU (+6.8 over BEiT) and
 IN-1k fine-tuning 84.4 [?] after 300 ImageNet epochs with an OpenAI CLIP-B/16 teacher;
 not reproduced here. Importing public CLIP weights as the teacher comes with the
 weight-conversion work.
@@ -35,4 +36,5 @@ def get_config(arg=None):
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "frozen"
     c.eval.held_out_losses = True
+    c.eval.probe.enabled = True  # linear probe + kNN on frozen image features
     return c

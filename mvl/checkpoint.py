@@ -253,9 +253,9 @@ def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
     return problems
 
 
-def load_state(directory: str, sharding) -> tuple[int, dict]:
-    """(step, train state as nested dicts) of the newest checkpoint under `directory` (a
-    workdir or its checkpoints/ folder), every array restored with one `sharding`."""
+def _newest_read_only(directory: str) -> tuple[Checkpointer, int]:
+    """A read-only view of the newest checkpoint under `directory` (a workdir or its
+    checkpoints/ folder): nothing there is cleaned up or deleted."""
     nested = os.path.join(directory, "checkpoints")
     directory = nested if os.path.isdir(nested) else directory
     if not os.path.isdir(directory):
@@ -264,6 +264,13 @@ def load_state(directory: str, sharding) -> tuple[int, dict]:
     step = checkpointer.latest_step()
     if step is None:
         raise UserError(f"{directory} holds no checkpoint")
+    return checkpointer, step
+
+
+def load_state(directory: str, sharding) -> tuple[int, dict]:
+    """(step, train state as nested dicts) of the newest checkpoint under `directory`,
+    every array restored with one `sharding`."""
+    checkpointer, step = _newest_read_only(directory)
     saved = checkpointer.manager.item_metadata(step)["state"]
     target = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved
@@ -273,6 +280,16 @@ def load_state(directory: str, sharding) -> tuple[int, dict]:
     )
     checkpointer.manager.close()
     return step, restored.state
+
+
+def load_saved_config(directory: str) -> dict:
+    """The config (as a dict) the newest checkpoint under `directory` was written with."""
+    checkpointer, step = _newest_read_only(directory)
+    restored = checkpointer.manager.restore(
+        step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+    )
+    checkpointer.manager.close()
+    return restored.config
 
 
 def load_params(directory: str, sharding, key: str = "init.checkpoint") -> dict:

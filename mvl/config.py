@@ -297,8 +297,8 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             every_steps=s["checkpoint_every"],
             max_to_keep=3,  # the newest N checkpoints are kept ...
             # ... and, when set, the best one by this reported metric, e.g.
-            # "eval/retrieval/i2t/r@1" or "train/loss" (a checkpoint is also written at
-            # every evaluation, so eval metrics score the checkpoint they were computed on).
+            # "eval/retrieval/image_to_text/r@1" or "train/loss" (with an eval/ metric,
+            # a checkpoint is also written at every evaluation: the one it scores).
             best_metric="",
             best_mode="max",  # "max" or "min"
         )
@@ -313,6 +313,13 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             # held-out losses under each of these modality-dropout modes (both, text_only,
             # image_only); modes other than both need a single-stream model (MLIM)
             modalities=("both",),
+            # linear probe (optax softmax regression, `steps` full-batch steps) and
+            # weighted kNN (`knn_k` neighbours) on the image tower's pooled features
+            # ("mean" of the patch tokens, or "cls"), per label task of the held-out set
+            probe=dict(enabled=False, pool="mean", steps=300, knn_k=20),
+            # > 0: retrieval also re-ranks each query's top k candidates with the ITM
+            # head (retrieval_itm/...), when the model has one (ALBEF / MaskVLM protocol)
+            itm_rerank_k=0,
         )
     )
     return c

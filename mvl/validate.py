@@ -27,7 +27,7 @@ ATTENTION_SECTIONS = {
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
-    for check in (_counts, _optim, _model, _mask, _teacher, _checkpoint):
+    for check in (_counts, _optim, _model, _mask, _teacher, _checkpoint, _eval):
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
@@ -169,6 +169,14 @@ def _teacher(cfg):
                 cfg.teacher.image.patch_size,
                 f"the teacher's patch grid ({teacher}) must match the student's ({student})",
             )
+
+
+def _eval(cfg):
+    _one_of(cfg, "eval.probe.pool", ("mean", "cls"))
+    _positive(cfg, "eval.probe.steps")
+    _positive(cfg, "eval.probe.knn_k")
+    if cfg.eval.itm_rerank_k < 0:
+        _fail("eval.itm_rerank_k", cfg.eval.itm_rerank_k, "must be >= 0 (0 = off)")
 
 
 def _checkpoint(cfg):

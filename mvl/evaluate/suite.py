@@ -1,8 +1,10 @@
 """The evaluations the loop runs every N steps and at the end, as one flat dict.
 
 Zero-shot classification of the main object's shape and colour on held-out `shapes`
-images (prompt ensembles), and image<->text retrieval R@1/5/10 on held-out pairs; each
-metric is written beside its chance level.
+images (prompt ensembles), and image<->text retrieval R@1/5/10 on held-out pairs; with
+`eval.probe.enabled`, a linear probe and kNN on the image tower's frozen features (any
+method with an image tower, MAE included). Each metric is written beside its chance
+level.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvl.data import pipeline, shapes
-from mvl.evaluate import gather, retrieval, zeroshot
+from mvl.evaluate import gather, itm_rerank, knn, linear_probe, retrieval, zeroshot
 from mvl.evaluate.embeddings import Embedder
 from mvl.evaluate.losses import HeldOutLosses
 
@@ -50,7 +52,9 @@ class EvalSuite:
     ):
         self.cfg, self.tokenizer, self.mesh = cfg, tokenizer, mesh
         self.embeds = "projections" in model.components
-        self.embedder = Embedder(model, mesh, cfg.eval.batch_size)
+        self.probes = cfg.eval.probe.enabled and "image" in model.components
+        self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in model.components
+        self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
         self.labels = {
             task: gather.in_global_order(self.data[task], cfg.eval.batch_size)
@@ -64,12 +68,46 @@ class EvalSuite:
             metrics.update(self.losses.run(state.params, self.data, state.teacher))
         if self.embeds:
             metrics.update(self.embedding_metrics(state.params))
+        if self.probes:
+            metrics.update(self.probe_metrics(state.params))
+        return metrics
+
+    def reranked_retrieval(self, params, image_emb, text_emb) -> dict[str, float]:
+        image_tokens = self.embedder.image_tokens(params, self.data["image"])
+        text_tokens = self.embedder.text_tokens(params, self.data["text"])
+        ids = gather.in_global_order(self.data["text"], self.cfg.eval.batch_size)
+
+        def itm_score(images, texts):
+            return self.embedder.itm_scores(
+                params, image_tokens[images], text_tokens[texts], ids[texts]
+            )
+
+        return itm_rerank.reranked_retrieval_metrics(
+            image_emb, text_emb, itm_score, self.cfg.eval.itm_rerank_k
+        )
+
+    def probe_metrics(self, params) -> dict[str, float]:
+        """Linear probe and kNN per label task: fit on the even held-out rows, score on
+        the odd ones (the held-out set is all there is at demo scale)."""
+        features = self.embedder.image_features(params, self.data["image"])
+        probe = self.cfg.eval.probe
+        metrics = {}
+        for task, labels in self.labels.items():
+            classes = len(shapes.class_names(task))
+            split = (features[0::2], labels[0::2], features[1::2], labels[1::2], classes)
+            metrics[f"probe/{task}/linear_accuracy"] = linear_probe.linear_probe_accuracy(
+                *split, steps=probe.steps
+            )
+            metrics[f"probe/{task}/knn_accuracy"] = knn.knn_accuracy(*split, k=probe.knn_k)
+            metrics[f"probe/{task}/chance"] = 1.0 / classes
         return metrics
 
     def embedding_metrics(self, params) -> dict[str, float]:
         image_emb = self.embedder.images(params, self.data["image"])
         text_emb = self.embedder.texts(params, self.data["text"])
         metrics = retrieval.retrieval_metrics(image_emb, text_emb)
+        if self.reranks:
+            metrics.update(self.reranked_retrieval(params, image_emb, text_emb))
         for task, labels in self.labels.items():
             names = shapes.class_names(task)
             class_emb = zeroshot.class_embeddings(

@@ -1,0 +1,97 @@
+"""python -m mvl.evaluate --checkpoint WORKDIR [--config FILE:ARGS] [--config.k=v ...] [--json OUT]
+
+Runs the evaluation suite (mvl/evaluate/suite.py) on the newest checkpoint of a run,
+without touching the run's folder: a run still training can be evaluated. The config is
+the one the checkpoint was written with unless --config names another; overrides
+switch evaluations on or off, e.g. --config.eval.probe.enabled=true. The tokenizer is
+data.tokenizer, or the run's WORKDIR/tokenizer.model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import types
+
+import ml_collections
+
+from mvl import config as config_lib
+from mvl.errors import UserError
+
+
+def parse_args(argv):
+    overrides, rest = config_lib.parse_cli_overrides(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m mvl.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", required=True, help="a run's workdir (or checkpoints/)")
+    parser.add_argument("--config", help="configs/X.py[:arg]; default: the checkpoint's own")
+    parser.add_argument("--json", help="also write the metrics to this file")
+    return overrides, parser.parse_args(rest)
+
+
+def config_for(args, overrides) -> ml_collections.ConfigDict:
+    from mvl import checkpoint
+
+    if args.config:
+        cfg = config_lib.load_config(args.config)
+    else:
+        cfg = ml_collections.ConfigDict(checkpoint.load_saved_config(args.checkpoint))
+        cfg.lock()
+    config_lib.apply_overrides(cfg, overrides)
+    return cfg
+
+
+def tokenizer_for(cfg, run_dir: str):
+    from mvl.data.tokenizer import Tokenizer
+
+    path = cfg.data.tokenizer or os.path.join(run_dir, "tokenizer.model")
+    if not os.path.exists(path):
+        raise UserError(f"config data.tokenizer: {path} does not exist")
+    return Tokenizer(path)
+
+
+def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
+    import jax
+
+    from mvl import checkpoint, sharding, validate
+    from mvl.evaluate.suite import EvalSuite
+    from mvl.models.model import build_model, build_teacher
+
+    validate.validate(cfg, len(jax.devices()))
+    run_dir = checkpoint_dir.rstrip("/")
+    if os.path.basename(run_dir) == "checkpoints":
+        run_dir = os.path.dirname(run_dir)
+    tokenizer = tokenizer_for(cfg, run_dir)
+    mesh = sharding.make_mesh(cfg.mesh)
+    step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
+    model = build_model(cfg, tokenizer.vocab_size)
+    suite = EvalSuite(
+        model, cfg, tokenizer, mesh, jax.process_index(), jax.process_count(), build_teacher(cfg)
+    )
+    params = types.SimpleNamespace(params=state["params"], teacher=state.get("teacher"))
+    return {"step": step, **suite.run(params)}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        overrides, args = parse_args(argv)
+        metrics = evaluate(config_for(args, overrides), args.checkpoint)
+    except UserError as e:
+        print(f"mvl.evaluate: error: {e}", file=sys.stderr)
+        return 2
+    for name, value in sorted(metrics.items()):
+        print(f"{name:45s} {value:.4g}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(metrics, f, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
