@@ -27,7 +27,9 @@ Paper size (ViT-B-like single stream at 224 px; the paper's data is proprietary)
 What it should reach: MLIM has no contrastive head, so the evaluation reports held-out
 MLM and RECON losses with both modalities and with each one dropped
 (`eval.modalities`): the MLM loss with the image must be below the text-only one if the
-model uses the image. Paper: item-pair matching PR AUC 0.884 with MDO vs 0.864 without
+model uses the image. It also reports MLIM's task on `shapes` items (two items match
+when their main objects share shape and colour): `pair_matching/<mode>/average_precision`
+beside `pair_matching/chance`. Paper: item-pair matching PR AUC 0.884 with MDO vs 0.864 without
 [?], on proprietary e-commerce data; not reproducible here.
 """
 
@@ -47,4 +49,5 @@ def get_config(arg=None):
     c.objectives.recon = dict(weight=1.0, region="masked")
     c.eval.held_out_losses = True
     c.eval.modalities = ("both", "text_only", "image_only")
+    c.eval.pair_matching = True  # MLIM's downstream task, under each modality mode
     return c

@@ -320,6 +320,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             # > 0: retrieval also re-ranks each query's top k candidates with the ITM
             # head (retrieval_itm/...), when the model has one (ALBEF / MaskVLM protocol)
             itm_rerank_k=0,
+            # MLIM's pair matching: average precision of cosine similarity between
+            # items (image + text, or one of them under each eval.modalities mode)
+            pair_matching=False,
         )
     )
     return c

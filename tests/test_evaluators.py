@@ -1,6 +1,7 @@
 """Evaluators against cases with a known answer."""
 
 import numpy as np
+import pytest
 
 from mvl.evaluate import knn, linear_probe, retrieval
 
@@ -130,3 +131,28 @@ def test_the_suite_reranks_retrieval_with_the_itm_head(tiny_config, tmp_path):
                 == metrics[f"retrieval/{direction}/r@{k}"]
             )
         assert 0.0 <= metrics[f"retrieval_itm/{direction}/r@1"] <= 1.0
+
+
+def test_average_precision_is_one_for_perfect_scores_and_chance_for_uninformative_ones():
+    from mvl.evaluate import pair_matching
+
+    classes = np.repeat(np.arange(10), 5)
+    perfect = np.eye(10)[classes]  # items of a class share one direction
+    assert pair_matching.pair_matching_metrics(perfect, classes)["average_precision"] == 1.0
+    rng = np.random.default_rng(6)
+    random = pair_matching.pair_matching_metrics(rng.normal(size=(50, 16)), classes)
+    assert abs(random["average_precision"] - random["chance"]) < 0.05
+    constant = pair_matching.average_precision(np.zeros(100), np.arange(100) < 10)
+    assert constant == pytest.approx(0.1, abs=0.06)  # ties earn chance, not a perfect score
+
+
+def test_the_suite_reports_pair_matching_under_each_modality(tiny_config, tmp_path):
+    from mvl.evaluate.suite import EvalSuite
+    from mvl.train.loop import Trainer
+
+    trainer = Trainer(tiny_config("mlim"), str(tmp_path))
+    suite = EvalSuite(trainer.model, trainer.cfg, trainer.tokenizer, trainer.mesh)
+    metrics = suite.run(trainer.state)
+    assert 0 < metrics["pair_matching/chance"] < 0.2
+    for mode in ("both", "text_only", "image_only"):
+        assert 0.0 < metrics[f"pair_matching/{mode}/average_precision"] <= 1.0

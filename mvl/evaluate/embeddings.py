@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
 from mvl import sharding
 from mvl.evaluate import gather
+from mvl.models.model import text_valid
 
 
 class Embedder:
@@ -56,6 +58,38 @@ class Embedder:
         )
         self._image_tokens = jax.jit(encode("encode_image"), out_shardings=out)
         self._text_tokens = jax.jit(encode("encode_text"), out_shardings=out)
+        self._items, self._out = {}, out
+
+        def item_embedding(params, images, ids, mode):
+            """Single stream (MLIM): the mean of the output tokens the item has; two
+            towers: the sum of the normalised embeddings of the modalities it has."""
+            keep_text, keep_image = mode != "image_only", mode != "text_only"
+            apply = functools.partial(model.apply, {"params": params})
+            if "single_stream" in model.components:
+                batch = ids.shape[0]
+                text, patches = apply(
+                    images,
+                    ids,
+                    text_keep=jnp.full((batch,), keep_text),
+                    image_keep=jnp.full((batch,), keep_image),
+                    method="encode_stream",
+                )
+                text_weight = (text_valid(ids) & keep_text).astype(text.dtype)[..., None]
+                total = (text * text_weight).sum(1) + patches.sum(1) * keep_image
+                count = text_weight.sum(1) + patches.shape[1] * keep_image
+                return total / count
+            image, text = embed_images(params, images), embed_texts(params, ids)
+            return image * keep_image + text * keep_text
+
+        self._item_embedding = item_embedding
+
+    def items(self, params, images: np.ndarray, ids: np.ndarray, mode: str) -> np.ndarray:
+        """One embedding per (image, text) item under a modality-dropout `mode`."""
+        if mode not in self._items:
+            self._items[mode] = jax.jit(
+                functools.partial(self._item_embedding, mode=mode), out_shardings=self._out
+            )
+        return self._batched(self._items[mode], params, (images, ids))
 
     def image_tokens(self, params, images: np.ndarray) -> np.ndarray:
         return self._batched(self._image_tokens, params, images)

@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from mvl.data import pipeline, shapes
-from mvl.evaluate import gather, itm_rerank, knn, linear_probe, retrieval, zeroshot
+from mvl.evaluate import (
+    gather,
+    itm_rerank,
+    knn,
+    linear_probe,
+    pair_matching,
+    retrieval,
+    zeroshot,
+)
 from mvl.evaluate.embeddings import Embedder
 from mvl.evaluate.losses import HeldOutLosses
 
@@ -54,6 +62,9 @@ class EvalSuite:
         self.embeds = "projections" in model.components
         self.probes = cfg.eval.probe.enabled and "image" in model.components
         self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in model.components
+        self.matches_pairs = cfg.eval.pair_matching and (
+            self.embeds or "single_stream" in model.components
+        )
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
         self.labels = {
@@ -70,6 +81,20 @@ class EvalSuite:
             metrics.update(self.embedding_metrics(state.params))
         if self.probes:
             metrics.update(self.probe_metrics(state.params))
+        if self.matches_pairs:
+            metrics.update(self.pair_matching_metrics(state.params))
+        return metrics
+
+    def pair_matching_metrics(self, params) -> dict[str, float]:
+        """MLIM's task under each `eval.modalities` mode: items match when their main
+        objects share shape and colour."""
+        classes = self.labels["shape"] * len(shapes.COLOURS) + self.labels["colour"]
+        metrics = {}
+        for mode in self.cfg.eval.modalities:
+            items = self.embedder.items(params, self.data["image"], self.data["text"], mode)
+            result = pair_matching.pair_matching_metrics(items, classes)
+            metrics[f"pair_matching/{mode}/average_precision"] = result["average_precision"]
+            metrics["pair_matching/chance"] = result["chance"]
         return metrics
 
     def reranked_retrieval(self, params, image_emb, text_emb) -> dict[str, float]:
