@@ -188,6 +188,13 @@ def _checkpoint(cfg):
             best,
             "must name a reported metric, starting with train/ or eval/ (e.g. train/loss)",
         )
+    if best.startswith("train/") and cfg.checkpoint.every_steps % cfg.log_every_steps:
+        _fail(
+            "checkpoint.best_metric",
+            best,
+            f"train/ metrics are reported every log_every_steps={cfg.log_every_steps}: "
+            f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a multiple of it",
+        )
     if best.startswith("eval/") and not cfg.eval.every_steps:
         _fail(
             "checkpoint.best_metric",

@@ -37,7 +37,12 @@ def test_mae_runs_end_to_end_with_held_out_reconstruction_loss(tokenizer_path, t
     workdir = tmp_path / "mae"
     assert mvl_main.main(main_args(tokenizer_path, workdir, "mae", total_steps=2)) == 0
     final = json.loads((workdir / "eval_final.json").read_text())
-    assert set(final) == {"held_out/loss", "held_out/mim/loss"}
+    probes = {
+        f"probe/{task}/{name}"
+        for task in ("shape", "colour")
+        for name in ("linear_accuracy", "knn_accuracy", "chance")
+    }
+    assert set(final) == {"held_out/loss", "held_out/mim/loss"} | probes
     assert np.isfinite(final["held_out/mim/loss"])
     assert list(workdir.glob("reconstructions_*.png"))
 
