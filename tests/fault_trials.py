@@ -323,8 +323,9 @@ def main():
         trials.append(trial)
         print(describe(trial), flush=True)
     interruptions = [i for t in trials for i in t.interruptions]
-    lost = [i.lost_steps for i in interruptions if i.lost_steps is not None]
-    bound = [i.step - (i.intact_expected or 0) for i in interruptions if i.step is not None]
+    counted = [i for i in interruptions if i.lost_steps is not None]  # aimed and happened
+    lost = [i.lost_steps for i in counted]
+    bound = [i.step - (i.intact_expected or 0) for i in counted]
     print(
         f"trials {len(trials)}, survived {sum(t.survived for t in trials)}; interruptions "
         f"{len(interruptions)} ({', '.join(f'{k} {sum(i.kind == k for i in interruptions)}' for k in KINDS)}); "
