@@ -5,6 +5,7 @@ resumed, and evaluation gathered across processes."""
 import glob
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -103,8 +104,16 @@ def test_two_processes_match_one_process_with_a_checkpoint_between(tokenizer_pat
     )
     two = tmp_path / "two"
     run_processes(tokenizer_path, two, 2, count=2)  # saves at step 2 (from both processes)
-    outputs = run_processes(tokenizer_path, two, 4, count=2)  # resumes from it
-    assert "resumed from" in outputs[0]
+    # A newer checkpoint with a damaged file: both processes must agree to set it aside
+    # and resume from step 2.
+    damaged = two / "checkpoints" / "3"
+    shutil.copytree(two / "checkpoints" / "2", damaged)
+    victim = max((p for p in damaged.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    outputs = run_processes(tokenizer_path, two, 4, count=2)  # resumes from step 2
+    for output in outputs:
+        assert "checkpoints/3 is unreadable" in output and "resumed from" in output
+    assert [p.name.split("-")[0] for p in (two / "unreadable_checkpoints").iterdir()] == ["3"]
 
     expected, actual = train_losses(one), train_losses(two)
     assert sorted(expected) == [2, 4] and sorted(actual) == [2, 4], (expected, actual)
