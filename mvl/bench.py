@@ -12,7 +12,6 @@ architecture and batch on this machine (mvl/bench_open_clip.py) and prints the r
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -183,12 +182,7 @@ def compared_with_open_clip(cfg, ours: dict, args) -> dict:
 
 
 def parse_args(argv):
-    overrides, rest = config_lib.parse_cli_overrides(argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m mvl.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = config_lib.command_line("python -m mvl.bench", __doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg]")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
     parser.add_argument("--json", help="also write the numbers to this file")
@@ -201,7 +195,7 @@ def parse_args(argv):
     parser.add_argument(
         "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
     )
-    args = parser.parse_args(rest)
+    overrides, args = config_lib.parse_command_line(parser, argv)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
     return cfg, args

@@ -90,9 +90,6 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def best_step(self) -> int | None:
-        return self.manager.best_step()
-
     def save(self, step: int, state, data_iterator, config, run: dict, metrics=None) -> bool:
         """Saves asynchronously (the loop decides when); returns whether it saved.
 
@@ -101,8 +98,9 @@ class Checkpointer:
         """
         if step in self.manager.all_steps():
             return False
-        if self.best_metric and metrics is not None:
-            metrics = {self.best_metric: metrics[self.best_metric]}
+        ranked = (
+            {self.best_metric: metrics[self.best_metric]} if self.best_metric and metrics else None
+        )
         self.manager.wait_until_finished()  # one save in flight at a time
         self._in_flight = step
         return self.manager.save(
@@ -114,13 +112,15 @@ class Checkpointer:
                 config=ocp.args.JsonSave(config.to_dict()),
                 run=ocp.args.JsonSave(run),
             ),
-            metrics=metrics if self.best_metric else None,
+            metrics=ranked,
         )
 
-    def run_info(self, step: int) -> dict:
-        """The `run` dict saved at `step` (small; read before anything is built)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))
-        return restored.run
+    def json_item(self, step: int, name: str) -> dict:
+        """One small JSON item saved at `step` ("run" or "config"), read alone."""
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(**{name: ocp.args.JsonRestore()})
+        )
+        return restored[name]
 
     def restore_latest(self, abstract_state, data_iterator):
         """(step, state, data iterator, run dict) from the newest readable checkpoint, or
@@ -140,33 +140,23 @@ class Checkpointer:
         return None
 
     def _restore(self, step: int, abstract_state, data_iterator):
-        try:
-            verified = checksums.verify(os.path.join(self.directory, str(step)))
-            if not verified:
+        def verified_metadata():
+            if not checksums.verify(os.path.join(self.directory, str(step))):
                 print(
                     f"note: checkpoint {self.directory}/{step} has no checksums (saved "
                     "just before the process ended?): restoring it unverified",
                     flush=True,
                 )
-            saved = self.manager.item_metadata(step)["state"]
-        except Exception as e:  # noqa: BLE001 -- any failure to read is damage
-            raise UnreadableCheckpoint(f"step {step}") from e
+            return self.manager.item_metadata(step)["state"]
+
+        saved = _read_on_every_process(step, verified_metadata)
         self.check_compatible(step, abstract_state, saved)
-        try:
-            restored = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
-                    data=grain.checkpoint.CheckpointRestore(data_iterator),
-                    run=ocp.args.JsonRestore(),
-                ),
-            )
-            ok = True
-        except Exception as e:  # noqa: BLE001
-            ok, error = False, e
-        if not _on_every_process(ok):
-            raise UnreadableCheckpoint(f"step {step}") from (None if ok else error)
-        return restored
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+            run=ocp.args.JsonRestore(),
+        )
+        return _read_on_every_process(step, lambda: self.manager.restore(step, args=args))
 
     def _set_aside(self, step: int, error: BaseException):
         """Moves a damaged checkpoint out of the way (kept for inspection, not deleted)."""
@@ -184,9 +174,7 @@ class Checkpointer:
             flush=True,
         )
 
-    def check_compatible(self, step: int, abstract_state, saved=None):
-        if saved is None:
-            saved = self.manager.item_metadata(step)["state"]
+    def check_compatible(self, step: int, abstract_state, saved):
         problems = describe_mismatch(_shapes_by_path(saved), _shapes_by_path(abstract_state))
         if problems:
             raise CheckpointMismatchError(
@@ -211,6 +199,18 @@ class Checkpointer:
 
     def close(self):
         self.manager.close()
+
+
+def _read_on_every_process(step: int, read):
+    """`read()`, or UnreadableCheckpoint on every process when it failed on any (any
+    failure to read is damage; the processes agree, so none waits for the others)."""
+    try:
+        result, error = read(), None
+    except Exception as e:  # noqa: BLE001
+        result, error = None, e
+    if not _on_every_process(error is None):
+        raise UnreadableCheckpoint(f"step {step}") from error
+    return result
 
 
 def _on_every_process(ok: bool) -> bool:
@@ -285,11 +285,9 @@ def load_state(directory: str, sharding) -> tuple[int, dict]:
 def load_saved_config(directory: str) -> dict:
     """The config (as a dict) the newest checkpoint under `directory` was written with."""
     checkpointer, step = _newest_read_only(directory)
-    restored = checkpointer.manager.restore(
-        step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
-    )
+    config = checkpointer.json_item(step, "config")
     checkpointer.manager.close()
-    return restored.config
+    return config
 
 
 def load_params(directory: str, sharding, key: str = "init.checkpoint") -> dict:

@@ -7,6 +7,8 @@ here (a few lines) and applied to the locked ConfigDict that `get_config` return
 
 from __future__ import annotations
 
+import argparse
+
 import ast
 import difflib
 import importlib.util
@@ -58,6 +60,20 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
                 f"(expected {type(current).__name__}): {e}"
             ) from None
     return config
+
+
+def command_line(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The parser every mvl command starts from (its module docstring as help); add
+    arguments, then `parse_command_line`."""
+    return argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]):
+    """(config overrides from --config.a.b=v, the parser's own arguments)."""
+    overrides, rest = parse_cli_overrides(argv)
+    return overrides, parser.parse_args(rest)
 
 
 def parse_cli_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:

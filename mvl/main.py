@@ -10,7 +10,6 @@ pods, SLURM or Open MPI; otherwise `--coordinator HOST:PORT --num_processes N
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from mvl import config as config_lib
@@ -18,12 +17,7 @@ from mvl.errors import UserError
 
 
 def parse_args(argv):
-    overrides, rest = config_lib.parse_cli_overrides(argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m mvl.main",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = config_lib.command_line("python -m mvl.main", __doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg], e.g. :demo")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and results")
     parser.add_argument(
@@ -32,7 +26,7 @@ def parse_args(argv):
     parser.add_argument("--coordinator", help="HOST:PORT of process 0, for a manual cluster")
     parser.add_argument("--num_processes", type=int)
     parser.add_argument("--process_id", type=int)
-    args = parser.parse_args(rest)
+    overrides, args = config_lib.parse_command_line(parser, argv)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
     return cfg, args

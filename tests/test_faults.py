@@ -93,21 +93,18 @@ def skipped_before_nth_good(size: int, broken: set[int], seed: int, good: int) -
     return skipped
 
 
-def test_every_broken_sample_is_skipped_and_counted(tokenizer_path):
+def broken_dataset(source, tokenizer_path, **options):
     from mvl.data.tokenizer import Tokenizer
 
+    settings = dict(batch_size=8, max_text_len=24, seed=0, image_size=32, **options)
+    return pipeline.make_dataset(source, Tokenizer(tokenizer_path), **settings)
+
+
+def test_every_broken_sample_is_skipped_and_counted(tokenizer_path):
     broken = {3, 10, 17, 24, 31, 38, 45, 50}  # every kind of fault, some more than once
     source = BrokenShapes(64, broken)
-    dataset = pipeline.make_dataset(
-        source,
-        Tokenizer(tokenizer_path),
-        batch_size=8,
-        max_text_len=24,
-        seed=0,
-        shuffle=True,
-        repeat=False,
-        drop_remainder=False,
-        image_size=32,
+    dataset = broken_dataset(
+        source, tokenizer_path, shuffle=True, repeat=False, drop_remainder=False
     )
     batches = list(dataset)
     assert sum(len(b["image"]) for b in batches) == 64 - len(broken)
@@ -134,18 +131,9 @@ def test_training_counts_broken_samples_in_its_metrics(tiny_config, tmp_path, mo
 
 
 def test_a_source_of_nothing_but_junk_stops_with_the_last_reason(tokenizer_path):
-    from mvl.data.tokenizer import Tokenizer
-
-    dataset = pipeline.make_dataset(
-        BrokenShapes(64, set(range(64))),
-        Tokenizer(tokenizer_path),
-        batch_size=8,
-        max_text_len=24,
-        seed=0,
-        shuffle=False,
-        repeat=True,
-        image_size=32,
-        max_skipped_in_a_row=50,
+    junk = BrokenShapes(64, set(range(64)))
+    dataset = broken_dataset(
+        junk, tokenizer_path, shuffle=False, repeat=True, max_skipped_in_a_row=50
     )
     with pytest.raises(UserError, match=r"50 samples in a row could not be used .* sample \d+"):
         next(iter(dataset))

@@ -87,8 +87,8 @@ class Skipped:
     reason: str
 
 
-def check_example(example: dict[str, Any], image_size: int | None) -> None:
-    """Raises BadSample naming what is wrong with a decoded example."""
+def check_example(example: dict[str, Any], image_size: int | None) -> str:
+    """The example's caption as text; raises BadSample naming what is wrong with it."""
     image = np.asarray(example.get("image"))
     expected = (image_size, image_size, 3) if image_size else None
     if image.ndim != 3 or image.shape[-1] != 3 or (expected and image.shape != expected):
@@ -104,7 +104,7 @@ def check_example(example: dict[str, Any], image_size: int | None) -> None:
             raise BadSample(f"caption is not UTF-8 ({e.reason} at byte {e.start})") from None
     if not isinstance(caption, str) or not caption.strip():
         raise BadSample(f"caption is empty or not text: {caption!r:.60}")
-    example["caption"] = caption
+    return caption
 
 
 def make_preprocess(
@@ -123,13 +123,13 @@ def make_preprocess(
 
     def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
         position, example = positioned
-        check_example(example, image_size)
+        caption = check_example(example, image_size)
         image = np.asarray(example["image"], np.float32) * np.float32(1 / 255)
         if augment:
             image = augment_image(image, np.random.default_rng([seed, position]))
         return {
             "image": image,
-            "text": tokenizer.encode(example["caption"], max_text_len),
+            "text": tokenizer.encode(caption, max_text_len),
             "shape": np.asarray(example["shape"], np.int32),
             "colour": np.asarray(example["colour"], np.int32),
         }

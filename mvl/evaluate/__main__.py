@@ -9,7 +9,6 @@ data.tokenizer, or the run's WORKDIR/tokenizer.model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -22,16 +21,11 @@ from mvl.errors import UserError
 
 
 def parse_args(argv):
-    overrides, rest = config_lib.parse_cli_overrides(argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m mvl.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = config_lib.command_line("python -m mvl.evaluate", __doc__)
     parser.add_argument("--checkpoint", required=True, help="a run's workdir (or checkpoints/)")
     parser.add_argument("--config", help="configs/X.py[:arg]; default: the checkpoint's own")
     parser.add_argument("--json", help="also write the metrics to this file")
-    return overrides, parser.parse_args(rest)
+    return config_lib.parse_command_line(parser, argv)
 
 
 def config_for(args, overrides) -> ml_collections.ConfigDict:

@@ -51,13 +51,12 @@ class Embedder:
             return jax.nn.softmax(logits, axis=-1)[:, 1]
 
         self._itm = jax.jit(itm_match_probability, out_shardings=out)
-        encode = lambda method: (
-            lambda params, x: model.apply(  # noqa: E731
-                {"params": params}, x, method=method
-            )
-        )
-        self._image_tokens = jax.jit(encode("encode_image"), out_shardings=out)
-        self._text_tokens = jax.jit(encode("encode_text"), out_shardings=out)
+
+        def encoder(method):
+            return lambda params, x: model.apply({"params": params}, x, method=method)
+
+        self._image_tokens = jax.jit(encoder("encode_image"), out_shardings=out)
+        self._text_tokens = jax.jit(encoder("encode_text"), out_shardings=out)
         self._items, self._out = {}, out
 
         def item_embedding(params, images, ids, mode):

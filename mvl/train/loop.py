@@ -149,7 +149,7 @@ class Trainer:
         if latest is None:
             return
         try:
-            saved = self.checkpointer.run_info(latest).get("tokenizer")
+            saved = self.checkpointer.json_item(latest, "run").get("tokenizer")
         except Exception:  # noqa: BLE001 -- a damaged checkpoint: restore sets it aside
             return
         where = f"checkpoint {self.checkpointer.directory}/{latest}"
