@@ -290,6 +290,18 @@ def load_saved_config(directory: str) -> dict:
     return config
 
 
+def load_run_record(directory: str) -> dict:
+    """The `run` item (tokenizer identity, loop state) of the newest checkpoint under
+    `directory`; {} for checkpoints written without one (e.g. converted weights)."""
+    checkpointer, step = _newest_read_only(directory)
+    try:
+        return checkpointer.json_item(step, "run")
+    except Exception:  # noqa: BLE001 -- no run item: nothing recorded to compare with
+        return {}
+    finally:
+        checkpointer.manager.close()
+
+
 def load_params(directory: str, sharding, key: str = "init.checkpoint") -> dict:
     """The newest checkpoint's parameters (see load_state). The whole saved state is
     read (orbax's StandardRestore needs the full tree), then only `params` is kept:

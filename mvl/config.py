@@ -306,6 +306,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         dict(
             checkpoint="",  # a workdir (or checkpoints dir) whose newest params start this run
             strict=True,  # every parameter must be found there; False: take what matches
+            # True for stages that only make sense from a pretrained run (fine-tuning):
+            # an empty `checkpoint` is then an error, not a silent run from scratch
+            required=False,
         )
     )
     c.checkpoint = ml_collections.ConfigDict(

@@ -27,7 +27,7 @@ ATTENTION_SECTIONS = {
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
-    for check in (_counts, _optim, _model, _mask, _teacher, _checkpoint, _eval):
+    for check in (_counts, _optim, _model, _mask, _teacher, _init, _checkpoint, _eval):
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
@@ -169,6 +169,15 @@ def _teacher(cfg):
                 cfg.teacher.image.patch_size,
                 f"the teacher's patch grid ({teacher}) must match the student's ({student})",
             )
+
+
+def _init(cfg):
+    if cfg.init.required and not cfg.init.checkpoint:
+        _fail(
+            "init.checkpoint",
+            cfg.init.checkpoint,
+            "this config fine-tunes a pretrained run: set --config.init.checkpoint=WORKDIR",
+        )
 
 
 def _eval(cfg):

@@ -208,6 +208,8 @@ class Trainer:
     def initialise_from(self, directory: str, strict: bool):
         """Parameters from another run (e.g. FLIP's unmasked tuning starts from a FLIP
         run); the optimizer, step and data order start fresh."""
+        saved = checkpoint.load_run_record(directory).get("tokenizer")
+        check_same_tokenizer(saved, self.tokenizer_identity, f"init.checkpoint {directory}")
         source = checkpoint.load_params(directory, sharding.replicated(self.mesh))
         params, taken = checkpoint.merge_params(
             self.state.params, source, strict, f"config init.checkpoint {directory}"

@@ -1,0 +1,1 @@
+"""Paper tables as configs: rows of runs, our numbers beside the paper's."""

@@ -1,0 +1,173 @@
+"""Runs a table's rows: one run per row, seed and stage, each in its own workdir.
+
+  WORKDIR/<row>/seed<k>/<stage>/   a normal mvl workdir (checkpoints, eval_final.json)
+                                    plus table_stage.json: the config and overrides
+
+A stage whose workdir has eval_final.json and the same table_stage.json is finished
+and is not run again, so an interrupted table resumes where it stopped (an interrupted
+stage resumes from its own checkpoints, as any mvl run does). A workdir written with
+other settings is an error rather than a silently reused result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import importlib.util
+import json
+import os
+import re
+import shlex
+import time
+from typing import Any
+
+from mvl import config as config_lib
+from mvl.errors import UserError
+from mvl.tables.spec import Row, Table
+
+STAGE_RECORD = "table_stage.json"
+_ROW_WORKDIR = re.compile(r"\{workdir:([^}]+)\}")
+
+
+class TableError(UserError, ValueError):
+    """A table config or table workdir a user must fix; the message names it."""
+
+
+def load_table(path: str) -> Table:
+    if not os.path.isfile(path):
+        raise TableError(f"table config not found: {path!r}")
+    spec = importlib.util.spec_from_file_location("mvl_table_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_table"):
+        raise TableError(f"{path} defines no get_table()")
+    return module.get_table()
+
+
+@dataclasses.dataclass(frozen=True)
+class StageRun:
+    row: str
+    seed: int
+    stage: str
+    config: str  # configs/X.py:arg
+    overrides: dict[str, str]
+    workdir: str
+
+    def command(self) -> str:
+        """The same run as a command line (e.g. to launch a paper-scale row on a pod)."""
+        args = ["python", "-m", "mvl.main", "--config", self.config, "--workdir", self.workdir]
+        args += [f"--config.{key}={value}" for key, value in self.overrides.items()]
+        return shlex.join(args)
+
+    def record(self) -> dict:
+        return {"config": self.config, "overrides": self.overrides}
+
+    def finished(self) -> bool:
+        """True when done with these settings; raises when done with other ones."""
+        path = os.path.join(self.workdir, STAGE_RECORD)
+        if not os.path.exists(path):
+            return False
+        with open(path) as f:
+            saved = json.load(f)
+        if {k: saved[k] for k in ("config", "overrides")} != self.record():
+            raise TableError(
+                f"{self.workdir} was run with other settings ({path}: {saved}); "
+                f"delete it or choose another --workdir for these ({self.record()})"
+            )
+        return os.path.exists(os.path.join(self.workdir, "eval_final.json"))
+
+
+def row_workdir(workdir: str, row: str, seed: int, stage: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", row).strip("_")
+    return os.path.join(workdir, slug, f"seed{seed}", stage)
+
+
+def plan(
+    table: Table, scale: str, seeds: int, workdir: str, extra: dict[str, str] | None = None
+) -> list[StageRun]:
+    """Every stage run of the table, in the order they must run (seeds outermost, so a
+    first seed of every row finishes before the second starts)."""
+    runs = []
+    for seed in range(seeds):
+        for index, row in enumerate(table.rows):
+            pretrain = row_workdir(workdir, row.name, seed, "pretrain")
+            values = {
+                **(table.demo if scale == "demo" else {}),
+                **row.overrides,
+                "seed": seed,
+            }
+            values = _resolve_row_workdirs(values, table, index, workdir, seed)
+            spec = (row.config or table.config).format(scale=scale)
+            runs.append(_run(row, seed, "pretrain", spec, values, extra, pretrain))
+            for stage in table.stages:
+                values = {
+                    **(stage.demo if scale == "demo" else {}),
+                    **stage.overrides,
+                    **row.stage_overrides.get(stage.name, {}),
+                    "seed": seed,
+                    "init.checkpoint": pretrain,
+                    "data.tokenizer": os.path.join(pretrain, "tokenizer.model"),
+                }
+                spec = stage.config.format(scale=scale)
+                stage_dir = row_workdir(workdir, row.name, seed, stage.name)
+                runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir))
+    return runs
+
+
+def _run(row: Row, seed, stage, spec, values, extra, workdir) -> StageRun:
+    overrides = {key: _as_text(value) for key, value in {**values, **(extra or {})}.items()}
+    return StageRun(row.name, seed, stage, spec, overrides, workdir)
+
+
+def _resolve_row_workdirs(values: dict, table: Table, index: int, workdir: str, seed: int):
+    earlier = [row.name for row in table.rows[:index]]
+
+    def resolve(match):
+        name = match.group(1)
+        if name not in earlier:
+            raise TableError(
+                f"table {table.name}, row {table.rows[index].name}: {{workdir:{name}}} "
+                f"must name an earlier row (earlier rows: {earlier})"
+            )
+        return row_workdir(workdir, name, seed, "pretrain")
+
+    return {
+        key: _ROW_WORKDIR.sub(resolve, value) if isinstance(value, str) else value
+        for key, value in values.items()
+    }
+
+
+def _as_text(value: Any) -> str:
+    """A config value as its command-line text (tuples as Python literals)."""
+    return repr(value) if isinstance(value, (tuple, list)) else str(value)
+
+
+def run_stage(run: StageRun) -> float:
+    """Trains and evaluates one stage in this process; returns its wall time (s)."""
+    import jax
+
+    from mvl.train import loop
+
+    cfg = config_lib.load_config(run.config)
+    config_lib.apply_overrides(cfg, run.overrides)
+    os.makedirs(run.workdir, exist_ok=True)
+    record_path = os.path.join(run.workdir, STAGE_RECORD)
+    record = run.record()
+    if os.path.exists(record_path):  # resuming: keep the time already spent
+        with open(record_path) as f:
+            record["seconds"] = json.load(f).get("seconds", 0.0)
+    _write_json(record_path, record)
+    start = time.time()
+    loop.train_and_evaluate(cfg, run.workdir)
+    record["seconds"] = record.get("seconds", 0.0) + time.time() - start
+    _write_json(record_path, record)
+    jax.clear_caches()  # each row compiles its own step: don't let the cache pile up
+    gc.collect()
+    return record["seconds"]
+
+
+def _write_json(path: str, value: dict):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)

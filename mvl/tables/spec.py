@@ -1,0 +1,85 @@
+"""What a table config (`configs/tables/<paper>_<table>.py`) declares.
+
+A table is a base config, one set of overrides per row, the columns to read from each
+run and the paper's numbers for them. A row is one run per seed of each stage: the
+pretraining stage, then optionally a fine-tuning stage that starts from it.
+
+Config specs may contain `{scale}` (replaced by "demo" or "paper"). Override values may
+name another row's run of the same seed, `{workdir:ROW}` (its pretraining workdir,
+e.g. a frozen teacher), so that row must come earlier in the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    label: str  # header, and the key of the paper's number in Row.paper
+    metric: str  # a key of the stage's eval_final.json, or "tensorboard:<tag>"
+    stage: str = "pretrain"
+    percent: bool = True  # our fraction x100, to sit beside the paper's percentages
+    # another row's name: this column is the metric divided by that row's (per seed)
+    relative_to: str = ""
+    higher_is_better: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A run after pretraining that starts from it (init.checkpoint and the tokenizer
+    are set to the pretraining run's)."""
+
+    name: str
+    config: str  # e.g. "configs/retrieval_finetune.py:{scale}"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    demo: dict[str, Any] = dataclasses.field(default_factory=dict)  # demo scale only
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paper: dict[str, float] = dataclasses.field(default_factory=dict)  # column label -> number
+    config: str = ""  # replaces the table's config for this row
+    # overrides of a later stage, by stage name: {"finetune": {"optim.lr": 1e-5}}
+    stage_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    name: str  # file-name-like, e.g. "maskvlm_table5"
+    title: str
+    source: str  # where the paper's numbers come from
+    config: str  # e.g. "configs/maskvlm.py:{scale}"
+    rows: tuple[Row, ...]
+    columns: tuple[Column, ...]
+    # overrides for every row at demo scale (shorter runs: a row takes minutes on a CPU)
+    demo: dict[str, Any] = dataclasses.field(default_factory=dict)
+    stages: tuple[Stage, ...] = ()
+    notes: str = ""  # what the demo can and cannot show; printed under the table
+
+    def __post_init__(self):
+        names = [row.name for row in self.rows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name}: row names repeat: {names}")
+        stage_names = {"pretrain"} | {stage.name for stage in self.stages}
+        for column in self.columns:
+            if column.stage not in stage_names:
+                raise ValueError(
+                    f"table {self.name}: column {column.label!r} reads stage "
+                    f"{column.stage!r}; the stages are {sorted(stage_names)}"
+                )
+            if column.relative_to and column.relative_to not in names:
+                raise ValueError(
+                    f"table {self.name}: column {column.label!r} is relative to "
+                    f"unknown row {column.relative_to!r}"
+                )
+        for row in self.rows:
+            unknown = set(row.paper) - {c.label for c in self.columns}
+            if unknown:
+                raise ValueError(
+                    f"table {self.name}, row {row.name}: paper numbers "
+                    f"for unknown columns {sorted(unknown)}"
+                )
