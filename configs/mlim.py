@@ -47,6 +47,9 @@ def get_config(arg=None):
     c.mask.modality_dropout.probabilities = (0.1, 0.1, 0.8)
     c.objectives.mlm = dict(weight=1.0, encoder="single_stream")
     c.objectives.recon = dict(weight=1.0, region="masked")
+    # MLIM's "ITM instead of RECON" ablation (off): a match / no-match head on the
+    # stream's [CLS], half of each batch's images swapped for another example's.
+    c.objectives.stream_itm = dict(weight=0.0)
     c.eval.held_out_losses = True
     c.eval.modalities = ("both", "text_only", "image_only")
     c.eval.pair_matching = True  # MLIM's downstream task, under each modality mode

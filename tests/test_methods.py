@@ -257,3 +257,24 @@ def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path
         expected,
     )
     assert_teacher_is_outside_optimizer_and_gradient(trainer)
+
+
+def test_stream_itm_swaps_about_half_the_images_and_labels_them():
+    from mvl.objectives.stream_itm import swap_images
+
+    images = np.arange(64, dtype=np.float32).reshape(64, 1, 1, 1) * np.ones((1, 2, 2, 3))
+    paired, labels = swap_images(jax.random.PRNGKey(0), images)
+    paired, labels = np.asarray(paired), np.asarray(labels)
+    source = paired[:, 0, 0, 0].astype(int)  # which example's image each row now holds
+    np.testing.assert_array_equal(source == np.arange(64), labels == 1)
+    np.testing.assert_array_equal(source[labels == 0], (np.arange(64) - 1)[labels == 0] % 64)
+    assert 16 < labels.sum() < 48
+
+
+def test_mlim_with_itm_instead_of_recon(tiny_config, tmp_path):
+    overrides = {"objectives.recon.weight": "0", "objectives.stream_itm.weight": "1"}
+    trainer = Trainer(tiny_config("mlim", **overrides), str(tmp_path))
+    assert "stream_itm_head" in trainer.model.components
+    assert "deconv_decoder" not in trainer.model.components
+    metrics = trainer.step(trainer.next_batch())
+    assert np.isfinite(float(metrics["stream_itm/loss"])) and "recon/loss" not in metrics

@@ -44,6 +44,7 @@ COMPONENTS = (
     "text_decoder",  # transformer between the text tower and the MLM head (MaskCLIP)
     "single_stream",  # one encoder over [text; image patches] (MLIM)
     "deconv_decoder",  # patch grid -> image (MLIM's RECON)
+    "stream_itm_head",  # match / no-match from the single stream's [CLS] (MLIM's ITM)
 )
 
 
@@ -110,6 +111,8 @@ class MultimodalModel(nn.Module):
                 **dict(c.single_stream),
                 **stack,
             )
+        if "stream_itm_head" in has:
+            self.stream_itm_head = ItmHead()
         if "deconv_decoder" in has:
             self.deconv_decoder = DeconvDecoder(
                 c.image.patch_size, c.deconv_decoder.width, c.act, common["dtype"]
@@ -155,6 +158,10 @@ class MultimodalModel(nn.Module):
     # Heads ----------------------------------------------------------------------
     def itm_logits(self, fused_image, fused_text):
         return self.itm_head(jnp.concatenate([fused_image[:, 0], fused_text[:, 0]], axis=-1))
+
+    def stream_itm_logits(self, text_tokens):
+        """Match / no-match of the (text, image) pair a single-stream pass encoded."""
+        return self.stream_itm_head(text_tokens[:, 0])
 
     def decode_pixels(self, image_tokens, context_tokens=None, context_ids=None, keep_idx=None):
         """Pixels of every patch from patch tokens ([CLS] dropped), optionally text-conditioned.
@@ -226,6 +233,8 @@ class MultimodalModel(nn.Module):
             text_tokens, patch_tokens = self.encode_stream(images, ids, patch_mask)
             if "deconv_decoder" in has:
                 outputs["image"] = self.decode_image(patch_tokens)
+            if "stream_itm_head" in has:
+                outputs["stream_itm"] = self.stream_itm_logits(text_tokens)
         if "mlm_head" in has:
             outputs["mlm"] = self.mlm_logits(text_tokens)
         return outputs

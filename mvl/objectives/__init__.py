@@ -49,4 +49,14 @@ def enabled(objectives_cfg) -> dict[str, float]:
 
 
 def _import_all():
-    from mvl.objectives import distill, features, itc, itm, mim, mlm, recon, siglip  # noqa: F401
+    from mvl.objectives import (  # noqa: F401
+        distill,
+        features,
+        itc,
+        itm,
+        mim,
+        mlm,
+        recon,
+        siglip,
+        stream_itm,
+    )

@@ -78,21 +78,26 @@ def markdown(table: Table, results: dict, scale: str, seeds: int, command: str) 
         f"Paper numbers: {table.source}",
         "",
     ]
+    with_paper = {c.label for c in table.columns if any(c.label in r.paper for r in table.rows)}
     header = ["row"]
     for column in table.columns:
-        header += [f"{column.label} (ours)", "paper"]
+        header += [f"{column.label} (ours)"] + (["paper"] if column.label in with_paper else [])
     header.append("minutes / seed")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
         cells = [row.name]
         for column in table.columns:
-            paper = row.paper.get(column.label)
-            cells += [_cell(values[row.name][column.label]), "–" if paper is None else f"{paper:g}"]
+            cells.append(_cell(values[row.name][column.label]))
+            if column.label in with_paper:
+                paper = row.paper.get(column.label)
+                cells.append("–" if paper is None else f"{paper:g}")
         cells.append(_cell(minutes[row.name]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Does the paper's ordering of rows hold in ours?", ""]
-    for column in table.columns:
-        result = ordering(table, column, values)
+    compared = [ordering(table, column, values) for column in table.columns]
+    if all(result["verdict"] == "nothing to compare" for result in compared):
+        lines.append("- Not yet: fewer than two finished rows that the paper ranks.")
+    for column, result in zip(table.columns, compared):
         if result["verdict"] == "nothing to compare":
             continue
         pairs = result["pairs"]
