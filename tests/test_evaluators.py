@@ -1,5 +1,6 @@
 """Evaluators against cases with a known answer."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -156,3 +157,34 @@ def test_the_suite_reports_pair_matching_under_each_modality(tiny_config, tmp_pa
     assert 0 < metrics["pair_matching/chance"] < 0.2
     for mode in ("both", "text_only", "image_only"):
         assert 0.0 < metrics[f"pair_matching/{mode}/average_precision"] <= 1.0
+
+
+def test_cls_attention_is_uniform_when_queries_are_zero(tiny_config):
+    import flax
+
+    from mvl.evaluate import attention_maps
+    from mvl.models.model import build_model
+
+    cfg = tiny_config("clip")
+    model = build_model(cfg, 128)
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), images, np.ones((2, 24), np.int32))["params"]
+    flat = flax.traverse_util.flatten_dict(flax.linen.meta.unbox(params))
+
+    def with_query(value):
+        def pick(key, array):
+            is_query = key[0] == "image" and "self_attn" in key and "query" in key
+            return value(array) if is_query else array
+
+        tree = {key: pick(key, array) for key, array in flat.items()}
+        maps = attention_maps.cls_attention(
+            model, flax.traverse_util.unflatten_dict(tree), images, cfg.model.image.num_heads
+        )
+        assert maps.shape == (2, 4, 4) and np.all(maps.sum((1, 2)) < 1.0)
+        return maps
+
+    # A query bias gives [CLS] (constant at init) a direction: some patches win.
+    rng = np.random.default_rng(1)
+    assert with_query(lambda a: rng.normal(size=a.shape).astype(a.dtype) * 3).std() > 1e-3
+    # Zero queries: every logit is 0, so 16 patches + [CLS] share attention equally.
+    np.testing.assert_allclose(with_query(np.zeros_like), 1 / 17, rtol=1e-5)
