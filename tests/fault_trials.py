@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from mvl.tensorboard_scalars import read_scalars
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("kill_after_step", "kill_while_saving", "term_after_step", "kill_at_random")
 STEPS, CHECKPOINT_EVERY, LOG_EVERY, EVAL_EVERY = 12, 3, 4, 5
@@ -123,23 +125,10 @@ def damage_newest(workdir: str, rng: np.random.Generator) -> int:
 
 
 def scalars(workdir: str) -> dict[tuple[str, int], float]:
-    """Every logged scalar, the last write winning (a resumed run rewrites the steps
-    between its checkpoint and the interruption)."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    values = {}
-    files = sorted(glob.glob(os.path.join(workdir, "tensorboard", "events.*")))
-    for path in files:  # event file names start with the creation time: oldest first
-        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-        acc.Reload()
-        for tag in acc.Tags()["tensors"]:
-            if any(t in tag for t in TIMING_TAGS):
-                continue
-            for event in acc.Tensors(tag):
-                array = np.frombuffer(event.tensor_proto.tensor_content, np.float32)
-                value = array[0] if array.size else event.tensor_proto.float_val[0]
-                values[(tag, event.step)] = float(value)
-    return values
+    """Every logged scalar but timings, the last write winning (a resumed run rewrites
+    the steps between its checkpoint and the interruption)."""
+    logged = read_scalars(workdir, skip_tags=TIMING_TAGS)
+    return {(tag, step): value for tag, steps in logged.items() for step, value in steps.items()}
 
 
 def final_state(workdir: str) -> dict[str, np.ndarray]:

@@ -112,3 +112,25 @@ def test_resuming_with_another_tokenizer_is_refused_before_building(
     cfg = tiny_config("clip", **{"data.tokenizer": other, "data.vocab_size": "120"})
     with pytest.raises(UserError, match=r"data.tokenizer: .*other.model \(vocab 120.*vocab 128"):
         Trainer(cfg, str(tmp_path / "run"))
+
+    # Starting a new run from that one (init.checkpoint) with the other tokenizer is
+    # refused too: its token embeddings were learned for other ids.
+    monkeypatch.undo()
+    cfg = tiny_config(
+        "clip",
+        **{
+            "data.tokenizer": other,
+            "data.vocab_size": "120",
+            "init.checkpoint": str(tmp_path / "run"),
+        },
+    )
+    with pytest.raises(UserError, match=r"not the tokenizer init.checkpoint .*run was trained"):
+        Trainer(cfg, str(tmp_path / "new")).restore()
+
+
+def test_a_fine_tuning_config_without_its_pretrained_run_is_named():
+    from mvl import config as config_lib, validate
+
+    cfg = config_lib.load_config("configs/retrieval_finetune.py:demo")
+    with pytest.raises(config_lib.ConfigError, match="init.checkpoint=''.*fine-tunes a pretrained"):
+        validate.validate(cfg)

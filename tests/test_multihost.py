@@ -2,7 +2,6 @@
 with 8 devices: same global batches, same losses, a checkpoint saved by both and
 resumed, and evaluation gathered across processes."""
 
-import glob
 import json
 import os
 import shutil
@@ -10,9 +9,8 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
+from mvl.tensorboard_scalars import read_scalars
 
 from tests.conftest import TINY
 
@@ -83,14 +81,7 @@ def run_processes(tokenizer_path, workdir, total_steps, count):
 
 
 def train_losses(workdir) -> dict[int, float]:
-    losses = {}
-    for path in glob.glob(f"{workdir}/tensorboard/**/events*", recursive=True):
-        events = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-        events.Reload()
-        if "train/loss" in events.Tags()["tensors"]:
-            for e in events.Tensors("train/loss"):
-                losses[e.step] = float(np.frombuffer(e.tensor_proto.tensor_content, np.float32)[0])
-    return losses
+    return read_scalars(str(workdir)).get("train/loss", {})
 
 
 def test_two_processes_match_one_process_with_a_checkpoint_between(tokenizer_path, tmp_path):

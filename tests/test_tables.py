@@ -47,12 +47,13 @@ def test_ordering_agrees_reverses_and_sees_seed_noise():
 def test_markdown_shows_mean_std_paper_and_unfinished_rows():
     table = three_rows()
     results = {
-        "values": values([3.0, 3.2], [2.0], [None]),
-        "minutes": {"a": [1.0, 1.0], "b": [2.0], "c": [None]},
+        "values": values([3.0, 3.2], [2.0, None], [None, None]),
+        "minutes": {"a": [1.0, 1.0], "b": [2.0, None], "c": [None, None]},
     }
     text = report.markdown(table, results, "demo", 2, "python -m mvl.tables x")
     assert "| a | 3.1 ± 0.14 | 30 | 1 ± 0 |" in text
     assert "| c | not run | 10 | not run |" in text
+    assert "| b | 2 (1 of 2 seeds) | 20 |" in text
     assert "**acc**: holds (1 agree, 0 reversed, 0 within noise" in text
 
 

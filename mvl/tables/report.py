@@ -24,7 +24,8 @@ def _cell(values) -> str:
     if stats is None:
         return "not run"
     mean, std, n = stats
-    return f"{mean:.3g} ± {std:.2g}" if n > 1 else f"{mean:.3g}"
+    text = f"{mean:.3g} ± {std:.2g}" if n > 1 else f"{mean:.3g}"
+    return text if n == len(values) else f"{text} ({n} of {len(values)} seeds)"
 
 
 def ordering(table: Table, column: Column, values: dict) -> dict:
