@@ -9,7 +9,7 @@ CPU cluster) cross-process collectives go through gloo.
 
 from __future__ import annotations
 
-import jax
+import argparse
 
 from mvl.errors import UserError
 
@@ -31,5 +31,21 @@ def initialize(
             raise UserError(f"--process_id {process_id} is not in [0, {num_processes})")
     elif not auto:
         return  # a single process
+    import jax  # here: the command line is checked before the heavy imports
+
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line flags of a multi-process run (mvl.main, mvl.tables)."""
+    parser.add_argument(
+        "--distributed", action="store_true", help="join a TPU pod / SLURM / MPI job"
+    )
+    parser.add_argument("--coordinator", help="HOST:PORT of process 0, for a manual cluster")
+    parser.add_argument("--num_processes", type=int)
+    parser.add_argument("--process_id", type=int)
+
+
+def initialize_from(args: argparse.Namespace) -> None:
+    initialize(args.distributed, args.coordinator, args.num_processes, args.process_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from mvl import config as config_lib
+from mvl import config as config_lib, distributed
 from mvl.errors import UserError
 
 
@@ -20,12 +20,7 @@ def parse_args(argv):
     parser = config_lib.command_line("python -m mvl.main", __doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg], e.g. :demo")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and results")
-    parser.add_argument(
-        "--distributed", action="store_true", help="join a TPU pod / SLURM / MPI job"
-    )
-    parser.add_argument("--coordinator", help="HOST:PORT of process 0, for a manual cluster")
-    parser.add_argument("--num_processes", type=int)
-    parser.add_argument("--process_id", type=int)
+    distributed.add_arguments(parser)
     overrides, args = config_lib.parse_command_line(parser, argv)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
@@ -36,12 +31,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg, args = parse_args(argv)
-        from mvl import distributed
         from mvl.train import loop  # heavy imports only once the command line is valid
 
-        distributed.initialize(
-            args.distributed, args.coordinator, args.num_processes, args.process_id
-        )
+        distributed.initialize_from(args)
         loop.train_and_evaluate(cfg, args.workdir)
     except UserError as e:
         print(f"mvl: error: {e}", file=sys.stderr)

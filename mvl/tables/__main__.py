@@ -8,6 +8,7 @@ seed's numbers (notebooks/tables.ipynb plots it).
 --config.a.b=value applies to every run of the table (e.g. a shorter total_steps).
 --dry-run prints each run's equivalent `python -m mvl.main` command and runs nothing
 (at paper scale: launch those on a pod, then rerun this command to collect the table).
+On a pod, run the same command in every process with --distributed (as mvl.main).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shlex
 import sys
 import traceback
 
-from mvl import config as config_lib
+from mvl import config as config_lib, distributed
 from mvl.errors import UserError
 
 
@@ -33,6 +34,7 @@ def parse_args(argv):
     )
     parser.add_argument("--rows", help="only these rows (comma-separated names)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs' commands")
+    distributed.add_arguments(parser)  # every process runs the same table, row by row
     return config_lib.parse_command_line(parser, argv)
 
 
@@ -65,6 +67,7 @@ def run(args, overrides: dict[str, str], argv) -> int:
         for stage_run in runs:
             print(stage_run.command())
         return 0
+    distributed.initialize_from(args)
     command = shlex.join(["python", "-m", "mvl.tables", *argv])
     failed = {}  # (row, seed) -> the stage that failed; the row's later stages are skipped
     for number, stage_run in enumerate(runs, 1):
@@ -97,8 +100,12 @@ def run(args, overrides: dict[str, str], argv) -> int:
 
 def write(table, collected: dict, args, command: str, out: str):
     """The markdown, and a JSON beside it with every seed's numbers and the paper's."""
+    import jax
+
     from mvl.tables import report
 
+    if jax.process_index() != 0:
+        return
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         f.write(report.markdown(table, collected, args.scale, args.seeds, command))

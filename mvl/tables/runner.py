@@ -167,6 +167,11 @@ def run_stage(run: StageRun) -> float:
 
 
 def _write_json(path: str, value: dict):
+    """Atomically, by process 0 only (all processes of a pod run the same table)."""
+    import jax
+
+    if jax.process_index() != 0:
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(value, f, indent=1, sort_keys=True)
