@@ -246,6 +246,10 @@ def test_every_config_loads_at_both_sizes_and_documents_its_command(path):
     assert "reach" in module_doc, "docstring does not say what the config should reach"
     for size in ("demo", "paper"):
         cfg = config_lib.load_config(f"{path}:{size}")
+        if cfg.init.required:  # a fine-tuning stage: refused until told what to start from
+            with pytest.raises(config_lib.ConfigError, match="init.checkpoint"):
+                validate.validate(cfg, num_devices=8)
+            cfg.init.checkpoint = "/path/to/pretraining/workdir"
         validate.validate(cfg, num_devices=8)
         model = build_model(cfg, cfg.data.vocab_size)
         assert model.components, (path, size)
