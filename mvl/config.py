@@ -190,6 +190,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
                 stem=s["stem"],  # "patch" (ViT's linear embedding) or "conv" (shallow CNN)
                 pixel_mean=(0.5, 0.5, 0.5),
                 pixel_std=(0.25, 0.25, 0.25),
+                pre_norm=False,  # LayerNorm the embedded tokens first (CLIP's ln_pre)
             ),
             text=dict(
                 max_len=max_text_len,
@@ -197,6 +198,10 @@ def base_config(size: str) -> ml_collections.ConfigDict:
                 depth=s["text_depth"],
                 num_heads=s["heads"],
                 mlp_dim=4 * s["width"],
+                # CLIP's text tower (imported weights): causal attention, pooled at the
+                # last non-pad token (end-of-text); mvl's own: bidirectional, [CLS] first
+                causal=False,
+                pool="first",  # first | last
             ),
             fusion=dict(depth=s["fusion_depth"], num_heads=s["heads"], mlp_dim=4 * s["width"]),
             pixel_decoder=dict(
@@ -297,9 +302,13 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             kind="none",
             checkpoint="",  # frozen: a run (workdir) whose image tower becomes the teacher
             momentum=0.996,  # ema: momentum at step 0, cosine to 1 at the end [?]
-            # The teacher tower's architecture: the student's at config time; when you
-            # override model.image sizes, override teacher.image to match the teacher run.
+            # The teacher tower's architecture. frozen: replaced, when the run starts, by
+            # what `checkpoint` was saved with (its model.image, act and ln_eps), so any
+            # run's image tower or imported CLIP weights work as they are (the patch grids
+            # must match); ema: the student's.
             image=dict(c.model.image),
+            act="",  # "" = model.act
+            ln_eps=0.0,  # 0 = model.ln_eps
         )
     )
     c.init = ml_collections.ConfigDict(

@@ -107,6 +107,7 @@ def _model(cfg):
     m = cfg.model
     _one_of(cfg, "model.dtype", DTYPES)
     _one_of(cfg, "model.act", ACTIVATIONS)
+    _one_of(cfg, "model.text.pool", ("first", "last"))
     from mvl.models.layers import REMAT_POLICIES
 
     _one_of(cfg, "model.remat", tuple(REMAT_POLICIES))
@@ -158,6 +159,8 @@ def _as_config_error(check, *args):
 
 def _teacher(cfg):
     _one_of(cfg, "teacher.kind", TEACHER_KINDS)
+    if cfg.teacher.act:
+        _one_of(cfg, "teacher.act", ACTIVATIONS)
     if cfg.teacher.kind == "ema":
         _in_range(cfg, "teacher.momentum", 0.0, 1.0)
     if cfg.teacher.kind != "none":

@@ -37,7 +37,7 @@ class Embedder:
 
         def embed_texts(params, ids):
             tokens = model.apply({"params": params}, ids, method="encode_text")
-            return model.apply({"params": params}, tokens, method="embed_text")
+            return model.apply({"params": params}, tokens, ids, method="embed_text")
 
         self._images = jax.jit(embed_images, out_shardings=out)
         self._texts = jax.jit(embed_texts, out_shardings=out)

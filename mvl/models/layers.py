@@ -69,7 +69,8 @@ class Attention(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x, context=None, context_valid=None):
+    def __call__(self, x, context=None, context_valid=None, causal: bool = False):
+        """`causal`: each query sees only keys at or before its position (CLIP's text)."""
         context = x if context is None else context
         width = x.shape[-1]
         if width % self.num_heads:
@@ -91,7 +92,7 @@ class Attention(nn.Module):
 
         q, k, v = project("query", x), project("key", context), project("value", context)
         mask = None if context_valid is None else context_valid[:, None, None, :]
-        y = jax.nn.dot_product_attention(q, k, v, mask=mask)
+        y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
         y = nn.Dense(
             width,
             dtype=self.dtype,
@@ -136,12 +137,15 @@ class Block(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
+    causal: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
         x = nn.with_logical_constraint(x, ACT_TOKENS)
         x = x + Attention(self.num_heads, self.dtype, name="self_attn")(
-            LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x), context_valid=valid
+            LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x),
+            context_valid=valid,
+            causal=self.causal,
         )
         if self.cross_attention:
             x = x + Attention(self.num_heads, self.dtype, name="cross_attn")(
@@ -180,6 +184,7 @@ class Transformer(nn.Module):
     dtype: Dtype = jnp.float32
     remat: str = "none"
     scan: bool = False
+    causal: bool = False  # self-attention sees only earlier positions (CLIP's text tower)
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
@@ -194,6 +199,7 @@ class Transformer(nn.Module):
             self.act,
             self.ln_eps,
             self.dtype,
+            self.causal,
         )
         if self.scan:
             layer = _ScannedBlock
@@ -226,6 +232,7 @@ class _ScannedBlock(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
+    causal: bool = False
 
     @nn.compact
     def __call__(self, x, valid, context, context_valid):
@@ -236,6 +243,7 @@ class _ScannedBlock(nn.Module):
             self.act,
             self.ln_eps,
             self.dtype,
+            self.causal,
             name="block",
         )
         return block(x, valid, context, context_valid), None

@@ -25,7 +25,7 @@ from mvl.models.heads import (
     l2_normalize,
 )
 from mvl.models.single_stream import SingleStreamEncoder
-from mvl.models.text import TextTower
+from mvl.models.text import TextTower, pooled
 from mvl.models.vision import VisionTower
 
 COMPONENTS = (
@@ -137,8 +137,8 @@ class MultimodalModel(nn.Module):
     def embed_image(self, image_tokens):
         return l2_normalize(self.image_projection(image_tokens[:, 0]))
 
-    def embed_text(self, text_tokens):
-        return l2_normalize(self.text_projection(text_tokens[:, 0]))
+    def embed_text(self, text_tokens, ids):
+        return l2_normalize(self.text_projection(pooled(text_tokens, ids, self.config.text.pool)))
 
     def logit_scale(self):
         return self.temperature()
@@ -206,7 +206,9 @@ class MultimodalModel(nn.Module):
         text_tokens = self.encode_text(ids) if "text" in has else None
         outputs = {}
         if "projections" in has:
-            outputs.update(image=self.embed_image(image_tokens), text=self.embed_text(text_tokens))
+            outputs.update(
+                image=self.embed_image(image_tokens), text=self.embed_text(text_tokens, ids)
+            )
         if "temperature" in has:
             outputs["scale"] = self.logit_scale()
         if "sigmoid" in has:
@@ -285,5 +287,9 @@ def build_teacher(cfg) -> VisionTower | None:
         )
     if cfg.teacher.kind == "ema" and dict(cfg.teacher.image) != dict(cfg.model.image):
         raise ValueError("config teacher.kind='ema' needs teacher.image equal to model.image")
-    common = dict(act=cfg.model.act, ln_eps=cfg.model.ln_eps, dtype=jnp.dtype(cfg.model.dtype))
+    common = dict(
+        act=cfg.teacher.get("act") or cfg.model.act,
+        ln_eps=cfg.teacher.get("ln_eps") or cfg.model.ln_eps,
+        dtype=jnp.dtype(cfg.model.dtype),
+    )
     return VisionTower(**dict(cfg.teacher.image), **common)

@@ -1,4 +1,5 @@
-"""Bidirectional text transformer; token 0 is [CLS] and pools the sequence."""
+"""Text transformer: bidirectional with [CLS] pooling (token 0), or causal with the
+last token pooling (CLIP: the end-of-text token sees the whole caption)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class TextTower(nn.Module):
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
     scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    causal: bool = False
+    pool: str = "first"  # read by MultimodalModel.embed_text: see pooled()
 
     @nn.compact
     def __call__(self, ids, valid):
@@ -48,4 +51,19 @@ class TextTower(nn.Module):
             name="encoder",
             remat=self.remat,
             scan=self.scan,
-        )(x, valid)
+            causal=self.causal,
+            # causal: pads follow the last token, which never sees them; real tokens that
+            # share the pad id (CLIP's "!" is id 0) must stay visible, so no pad mask
+        )(x, None if self.causal else valid)
+
+
+def pooled(tokens, ids, pool: str):
+    """The token that stands for the caption: the first ([CLS]), or the last non-pad
+    one ("last": CLIP's end-of-text, when captions are padded with id 0)."""
+    if pool == "first":
+        return tokens[:, 0]
+    if pool == "last":
+        length = ids.shape[1]
+        last = length - 1 - jnp.argmax((ids != 0)[:, ::-1], axis=1)
+        return jnp.take_along_axis(tokens, last[:, None, None], axis=1)[:, 0]
+    raise ValueError(f"config model.text.pool={pool!r} is not one of first, last")

@@ -33,6 +33,7 @@ class VisionTower(nn.Module):
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
     scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
 
     @property
     def grid(self) -> int:
@@ -77,6 +78,8 @@ class VisionTower(nn.Module):
             (1, 1, self.width),
         )
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)).astype(x.dtype), x], 1)
+        if self.pre_norm:
+            x = layers.LayerNorm(self.ln_eps, self.dtype, name="ln_pre")(x)
         return layers.Transformer(
             self.depth,
             self.num_heads,

@@ -57,7 +57,9 @@ class Forward:
         )
 
     def text_embedding(self):
-        return self._once("text_emb", lambda: self.call("embed_text", self.text_tokens()))
+        return self._once(
+            "text_emb", lambda: self.call("embed_text", self.text_tokens(), self.ids())
+        )
 
     def logit_scale(self):
         return self._once("logit_scale", lambda: self.call("logit_scale"))

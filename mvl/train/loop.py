@@ -18,7 +18,7 @@ from mvl import checkpoint, sharding, validate
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.models.model import build_model, build_teacher
-from mvl.train import ema, optim, state as state_lib
+from mvl.train import ema, optim, state as state_lib, teacher_architecture
 from mvl.train.step import make_train_step
 
 
@@ -101,6 +101,7 @@ class Trainer:
     """Everything a run builds once: mesh, tokenizer, model, state, data, checkpoints."""
 
     def __init__(self, cfg, workdir: str, devices=None):
+        cfg = teacher_architecture.resolve(cfg)
         validate.validate(cfg, len(jax.devices() if devices is None else devices))
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
@@ -241,6 +242,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
     from mvl.train import preemption, reporting  # clu / tensorflow: only when training
 
     trainer = Trainer(cfg, workdir)
+    cfg = trainer.cfg  # with the frozen teacher's architecture filled in
     start, loop_state = trainer.restore()
     reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
     if start:
