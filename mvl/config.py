@@ -164,16 +164,42 @@ def base_config(size: str) -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict(
         dict(
-            source="shapes",  # registered in mvl/data/pipeline.py
+            # What to train on (README "Bring your data"): "shapes" (generated,
+            # mvl/data/shapes.py); a spec FORMAT:PATH with FORMAT csv, tsv, jsonl,
+            # webdataset, array_record (PATH: a file, directory, glob, or several joined
+            # by commas) or tfds:NAME[:VERSION]:SPLIT; or "mixture" (data.mixture).
+            # Real images are decoded and converted as mvl/data/decode.py says (shorter
+            # side resized to image_size, centre crop).
+            source="shapes",
+            # data.source="mixture": ((spec, weight), ...), e.g.
+            # (("csv:/data/a.csv", 3.0), ("webdataset:/data/laion", 1.0)); samples are
+            # drawn in proportion to the weights (mvl/data/sources/mixture.py).
+            mixture=(),
+            # The held-out pairs for evaluation: a spec like data.source (its first
+            # eval_size samples). "" = shapes' val split for shapes; for a single real
+            # source, its LAST eval_size samples (train uses the rest); a mixture needs
+            # one.
+            eval_source="",
+            # Column (csv, tsv) or field (jsonl) names; open_clip's defaults. Image paths
+            # are relative to the table file's directory.
+            table=dict(image_key="filepath", caption_key="title"),
+            # tfds sources: data_dir ("" = TFDS_DATA_DIR or ~/tensorflow_datasets) and
+            # feature names, "/" for nested ones (COCO captions: "captions/text").
+            tfds=dict(data_dir="", image_key="image", caption_key="caption"),
+            # webdataset tar indexes (offsets of each sample's members) are cached as
+            # SHARD.tar.mvl-index.json beside the shard, or here when set.
+            index_cache_dir="",
             image_size=image_size,
             max_text_len=max_text_len,
             train_size=1_000_000,  # shapes is generated per index: any size works
-            eval_size=1000,  # held-out pairs for retrieval / zero-shot (val split)
+            # (real sources use all their samples)
+            eval_size=1000,  # held-out pairs for retrieval / zero-shot (see eval_source)
             augment=True,  # light photometric jitter; never flips (captions say left/right)
             tokenizer="",  # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
             vocab_size=256,
-            tokenizer_captions=20_000,
-            # Broken samples are skipped and counted (data/skipped_samples); this many
+            tokenizer_captions=20_000,  # captions it trains on (evenly spaced over real data)
+            # Broken samples are skipped and counted (data/skipped_samples, and per reason
+            # data/skipped/<kind>, kinds in mvl/data/bad_sample.py); this many
             # in a row stop the run, naming the last one (a dataset of junk, or a bug).
             max_skipped_in_a_row=1000,
         )

@@ -27,7 +27,7 @@ ATTENTION_SECTIONS = {
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
-    for check in (_counts, _optim, _model, _mask, _teacher, _init, _checkpoint, _eval):
+    for check in (_counts, _data, _optim, _model, _mask, _teacher, _init, _checkpoint, _eval):
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
@@ -83,6 +83,41 @@ def _counts(cfg):
         _fail(
             "optim.microbatches", cfg.optim.microbatches, f"must divide batch_size {cfg.batch_size}"
         )
+
+
+def _data(cfg):
+    """Source specs name a known format; a mixture has (spec, weight > 0) entries and
+    held-out pairs of its own. Files are opened later, when the sources are built."""
+    d = cfg.data
+    _source_spec("data.source", d.source, allow_mixture=True)
+    if d.eval_source:
+        _source_spec("data.eval_source", d.eval_source)
+    if d.source != "mixture":
+        return
+    if not d.mixture:
+        _fail("data.mixture", d.mixture, "data.source='mixture' needs ((spec, weight), ...)")
+    for entry in d.mixture:
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+            _fail("data.mixture", entry, "each entry must be a (spec, weight) pair")
+        spec, weight = entry
+        _source_spec("data.mixture", spec)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            _fail("data.mixture", entry, "weights must be numbers > 0")
+    if not d.eval_source:
+        _fail("data.eval_source", d.eval_source, "a mixture needs held-out pairs named here")
+
+
+def _source_spec(key: str, spec, allow_mixture: bool = False):
+    from mvl.data import pipeline, sources
+
+    if not isinstance(spec, str):
+        _fail(key, spec, "must be a source name or FORMAT:PATH string")
+    if spec in pipeline.SOURCES or (allow_mixture and spec == "mixture"):
+        return
+    try:
+        sources.parse_spec(spec)
+    except sources.SpecError as e:
+        _fail(key, spec, str(e))
 
 
 def _optim(cfg):

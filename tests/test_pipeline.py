@@ -6,7 +6,7 @@ import grain
 import numpy as np
 import pytest
 
-from mvl.data.pipeline import make_dataset, make_source
+from mvl.data.pipeline import SKIP_KINDS, make_dataset, make_source
 from mvl.data.shapes import ShapesSource
 from mvl.data.tokenizer import captions_from_source, train_tokenizer
 
@@ -61,8 +61,10 @@ def test_make_source_registry():
 
 def test_batch_structure(source, tokenizer):
     batch = next(iter(build(source, tokenizer)))
-    assert set(batch) == {"image", "text", "shape", "colour", "skipped_before"}  # no strings
+    keys = {"image", "text", "shape", "colour", "skipped_before", "skipped_kinds"}
+    assert set(batch) == keys  # no strings
     assert (batch["skipped_before"] == 0).all()  # nothing broken in `shapes`
+    assert batch["skipped_kinds"].shape == (8, len(SKIP_KINDS)) and not batch["skipped_kinds"].any()
     assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.float32
     assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
     assert batch["image"].max() > 0.5  # scaled from uint8, not left at 0..255 or squashed

@@ -8,24 +8,26 @@ Order of operations (each a grain dataset transformation):
 Everything before `to_iter_dataset` is random access, so an iterator's state
 is just a position and checkpoints are tiny and exact.
 
-A sample that cannot be read or used (the source raises, the image has the wrong
-shape or non-finite pixels, the caption is empty or not text) never stops a run: it
+A sample that cannot be read or used (the source raises, the image cannot be decoded
+or has the wrong shape or non-finite pixels, the caption is empty or not text; see
+mvl/data/decode.py for what real images are converted from) never stops a run: it
 is logged with its index and reason, left out, and counted in the batch that follows
-it (`skipped_before`), which the train step sums into `data/skipped_samples`. Only
+it (`skipped_before`, and by kind in `skipped_kinds`), which the train step sums into
+`data/skipped_samples` and `data/skipped/<kind>`. Only
 `data.max_skipped_in_a_row` broken samples in a row (a dataset that is all junk, or a
 bug) stop the run, with the last sample's reason.
 
 Batches are flat dicts of numpy arrays (no strings, so they can go to jax):
   image  float32 [B, H, W, 3] in [0, 1]
   text   int32   [B, max_text_len]   ([CLS] pieces [EOS] pad)
-  shape  int32   [B]
+  shape  int32   [B]   only from sources with these labels (source.labels: shapes)
   colour int32   [B]
   skipped_before int32 [B]  broken samples left out just before this row
+  skipped_kinds  int32 [B, len(SKIP_KINDS)]  the same, by kind (bad_sample.SKIP_KINDS)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import Any, Callable, Protocol
@@ -34,9 +36,12 @@ import grain
 import numpy as np
 from absl import flags
 
+from mvl.data import decode, sources
+# BadSample and Skipped are used here and re-exported (sources and tests raise them).
+from mvl.data.bad_sample import SKIP_KINDS, BadSample, Skipped, kind_of
 from mvl.data.shapes import ShapesSource
+from mvl.data.sources.subset import Subset
 from mvl.errors import UserError
-
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +49,8 @@ class TextEncoder(Protocol):
     def encode(self, texts: str, max_len: int) -> np.ndarray: ...
 
 
-# name -> factory(split, size, seed, image_size); new sources (tfds, csv, ...) plug in here.
+# Generated sources: name -> factory(split, size, seed, image_size). Files and datasets
+# are named by a spec "FORMAT:PATH" instead (mvl/data/sources/__init__.py).
 SOURCES: dict[str, Callable[..., Any]] = {
     "shapes": lambda split, size, seed, image_size: ShapesSource(
         split=split, size=size, seed=seed, image_size=image_size
@@ -52,18 +58,85 @@ SOURCES: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_source(name: str, split: str, *, size: int, seed: int, image_size: int) -> Any:
-    """A random-access data source (len + getitem -> dict with "image" and "caption")."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown data source {name!r}; known: {sorted(SOURCES)}")
-    return SOURCES[name](split, size, seed, image_size)
+def make_source(
+    name: str,
+    split: str,
+    *,
+    size: int,
+    seed: int,
+    image_size: int,
+    options: sources.SourceOptions = sources.SourceOptions(),
+) -> Any:
+    """A random-access data source (len + getitem -> dict with "image" and "caption"):
+    a generated one by name (`split`, `size` and `seed` apply), or a spec FORMAT:PATH
+    (all of its samples; the split of a tfds spec is part of the spec)."""
+    if name in SOURCES:
+        return SOURCES[name](split, size, seed, image_size)
+    if ":" not in name:
+        raise ValueError(f"unknown data source {name!r}; known: {sorted(SOURCES)} or FORMAT:PATH")
+    return sources.from_spec(name, image_size, options)
 
 
 def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
-    """The source a config's `data` section names: `train_size` examples for "train",
-    `eval_size` for the held-out splits."""
+    """The source a config's `data` section names for `split` ("train", or a held-out
+    split "val" / "test"; see data.eval_source in mvl/config.py):
+    - a generated source (shapes): `train_size` examples of its train split, or
+      `eval_size` of the held-out split;
+    - a real source (spec or mixture) with data.eval_source set: all of it for train,
+      the first `eval_size` samples of eval_source for the held-out splits;
+    - a real source without data.eval_source: its last `eval_size` samples are held
+      out (the train split is the rest)."""
+    from mvl.config import ConfigError
+
+    held_out = split != "train"
+    size = data_cfg.eval_size if held_out else data_cfg.train_size
+    if data_cfg.source in SOURCES and not (held_out and data_cfg.eval_source):
+        return make_source(
+            data_cfg.source, split, size=size, seed=seed, image_size=data_cfg.image_size
+        )
+    if held_out and data_cfg.eval_source:
+        source = _named_source(data_cfg, "data.eval_source", data_cfg.eval_source, split, seed)
+        return Subset(source, 0, min(len(source), data_cfg.eval_size))
+    if data_cfg.source == "mixture" and not data_cfg.eval_source:
+        raise ConfigError("config data.eval_source must name the held-out pairs of a mixture")
+    source = _real_train_source(data_cfg, seed)
+    if data_cfg.eval_source:
+        return source
+    keep = len(source) - data_cfg.eval_size
+    if keep < 1:
+        raise ConfigError(
+            f"config data.eval_size={data_cfg.eval_size}: holding out that many of "
+            f"{data_cfg.source} ({len(source)} samples) leaves none to train on; lower "
+            "it or set data.eval_source"
+        )
+    return Subset(source, keep, len(source)) if held_out else Subset(source, 0, keep)
+
+
+def _real_train_source(data_cfg: Any, seed: int) -> Any:
+    if data_cfg.source != "mixture":
+        return _named_source(data_cfg, "data.source", data_cfg.source, "train", seed)
+    from mvl.data.sources.mixture import MixtureSource
+
+    specs = [spec for spec, _ in data_cfg.mixture]
+    parts = [_named_source(data_cfg, "data.mixture", spec, "train", seed) for spec in specs]
+    return MixtureSource(parts, [float(w) for _, w in data_cfg.mixture], specs)
+
+
+def _named_source(data_cfg: Any, key: str, spec: str, split: str, seed: int) -> Any:
+    from mvl.config import ConfigError
+
     size = data_cfg.train_size if split == "train" else data_cfg.eval_size
-    return make_source(data_cfg.source, split, size=size, seed=seed, image_size=data_cfg.image_size)
+    try:
+        return make_source(
+            spec,
+            split,
+            size=size,
+            seed=seed,
+            image_size=data_cfg.image_size,
+            options=sources.SourceOptions.from_config(data_cfg),
+        )
+    except (ValueError, UserError) as e:
+        raise ConfigError(f"config {key}={spec!r}: {e}") from None
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -75,36 +148,16 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((image - mean) * contrast + (mean + brightness), 0.0, 1.0)
 
 
-class BadSample(ValueError):
-    """A sample that cannot be used; the pipeline skips and counts it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Skipped:
-    """Stands in the stream for a broken sample until the skipping step drops it."""
-
-    where: str
-    reason: str
-
-
 def check_example(example: dict[str, Any], image_size: int | None) -> str:
     """The example's caption as text; raises BadSample naming what is wrong with it."""
     image = np.asarray(example.get("image"))
     expected = (image_size, image_size, 3) if image_size else None
     if image.ndim != 3 or image.shape[-1] != 3 or (expected and image.shape != expected):
         want = expected or "(H, W, 3)"
-        raise BadSample(f"image of shape {image.shape}, expected {want}")
+        raise BadSample(f"image of shape {image.shape}, expected {want}", "bad_image")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise BadSample("image has NaN or infinite pixels")
-    caption = example.get("caption")
-    if isinstance(caption, bytes):
-        try:
-            caption = caption.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise BadSample(f"caption is not UTF-8 ({e.reason} at byte {e.start})") from None
-    if not isinstance(caption, str) or not caption.strip():
-        raise BadSample(f"caption is empty or not text: {caption!r:.60}")
-    return caption
+        raise BadSample("image has NaN or infinite pixels", "bad_image")
+    return decode.clean_caption(example.get("caption"))
 
 
 def make_preprocess(
@@ -113,12 +166,14 @@ def make_preprocess(
     seed: int,
     augment: bool,
     image_size: int | None = None,
+    labels: tuple[str, ...] = (),
 ) -> Callable[[tuple[int, dict[str, Any]]], dict[str, np.ndarray]]:
     """Per-example transform of (global position, example).
 
     The position is the example's place in the global (shuffled, repeated) stream, so
     the augmentation differs between epochs, is reproducible after a restore, and does
-    not depend on how many processes share the stream.
+    not depend on how many processes share the stream. `labels`: the integer labels
+    the source provides (shapes: shape, colour), passed through.
     """
 
     def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -130,8 +185,7 @@ def make_preprocess(
         return {
             "image": image,
             "text": tokenizer.encode(caption, max_text_len),
-            "shape": np.asarray(example["shape"], np.int32),
-            "colour": np.asarray(example["colour"], np.int32),
+            **{label: np.asarray(example[label], np.int32) for label in labels},
         }
 
     return preprocess
@@ -148,7 +202,7 @@ def make_read_and_preprocess(source: Any, preprocess: Callable) -> Callable:
         try:
             return preprocess((position, source[index]))
         except Exception as e:  # noqa: BLE001 -- reported and counted, see above
-            return Skipped(describe(index), f"{type(e).__name__}: {e}")
+            return Skipped(describe(index), f"{type(e).__name__}: {e}", kind_of(e))
 
     return read_and_preprocess
 
@@ -159,12 +213,13 @@ class _SkipBrokenIterator(grain.DatasetIterator):
         self.max_in_a_row, self.counter = max_in_a_row, counter
 
     def __next__(self) -> dict[str, np.ndarray]:
-        skipped = 0
+        skipped, kinds = 0, np.zeros(len(SKIP_KINDS), np.int32)
         while True:
             element = next(self._parent)
             if not isinstance(element, Skipped):
-                return {**element, "skipped_before": np.int32(skipped)}
+                return {**element, "skipped_before": np.int32(skipped), "skipped_kinds": kinds}
             skipped += 1
+            kinds[SKIP_KINDS.index(element.kind)] += 1
             self.counter.record(element)
             if skipped >= self.max_in_a_row:
                 raise UserError(
@@ -294,7 +349,8 @@ def make_dataset(
             f"from {source!r} (len {len(source)}) at {batch_size} rows per process"
         )
     ds = grain.MapDataset.source(rows).map(lambda position: (position, stream[position]))
-    preprocess = make_preprocess(tokenizer, max_text_len, seed, augment, image_size)
+    labels = tuple(getattr(source, "labels", ()))
+    preprocess = make_preprocess(tokenizer, max_text_len, seed, augment, image_size, labels)
     ds = ds.map(make_read_and_preprocess(source, preprocess))
     # Threads overlap rendering/decoding with the consumer; the iterator
     # state stays exact because it records the next index to read.

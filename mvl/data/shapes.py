@@ -348,6 +348,8 @@ class ShapesSource:
     caption does not depend on image_size either.
     """
 
+    labels = ("shape", "colour")  # integer labels of the main object (zero-shot, probes)
+
     def __init__(
         self,
         split: str = "train",

@@ -10,6 +10,8 @@ written atomically, so concurrent readers never see a half-written file.
 Create a model from the command line with:
   python -m mvl.data.tokenizer --source shapes --split train \
       --num_captions 20000 --vocab_size 256 --seed 0 --out PATH
+or from any source spec (mvl/data/sources/), its captions sampled evenly:
+  python -m mvl.data.tokenizer --source csv:/data/pairs.csv --num_captions 20000 --out PATH
 """
 
 from __future__ import annotations
@@ -177,20 +179,41 @@ def ensure_tokenizer(
     return train_tokenizer(captions_fn(), model_path, vocab_size)
 
 
-def captions_from_source(source: Any, num: int) -> Iterator[str]:
-    """The captions of the first `num` examples of a source of {"caption": ...} dicts.
+def captions_from_source(source: Any, num: int, spread: bool = False) -> Iterator[str]:
+    """The captions of `num` examples of a source of {"caption": ...} dicts: the first
+    `num`, or with `spread` `num` evenly spaced over the whole source (real data: the
+    first rows of a file or shard are rarely a fair sample of all of them).
 
     Uses the source's `caption(index)` when it has one, which skips decoding or
-    rendering images (ShapesSource provides it).
+    rendering images (ShapesSource and the file sources provide it). Captions that
+    cannot be used (empty, not UTF-8, unreadable rows) are left out.
     """
     get_caption = getattr(source, "caption", None) or (lambda i: source[i]["caption"])
-    return (get_caption(i) for i in range(min(num, len(source))))
+    count = min(num, len(source))
+    if spread and count:
+        indices = np.unique(np.linspace(0, len(source) - 1, count).astype(np.int64)).tolist()
+    else:
+        indices = range(count)
+    for index in indices:
+        try:
+            yield get_caption(index)
+        except Exception as e:  # noqa: BLE001 -- a broken sample is skipped, as in training
+            log.debug("tokenizer: skipped caption %d: %s", index, e)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the mvl sentencepiece tokenizer.")
-    parser.add_argument("--source", default="shapes", help="data source name (see make_source)")
-    parser.add_argument("--split", default="train")
+    parser.add_argument(
+        "--source",
+        default="shapes",
+        help="shapes, or a spec FORMAT:PATH (csv:, tsv:, jsonl:, webdataset:, array_record:, "
+        "tfds:NAME:SPLIT); see README 'Bring your data'",
+    )
+    parser.add_argument("--split", default="train", help="split of a generated source (shapes)")
+    parser.add_argument("--image_key", default="filepath", help="csv/tsv/jsonl image column")
+    parser.add_argument("--caption_key", default="title", help="csv/tsv/jsonl caption column")
+    parser.add_argument("--tfds_data_dir", default="")
+    parser.add_argument("--tfds_caption_key", default="caption")
     parser.add_argument("--num_captions", type=int, default=20_000)
     parser.add_argument("--vocab_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
@@ -199,13 +222,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="path of the .model file to write")
     args = parser.parse_args(argv)
 
-    from mvl.data.pipeline import make_source  # here: pipeline is the heavier import
+    from mvl.data import pipeline, sources  # here: pipeline is the heavier import
+    from mvl.errors import UserError
 
-    source = make_source(
-        args.source, args.split, size=args.num_captions, seed=args.seed, image_size=args.image_size
+    options = sources.SourceOptions(
+        table_image_key=args.image_key,
+        table_caption_key=args.caption_key,
+        tfds_data_dir=args.tfds_data_dir,
+        tfds_caption_key=args.tfds_caption_key,
     )
-    captions = captions_from_source(source, args.num_captions)
-    first = next(captions)
+    try:
+        source = pipeline.make_source(
+            args.source,
+            args.split,
+            size=args.num_captions,
+            seed=args.seed,
+            image_size=args.image_size,
+            options=options,
+        )
+    except (ValueError, UserError) as e:
+        parser.error(f"--source {args.source}: {e}")
+    generated = args.source in pipeline.SOURCES
+    captions = captions_from_source(source, args.num_captions, spread=not generated)
+    first = next(captions, None)
+    if first is None:
+        parser.error(f"--source {args.source}: no usable captions")
     tokenizer = train_tokenizer(
         itertools.chain([first], captions), args.out, args.vocab_size, args.model_type
     )

@@ -1,10 +1,11 @@
 """The evaluations the loop runs every N steps and at the end, as one flat dict.
 
-Zero-shot classification of the main object's shape and colour on held-out `shapes`
-images (prompt ensembles), and image<->text retrieval R@1/5/10 on held-out pairs; with
-`eval.probe.enabled`, a linear probe and kNN on the image tower's frozen features (any
-method with an image tower, MAE included). Each metric is written beside its chance
-level.
+Image<->text retrieval R@1/5/10 on held-out pairs, from any source; where the held-out
+source has shapes' labels (source.labels: shape, colour), also zero-shot classification
+of the main object's shape and colour (prompt ensembles), MLIM's pair matching and,
+with `eval.probe.enabled`, a linear probe and kNN on the image tower's frozen features
+(any method with an image tower, MAE included). Real data has no such labels, so those
+label tasks are left out for it. Each metric is written beside its chance level.
 """
 
 from __future__ import annotations
@@ -67,10 +68,13 @@ class EvalSuite:
         )
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
         self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
-        self.labels = {
+        self.labels = {  # only the label tasks the held-out source provides
             task: gather.in_global_order(self.data[task], cfg.eval.batch_size)
             for task in ("shape", "colour")
+            if task in self.data
         }
+        # Pair matching defines a match by shape and colour: shapes-labelled items only.
+        self.matches_pairs = self.matches_pairs and set(self.labels) == {"shape", "colour"}
         self.losses = HeldOutLosses(model, cfg, tokenizer.vocab_size, mesh, teacher_model)
 
     def run(self, state) -> dict[str, float]:

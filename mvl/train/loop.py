@@ -53,7 +53,9 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
     source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     return tokenizer_lib.ensure_tokenizer(
         path,
-        lambda: tokenizer_lib.captions_from_source(source, cfg.data.tokenizer_captions),
+        lambda: tokenizer_lib.captions_from_source(
+            source, cfg.data.tokenizer_captions, spread=cfg.data.source not in pipeline.SOURCES
+        ),
         cfg.data.vocab_size,
     )
 

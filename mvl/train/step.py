@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from mvl import masking, objectives
+from mvl.data.bad_sample import SKIP_KINDS
 from mvl.train import ema
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
@@ -90,6 +91,10 @@ def make_train_step(
         metrics["learning_rate"] = schedule(state.step)
         if "skipped_before" in batch:  # broken samples the input pipeline left out
             metrics["data/skipped_samples"] = jnp.sum(batch["skipped_before"]).astype(jnp.float32)
+        if "skipped_kinds" in batch:  # the same by reason (mvl/data/bad_sample.py)
+            by_kind = jnp.sum(batch["skipped_kinds"], axis=0).astype(jnp.float32)
+            for i, kind in enumerate(SKIP_KINDS):
+                metrics[f"data/skipped/{kind}"] = by_kind[i]
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         if cfg.teacher.kind == "ema":  # the teacher follows the student's image tower
             m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
