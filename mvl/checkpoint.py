@@ -115,6 +115,21 @@ class Checkpointer:
             metrics=ranked,
         )
 
+    def save_params(self, step: int, params, config, run: dict):
+        """A checkpoint of parameters alone, as `{"params": ...}` (imported weights: no
+        optimizer state or data position); `load_params` and `init.checkpoint` read it."""
+        self._in_flight = step
+        self.manager.save(
+            step,
+            force=True,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave({"params": params}),
+                config=ocp.args.JsonSave(config.to_dict()),
+                run=ocp.args.JsonSave(run),
+            ),
+        )
+        self.manager.wait_until_finished()
+
     def json_item(self, step: int, name: str) -> dict:
         """One small JSON item saved at `step` ("run" or "config"), read alone."""
         restored = self.manager.restore(

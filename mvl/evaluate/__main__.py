@@ -41,7 +41,11 @@ def config_for(args, overrides) -> ml_collections.ConfigDict:
 
 
 def tokenizer_for(cfg, run_dir: str):
+    from mvl.data import clip_bpe
     from mvl.data.tokenizer import Tokenizer
+
+    if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
+        return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
 
     path = cfg.data.tokenizer or os.path.join(run_dir, "tokenizer.model")
     if not os.path.exists(path):

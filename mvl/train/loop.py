@@ -43,7 +43,14 @@ def prepare_workdir(workdir: str) -> str:
 
 
 def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
-    """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions."""
+    """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions.
+    A CLIP BPE vocabulary (.txt[.gz] / .json, imported CLIP text towers) is read as it is."""
+    from mvl.data import clip_bpe
+
+    if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
+        tokenizer = clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
+        clip_bpe.check_supports_masking(tokenizer, cfg)
+        return tokenizer
     path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
     if cfg.data.tokenizer and not os.path.exists(path):
         raise UserError(

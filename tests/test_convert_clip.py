@@ -1,0 +1,164 @@
+"""CLIP weights in and out (mvl/convert/), the CLIP BPE tokenizer (mvl/data/clip_bpe.py)
+and python -m mvl.embed, against fixtures written by real open_clip and Hugging Face
+models (tests/fixtures/make_clip_fixtures.py; torch is not needed here)."""
+
+import importlib.util
+import os
+
+import jax
+import numpy as np
+import pytest
+from safetensors import numpy as safetensors_numpy
+
+from mvl import embed
+from mvl.convert import __main__ as convert_cli, open_clip as open_clip_layout, weights_file
+from mvl.data.clip_bpe import ClipBpeTokenizer
+from mvl.errors import UserError
+from mvl.train.loop import Trainer
+from tests.fixtures import clip_parity
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "clip")
+INPUTS = os.path.join(FIXTURES, "inputs.npz")
+REFERENCE = os.path.join(FIXTURES, "reference.npz")
+OPEN_CLIP = dict(
+    kind="open_clip",
+    checkpoint=os.path.join(FIXTURES, "open_clip_tiny.safetensors"),
+    tokenizer=os.path.join(FIXTURES, "bpe_tiny.txt.gz"),
+    arch=os.path.join(FIXTURES, "open_clip_tiny.json"),
+)
+HF = dict(
+    kind="hf",
+    checkpoint=os.path.join(FIXTURES, "hf_tiny", "model.safetensors"),
+    tokenizer=os.path.join(FIXTURES, "hf_tokenizer", "tokenizer.json"),
+    arch=None,  # read from hf_tiny/config.json
+)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """{"open_clip": run dir, "hf": run dir} of the tiny fixtures."""
+    root = tmp_path_factory.mktemp("converted")
+    return {
+        source["kind"]: clip_parity.convert_to(str(root / source["kind"]), **source)
+        for source in (OPEN_CLIP, HF)
+    }
+
+
+@pytest.mark.parametrize("kind", ["open_clip", "hf"])
+def test_converted_embeddings_match_the_original_model(converted, tmp_path, kind):
+    image, text = clip_parity.max_differences(
+        converted[kind], INPUTS, REFERENCE, kind, str(tmp_path)
+    )
+    assert image < 1e-5 and text < 1e-5, (image, text)
+
+
+def test_export_then_import_is_exact(converted, tmp_path):
+    exported = str(tmp_path / "export.safetensors")
+    assert (
+        convert_cli.main(["export", "--checkpoint", converted["open_clip"], "--out", exported]) == 0
+    )
+    state = safetensors_numpy.load_file(exported)
+    original = weights_file.load(OPEN_CLIP["checkpoint"])
+    assert set(state) == set(original)  # open_clip loads it strictly
+    # Only the class token's position moves (folded into mvl's [CLS] on import).
+    folded = {"visual.class_embedding", "visual.positional_embedding"}
+    for key in set(original) - folded:
+        np.testing.assert_array_equal(state[key], original[key], err_msg=key)
+    np.testing.assert_array_equal(
+        state["visual.positional_embedding"][1:], original["visual.positional_embedding"][1:]
+    )
+    first = open_clip_layout.to_mvl(original, "original")
+    again = open_clip_layout.to_mvl(state, "exported")
+    same = jax.tree.map(lambda a, b: a.tobytes() == b.tobytes(), first, again)
+    assert all(jax.tree.leaves(same))
+    re_exported = open_clip_layout.from_mvl(again)
+    assert all(re_exported[k].tobytes() == state[k].tobytes() for k in state)
+    assert (tmp_path / "export.json").exists()  # open_clip's model config beside it
+
+
+def test_bpe_ids_match_open_clip_and_hugging_face():
+    reference = np.load(os.path.join(FIXTURES, "tokenizer_reference.npz"))
+    ours = ClipBpeTokenizer(OPEN_CLIP["tokenizer"])
+    np.testing.assert_array_equal(
+        ours.encode(list(reference["samples"]), 77), reference["open_clip"]
+    )
+    hf_samples = list(reference["hf_samples"])
+    for vocabulary in ("tokenizer.json", "merges.txt"):  # merges.txt: vocab.json beside it
+        hf = ClipBpeTokenizer(os.path.join(FIXTURES, "hf_tokenizer", vocabulary))
+        body = hf.encode(hf_samples, 77)[:, 1:76]
+        body[body == hf.eos_id] = 0  # HF's ids stop before the end token
+        np.testing.assert_array_equal(body, reference["hf"], err_msg=vocabulary)
+    assert ours.decode(ours.encode("A photo of a CAT", 77)) == "a photo of a cat"
+    assert ours.vocab_size == 512 + 1000 + 2
+
+
+def overrides_of(run_dir: str) -> dict[str, str]:
+    with open(os.path.join(run_dir, "config_overrides.txt")) as f:
+        flags = f.read().split()
+    return dict(flag[len("--config.") :].split("=", 1) for flag in flags)
+
+
+def test_mvp_trains_with_an_imported_open_clip_teacher(tiny_config, converted, tmp_path):
+    run = converted["open_clip"]
+    mvp = Trainer(tiny_config("mvp", **{"teacher.checkpoint": run}), str(tmp_path))
+    assert mvp.cfg.teacher.image.pre_norm and mvp.cfg.teacher.act == "quick_gelu"
+    assert mvp.restore()[0] == 0
+    teacher = open_clip_layout.to_mvl(weights_file.load(OPEN_CLIP["checkpoint"]), "")["image"]
+    same = jax.tree.map(np.array_equal, jax.device_get(mvp.state.teacher), teacher)
+    assert all(jax.tree.leaves(same))
+    losses = [float(mvp.step(mvp.next_batch())["features/loss"]) for _ in range(4)]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+
+
+def test_clip_run_starts_from_converted_weights(tiny_config, converted, tmp_path):
+    run = converted["hf"]
+    cfg = tiny_config("clip", **overrides_of(run), **{"init.checkpoint": run})
+    clip = Trainer(cfg, str(tmp_path))
+    assert clip.restore()[0] == 0
+    expected = clip_parity.embed_params(run)
+    same = jax.tree.map(np.array_equal, jax.device_get(clip.state.params), expected)
+    assert all(jax.tree.leaves(same))
+    assert np.isfinite(float(clip.step(clip.next_batch())["loss"]))
+
+
+def test_text_masking_with_a_clip_vocabulary_is_refused(tiny_config, tmp_path):
+    cfg = tiny_config("maskvlm", **{"data.tokenizer": OPEN_CLIP["tokenizer"]})
+    with pytest.raises(UserError, match="no \\[MASK\\] token"):
+        Trainer(cfg, str(tmp_path))
+
+
+def test_embed_cli_on_image_files_and_caption_lines(converted, tmp_path):
+    from PIL import Image
+
+    images = np.load(INPUTS)["images"]
+    for i, image in enumerate(images[:2]):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    samples = np.load(os.path.join(FIXTURES, "tokenizer_reference.npz"))["samples"][:5]
+    (tmp_path / "captions.txt").write_text("\n".join(samples) + "\n")
+    out = tmp_path / "out.npz"
+    argv = [
+        "--checkpoint",
+        converted["open_clip"],
+        "--image-dir",
+        str(tmp_path),
+        "--texts",
+        str(tmp_path / "captions.txt"),
+        "--out",
+        str(out),
+    ]
+    assert embed.main(argv) == 0
+    got, reference = np.load(out), np.load(REFERENCE)
+    assert got["image_embeddings"].shape == (2, 16) and got["text_embeddings"].shape == (5, 16)
+    for name in ("image_embeddings", "text_embeddings"):
+        np.testing.assert_allclose(np.linalg.norm(got[name], axis=1), 1.0, atol=1e-5)
+    assert list(got["image_files"]) == ["0.png", "1.png"]
+    np.testing.assert_allclose(got["image_embeddings"], reference["open_clip_image"][:2], atol=1e-5)
+    np.testing.assert_allclose(got["text_embeddings"], reference["open_clip_text"], atol=1e-5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
+def test_a_torch_checkpoint_without_torch_is_named(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"not read")
+    with pytest.raises(UserError, match="needs torch"):
+        weights_file.load(str(path))
