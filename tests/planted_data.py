@@ -154,3 +154,29 @@ def write_webdataset(root: str, samples: list[Sample], shards: int = 2) -> str:
                 else:
                     add_member(tar, f"{key}.txt", s.caption)
     return root
+
+
+def write_array_record(root: str, samples: list[Sample]) -> tuple[str, list]:
+    """mvl records written directly (the converter would drop the broken ones). A missing
+    image becomes a record that is not an mvl record at all (bad_record); returns the
+    directory and each record's expected skip kind."""
+    import msgpack
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    from mvl.data.sources import array_record
+
+    os.makedirs(root, exist_ok=True)
+    kinds, half = [], len(samples) // 2
+    for part, chunk in enumerate((samples[:half], samples[half:])):
+        writer = ArrayRecordWriter(os.path.join(root, f"part{part}.array_record"), "group_size:1")
+        for s in chunk:
+            if s.image is None:
+                writer.write(b"\x00 not msgpack")
+                kinds.append("bad_record")
+                continue
+            # The caption as bytes, so invalid UTF-8 reaches the reader as it is.
+            writer.write(msgpack.packb({"format": array_record.RECORD_FORMAT, "image": s.image,
+                                        "caption": s.caption, "key": s.name}, use_bin_type=True))
+            kinds.append(s.kind)
+        writer.close()
+    return root, kinds

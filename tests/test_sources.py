@@ -4,6 +4,7 @@ errors, and the evaluation suite without shapes' labels. Datasets are written on
 (tests/planted_data.py) with broken and awkward samples planted among good ones."""
 
 import io
+import json
 from collections import Counter
 
 import grain
@@ -156,12 +157,12 @@ def test_webdataset_index_is_cached_and_rebuilt_when_the_shard_changes(files, tm
     elsewhere = tar_index.index_path(shard, str(tmp_path))
     tar_index.load_or_build(shard, str(tmp_path))
     assert elsewhere.startswith(str(tmp_path)) and cached != elsewhere
-    import json
     with open(elsewhere) as f:
         assert json.load(f)["stamp"] == tar_index.stamp(shard)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "webdataset"])
+# jsonl / tsv train through the same TableSource as csv (their parsing: the pass test).
+@pytest.mark.parametrize("fmt", ["csv", "webdataset"])
 def test_training_from_each_format_counts_the_planted_faults_exactly(files, fmt, tiny_config, tmp_path):
     _, counts = train_and_count(
         tiny_config, tmp_path, **{"data.source": files[fmt], "data.eval_source": files["eval"]}
@@ -169,6 +170,37 @@ def test_training_from_each_format_counts_the_planted_faults_exactly(files, fmt,
     kinds = [s.kind for s in SAMPLES]
     assert counts == skips_before_nth_good(kinds, 0, 2 * 16)
     assert counts  # two steps of 16 pass broken samples
+
+
+def test_training_from_mvl_array_record_shards(tmp_path, tiny_config, files, tokenizer_path):
+    root, kinds = planted_data.write_array_record(str(tmp_path / "ar"), SAMPLES)
+    source = pipeline.make_source(f"array_record:{root}", "train", size=0, seed=0, image_size=32)
+    assert source.describe(len(SAMPLES) // 2 + 1) == f"{root}/part1.array_record record 1 " \
+        f"({SAMPLES[len(SAMPLES) // 2 + 1].name})"
+    expected = Counter(k for k in kinds if k)
+    assert kinds_in_a_pass(source, tokenizer_path) == (expected, USABLE)
+    _, counts = train_and_count(
+        tiny_config, tmp_path / "run", **{"data.source": f"array_record:{root}",
+                                          "data.eval_source": files["eval"]}
+    )
+    assert counts == skips_before_nth_good(kinds, 0, 2 * 16)
+
+
+def test_the_tokenizer_cli_trains_on_a_sample_of_any_source(files, tmp_path, capsys):
+    from mvl.data import tokenizer
+
+    out = str(tmp_path / "tok.model")
+    tokenizer.main(["--source", files["jsonl"], "--num_captions", "15", "--vocab_size", "60",
+                    "--out", out])
+    assert "wrote" in capsys.readouterr().out
+    trained = Tokenizer(out)
+    assert trained.decode(trained.encode("a photo of thing number 3", 24)) == "a photo of thing number 3"
+    # Evenly spaced over the file, broken captions left out.
+    source = pipeline.make_source(files["jsonl"], "train", size=0, seed=0, image_size=32)
+    sampled = list(tokenizer.captions_from_source(source, 15, spread=True))
+    spaced = np.unique(np.linspace(0, len(SAMPLES) - 1, 15).astype(int))
+    readable = [i for i in spaced if SAMPLES[i].kind not in ("empty_caption", "caption_not_utf8")]
+    assert len(sampled) == len(readable) < len(spaced) and sampled[-1] == "the last good picture"
 
 
 def test_training_from_a_weighted_mixture(files, tiny_config, tmp_path):
@@ -286,3 +318,12 @@ def test_training_from_a_tfds_dataset_read_through_data_source(tiny_config, tmp_
     assert Counter(kinds) == {None: 18, "empty_caption": 2}
     _, counts = train_and_count(tiny_config, tmp_path / "run", **settings)
     assert counts == skips_before_nth_good(kinds, 0, 2 * 16)
+    # The converter reads it too (stored JPEG/PNG bytes, first caption of the sequence).
+    from mvl.data import convert
+
+    assert convert.main(["--from", "tfds", "--input", "mvl_tiny_pairs:train", "--output",
+                         str(tmp_path / "ar"), "--tfds_data_dir", str(tmp_path / "tfds"),
+                         "--tfds_caption_key", "captions/text"]) == 0
+    with open(tmp_path / "ar" / "convert_report.json") as f:
+        report = json.load(f)
+    assert (report["written"], report["skipped_by_kind"]) == (18, {"empty_caption": 2})
