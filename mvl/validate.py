@@ -90,7 +90,7 @@ def _data(cfg):
     held-out pairs of its own. Files are opened later, when the sources are built."""
     d = cfg.data
     _source_spec("data.source", d.source, allow_mixture=True)
-    if d.eval_source:
+    if d.get("eval_source"):  # .get: absent from configs saved before it existed
         _source_spec("data.eval_source", d.eval_source)
     if d.source != "mixture":
         return

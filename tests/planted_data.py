@@ -73,7 +73,7 @@ def planted() -> list[Sample]:
         Sample("grey16", encode(grey16(), "PNG"), b"a sixteen bit ramp", None, "png"),
         Sample("grey", encode(noise("L", (40, 40), 4), "JPEG"), b"a grey picture", None),
         Sample("tiny", encode(noise("RGB", (3, 5), 5), "PNG"), b"a tiny picture", None, "png"),
-        Sample("long_caption", GOOD_JPEG, b"word " * 3000, None),
+        Sample("long_caption", GOOD_JPEG, b"word " * 40_000, None),  # 200 kB: over csv's field limit
     ]
     broken = [
         Sample("truncated", GOOD_JPEG[: len(GOOD_JPEG) // 2], b"a truncated jpeg", "truncated_image"),

@@ -90,17 +90,19 @@ def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
 
     held_out = split != "train"
     size = data_cfg.eval_size if held_out else data_cfg.train_size
-    if data_cfg.source in SOURCES and not (held_out and data_cfg.eval_source):
+    # .get: configs saved by runs older than eval_source (shapes only) lack the key.
+    eval_source = data_cfg.get("eval_source", "")
+    if data_cfg.source in SOURCES and not (held_out and eval_source):
         return make_source(
             data_cfg.source, split, size=size, seed=seed, image_size=data_cfg.image_size
         )
-    if held_out and data_cfg.eval_source:
-        source = _named_source(data_cfg, "data.eval_source", data_cfg.eval_source, split, seed)
+    if held_out and eval_source:
+        source = _named_source(data_cfg, "data.eval_source", eval_source, split, seed)
         return Subset(source, 0, min(len(source), data_cfg.eval_size))
-    if data_cfg.source == "mixture" and not data_cfg.eval_source:
+    if data_cfg.source == "mixture" and not eval_source:
         raise ConfigError("config data.eval_source must name the held-out pairs of a mixture")
     source = _real_train_source(data_cfg, seed)
-    if data_cfg.eval_source:
+    if eval_source:
         return source
     keep = len(source) - data_cfg.eval_size
     if keep < 1:

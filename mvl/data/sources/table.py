@@ -19,6 +19,7 @@ from mvl.data.sources.encoded import EncodedSource
 from mvl.errors import UserError
 
 DELIMITERS = {"csv": ",", "tsv": "\t"}
+MAX_FIELD_BYTES = 1 << 26
 
 
 class TableSource(EncodedSource):
@@ -36,6 +37,9 @@ class TableSource(EncodedSource):
             raise UserError(f"data source {fmt}:{path}: cannot read it ({e.strerror})") from None
 
     def _delimited(self, f) -> list[tuple[Any, Any, int]]:
+        # csv's default field limit (128 KiB) would make one enormous caption fail the
+        # whole file; decode.clean_caption truncates it instead.
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
         reader = csv.DictReader(f, delimiter=DELIMITERS[self.fmt])
         missing = [k for k in (self.image_key, self.caption_key) if k not in (reader.fieldnames or [])]
         if missing:
