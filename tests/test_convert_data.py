@@ -4,6 +4,9 @@ half-written file), worker processes, and refusing an output written with other 
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from mvl.data import convert, pipeline
 from mvl.data.sources.array_record import ArrayRecordSource
 from tests import planted_data
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = planted_data.planted()
 EXPECTED = planted_data.expected_kinds(SAMPLES)
 USABLE = sum(s.kind is None for s in SAMPLES)
@@ -82,6 +86,20 @@ def test_an_interrupted_conversion_resumes_and_ends_as_an_uninterrupted_one(tmp_
         assert whole[key] == resumed[key], key
     for a, b in zip(read_back(tmp_path / "whole"), read_back(out)):
         assert a["caption"] == b["caption"] and np.array_equal(a["image"], b["image"])
+
+
+def test_a_killed_conversion_resumes(tmp_path):
+    path, out = write("csv", tmp_path), tmp_path / "out"
+    command = [sys.executable, "-m", "mvl.data.convert", "--from", "csv", "--input", path,
+               "--output", str(out), "--shard_size", "8"]
+    env = {**os.environ, convert.KILL_AFTER_ENV: "2"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(list(out.glob("*.array_record"))) == 2 and not (out / "convert_report.json").exists()
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 2 of 3 shards already written" in resumed.stdout
+    assert report(out)["written"] == USABLE and report(out)["skipped_by_kind"] == EXPECTED
 
 
 def test_worker_processes_write_the_same_shards(tmp_path):

@@ -28,6 +28,7 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 import sys
 from collections import Counter
 from typing import Any
@@ -41,8 +42,10 @@ from mvl.errors import UserError
 
 CHECK_SIZE = 32  # images are decoded (and resized this small) only to prove they decode
 EXAMPLES_KEPT = 50  # skipped samples named in the report
-# For the resume tests: fail after this many shards are done (as a crash would).
+# For the resume tests: after this many shards are done, raise (as a crash would) or
+# SIGKILL this process (nothing cleaned up, as an out-of-memory kill or a preemption).
 FAIL_AFTER_ENV = "MVL_CONVERT_FAIL_AFTER_SHARDS"
+KILL_AFTER_ENV = "MVL_CONVERT_KILL_AFTER_SHARDS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,16 +188,22 @@ def run(plan: Plan, workers: int) -> dict:
     todo = [k for k in range(plan.num_shards) if k not in done]
     if done:
         print(f"resuming: {len(done)} of {plan.num_shards} shards already written", flush=True)
-    fail_after = int(os.environ.get(FAIL_AFTER_ENV, "0") or 0)
     finished = 0
     for k, report in each_shard(plan, todo, workers):
         done[k] = report
         finished += 1
         print(f"shard {k + 1}/{plan.num_shards}: {report['written']} written, "
               f"{sum(report['skipped'].values())} skipped", flush=True)
-        if fail_after and finished >= fail_after and len(done) < plan.num_shards:
-            raise RuntimeError(f"injected failure after {finished} shards ({FAIL_AFTER_ENV})")
+        if len(done) < plan.num_shards:
+            inject_fault(finished)
     return summarise(plan, done)
+
+
+def inject_fault(finished: int) -> None:
+    if finished == int(os.environ.get(KILL_AFTER_ENV, "0") or 0):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if finished == int(os.environ.get(FAIL_AFTER_ENV, "0") or 0):
+        raise RuntimeError(f"injected failure after {finished} shards ({FAIL_AFTER_ENV})")
 
 
 def each_shard(plan: Plan, todo: list[int], workers: int):
