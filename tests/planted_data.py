@@ -64,8 +64,10 @@ def caption(i: int) -> bytes:
 
 
 def planted() -> list[Sample]:
-    samples = [Sample(f"good{i}", encode(noise("RGB", (48, 40), 10 + i), "JPEG"), caption(i), None)
-               for i in range(10)]
+    samples = [
+        Sample(f"good{i}", encode(noise("RGB", (48, 40), 10 + i), "JPEG"), caption(i), None)
+        for i in range(10)
+    ]
     awkward = [  # converted, not skipped
         Sample("cmyk", encode(noise("CMYK", (36, 36), 3), "JPEG"), b"a cmyk picture", None),
         Sample("rgba", encode(rgba(), "PNG"), b"a picture with alpha", None, "png"),
@@ -73,10 +75,14 @@ def planted() -> list[Sample]:
         Sample("grey16", encode(grey16(), "PNG"), b"a sixteen bit ramp", None, "png"),
         Sample("grey", encode(noise("L", (40, 40), 4), "JPEG"), b"a grey picture", None),
         Sample("tiny", encode(noise("RGB", (3, 5), 5), "PNG"), b"a tiny picture", None, "png"),
-        Sample("long_caption", GOOD_JPEG, b"word " * 40_000, None),  # 200 kB: over csv's field limit
+        Sample(
+            "long_caption", GOOD_JPEG, b"word " * 40_000, None
+        ),  # 200 kB: over csv's field limit
     ]
     broken = [
-        Sample("truncated", GOOD_JPEG[: len(GOOD_JPEG) // 2], b"a truncated jpeg", "truncated_image"),
+        Sample(
+            "truncated", GOOD_JPEG[: len(GOOD_JPEG) // 2], b"a truncated jpeg", "truncated_image"
+        ),
         Sample("garbage", b"this is not an image at all" * 4, b"garbage bytes", "not_an_image"),
         Sample("empty_caption", GOOD_JPEG, b"   ", "empty_caption"),
         Sample("not_utf8", GOOD_JPEG, b"caf\xe9 au lait", "caption_not_utf8"),
@@ -90,7 +96,7 @@ def planted() -> list[Sample]:
         mixed.append(sample)
         if i < len(everything):
             mixed.append(everything[i])
-    mixed.extend(everything[len(samples):])
+    mixed.extend(everything[len(samples) :])
     mixed.append(Sample("good_last", GOOD_JPEG, b"the last good picture", None))
     return mixed
 
@@ -115,20 +121,23 @@ def write_images(root: str, samples: list[Sample]) -> list[str]:
     return paths
 
 
-def write_table(root: str, samples: list[Sample], fmt: str, image_key="filepath", caption_key="title") -> str:
+def write_table(
+    root: str, samples: list[Sample], fmt: str, image_key="filepath", caption_key="title"
+) -> str:
     """csv / tsv / jsonl with image paths relative to the file; captions as raw bytes."""
     paths = write_images(root, samples)
     path = os.path.join(root, f"pairs.{fmt}")
     with open(path, "wb") as f:
         if fmt == "jsonl":
-            for image, s in zip(paths, samples):
-                # Built by hand so an invalid UTF-8 caption reaches the file as raw bytes.
-                f.write(b'{"%s": "%s", "%s": "%s"}\n' % (image_key.encode(), image.encode(), caption_key.encode(), s.caption))
+            # Built by hand so an invalid UTF-8 caption reaches the file as raw bytes.
+            line = b'{"%s": "%%s", "%s": "%%s"}\n' % (image_key.encode(), caption_key.encode())
+            f.writelines(line % (image.encode(), s.caption) for image, s in zip(paths, samples))
         else:
             sep = b"," if fmt == "csv" else b"\t"
             f.write(image_key.encode() + sep + caption_key.encode() + b"\n")
-            for image, s in zip(paths, samples):
-                f.write(image.encode() + sep + s.caption + b"\n")
+            f.writelines(
+                image.encode() + sep + s.caption + b"\n" for image, s in zip(paths, samples)
+            )
     return path
 
 
@@ -150,7 +159,9 @@ def write_webdataset(root: str, samples: list[Sample], shards: int = 2) -> str:
                     add_member(tar, f"{key}.{s.ext}", s.image)
                 if i % 3 == 2 and s.kind != "caption_not_utf8":
                     text = s.caption.decode("utf-8")
-                    add_member(tar, f"{key}.json", json.dumps({"caption": text, "key": key}).encode())
+                    add_member(
+                        tar, f"{key}.json", json.dumps({"caption": text, "key": key}).encode()
+                    )
                 else:
                     add_member(tar, f"{key}.txt", s.caption)
     return root
@@ -175,8 +186,17 @@ def write_array_record(root: str, samples: list[Sample]) -> tuple[str, list]:
                 kinds.append("bad_record")
                 continue
             # The caption as bytes, so invalid UTF-8 reaches the reader as it is.
-            writer.write(msgpack.packb({"format": array_record.RECORD_FORMAT, "image": s.image,
-                                        "caption": s.caption, "key": s.name}, use_bin_type=True))
+            writer.write(
+                msgpack.packb(
+                    {
+                        "format": array_record.RECORD_FORMAT,
+                        "image": s.image,
+                        "caption": s.caption,
+                        "key": s.name,
+                    },
+                    use_bin_type=True,
+                )
+            )
             kinds.append(s.kind)
         writer.close()
     return root, kinds

@@ -53,8 +53,9 @@ def test_each_format_converts_with_every_fault_reported(fmt, tmp_path, capsys):
     assert all(e["where"].startswith(path) for e in result["skipped_examples"])  # file + row/key
     assert f"skipped {len(EXPECTED)}" in capsys.readouterr().out
     examples = read_back(tmp_path / "out")
-    assert [e["caption"] for e in examples] == [c.rsplit(" ", 1)[0] if len(c) == 1000 else c
-                                                for c in USABLE_CAPTIONS]
+    assert [e["caption"] for e in examples] == [
+        c.rsplit(" ", 1)[0] if len(c) == 1000 else c for c in USABLE_CAPTIONS
+    ]
     assert all(e["image"].shape == (32, 32, 3) for e in examples)
 
 
@@ -65,7 +66,9 @@ def test_generated_shapes_convert_as_png(tmp_path):
     assert [e["caption"] for e in examples] == [shapes.caption(i) for i in range(10)]
 
 
-def test_an_interrupted_conversion_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
+def test_an_interrupted_conversion_resumes_and_ends_as_an_uninterrupted_one(
+    tmp_path, monkeypatch, capsys
+):
     path = write("csv", tmp_path)
     assert run("csv", path, tmp_path / "whole", "--shard_size", "8") == 0
     out = tmp_path / "resumed"
@@ -90,13 +93,24 @@ def test_an_interrupted_conversion_resumes_and_ends_as_an_uninterrupted_one(tmp_
 
 def test_a_killed_conversion_resumes(tmp_path):
     path, out = write("csv", tmp_path), tmp_path / "out"
-    command = [sys.executable, "-m", "mvl.data.convert", "--from", "csv", "--input", path,
-               "--output", str(out), "--shard_size", "8"]
+    command = [
+        sys.executable,
+        "-m",
+        "mvl.data.convert",
+        "--from",
+        "csv",
+        "--input",
+        path,
+        "--output",
+        str(out),
+        "--shard_size",
+        "8",
+    ]
     env = {**os.environ, convert.KILL_AFTER_ENV: "2"}
-    killed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(list(out.glob("*.array_record"))) == 2 and not (out / "convert_report.json").exists()
-    resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 2 of 3 shards already written" in resumed.stdout
     assert report(out)["written"] == USABLE and report(out)["skipped_by_kind"] == EXPECTED

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mvl.config import ConfigError
-from mvl.data import decode, pipeline, sources
+from mvl.data import decode, pipeline
 from mvl.data.bad_sample import SKIP_KINDS, BadSample
 from mvl.data.tokenizer import Tokenizer
 from mvl.train.loop import Trainer
@@ -29,8 +29,10 @@ USABLE = sum(s.kind is None for s in SAMPLES)
 def files(tmp_path_factory):
     """spec of each file format -> the PLANTED samples stored in it."""
     root = tmp_path_factory.mktemp("planted")
-    specs = {fmt: f"{fmt}:" + planted_data.write_table(str(root / fmt), SAMPLES, fmt)
-             for fmt in ("csv", "tsv", "jsonl")}
+    specs = {
+        fmt: f"{fmt}:" + planted_data.write_table(str(root / fmt), SAMPLES, fmt)
+        for fmt in ("csv", "tsv", "jsonl")
+    }
     specs["webdataset"] = "webdataset:" + planted_data.write_webdataset(str(root / "wds"), SAMPLES)
     good = [s for s in SAMPLES if s.kind is None][:6]
     specs["eval"] = "csv:" + planted_data.write_table(str(root / "eval"), good, "csv")
@@ -39,8 +41,15 @@ def files(tmp_path_factory):
 
 def kinds_in_a_pass(source, tokenizer_path) -> tuple[Counter, int]:
     dataset = pipeline.make_dataset(
-        source, Tokenizer(tokenizer_path), batch_size=4, max_text_len=24, seed=0,
-        shuffle=False, repeat=False, drop_remainder=False, num_threads=2,
+        source,
+        Tokenizer(tokenizer_path),
+        batch_size=4,
+        max_text_len=24,
+        seed=0,
+        shuffle=False,
+        repeat=False,
+        drop_remainder=False,
+        num_threads=2,
     )
     counts, kept = Counter(), 0
     for batch in dataset:
@@ -128,8 +137,12 @@ def test_captions_are_cleaned_truncated_or_rejected():
     assert decode.clean_caption(b"  two\n lines ") == "two lines"
     long = decode.clean_caption(planted_sample("long_caption").caption)
     assert len(long) <= decode.MAX_CAPTION_CHARS and long.endswith("word")
-    for raw, kind in ((b"caf\xe9", "caption_not_utf8"), ("caf\udce9", "caption_not_utf8"),
-                      ("  ", "empty_caption"), (None, "empty_caption")):
+    for raw, kind in (
+        (b"caf\xe9", "caption_not_utf8"),
+        ("caf\udce9", "caption_not_utf8"),
+        ("  ", "empty_caption"),
+        (None, "empty_caption"),
+    ):
         with pytest.raises(BadSample) as raised:
             decode.clean_caption(raw)
         assert raised.value.kind == kind
@@ -147,7 +160,9 @@ def test_a_pass_over_each_format_counts_every_planted_fault_by_kind(files, fmt, 
     assert counts == EXPECTED and kept == USABLE
 
 
-def test_two_processes_read_the_rows_of_one_and_sources_pickle_for_grain_workers(tmp_path, tokenizer_path):
+def test_two_processes_read_the_rows_of_one_and_sources_pickle_for_grain_workers(
+    tmp_path, tokenizer_path
+):
     import pickle
 
     # Good samples only: a process refills a skipped row from its own later rows, so
@@ -158,9 +173,20 @@ def test_two_processes_read_the_rows_of_one_and_sources_pickle_for_grain_workers
     assert pickle.loads(pickle.dumps(source)).describe(5) == source.describe(5)
 
     def batches(rows, index, count):
-        return iter(pipeline.make_dataset(
-            source, Tokenizer(tokenizer_path), batch_size=rows, max_text_len=24, seed=0,
-            shuffle=True, repeat=True, process_index=index, process_count=count, num_threads=2))
+        return iter(
+            pipeline.make_dataset(
+                source,
+                Tokenizer(tokenizer_path),
+                batch_size=rows,
+                max_text_len=24,
+                seed=0,
+                shuffle=True,
+                repeat=True,
+                process_index=index,
+                process_count=count,
+                num_threads=2,
+            )
+        )
 
     one, two = batches(8, 0, 1), [batches(4, i, 2) for i in range(2)]
     for _ in range(4):  # into the second epoch
@@ -185,7 +211,9 @@ def test_webdataset_index_is_cached_and_rebuilt_when_the_shard_changes(files, tm
 
 # jsonl / tsv train through the same TableSource as csv (their parsing: the pass test).
 @pytest.mark.parametrize("fmt", ["csv", "webdataset"])
-def test_training_from_each_format_counts_the_planted_faults_exactly(files, fmt, tiny_config, tmp_path):
+def test_training_from_each_format_counts_the_planted_faults_exactly(
+    files, fmt, tiny_config, tmp_path
+):
     _, counts = train_and_count(
         tiny_config, tmp_path, **{"data.source": files[fmt], "data.eval_source": files["eval"]}
     )
@@ -197,13 +225,16 @@ def test_training_from_each_format_counts_the_planted_faults_exactly(files, fmt,
 def test_training_from_mvl_array_record_shards(tmp_path, tiny_config, files, tokenizer_path):
     root, kinds = planted_data.write_array_record(str(tmp_path / "ar"), SAMPLES)
     source = pipeline.make_source(f"array_record:{root}", "train", size=0, seed=0, image_size=32)
-    assert source.describe(len(SAMPLES) // 2 + 1) == f"{root}/part1.array_record record 1 " \
+    assert (
+        source.describe(len(SAMPLES) // 2 + 1) == f"{root}/part1.array_record record 1 "
         f"({SAMPLES[len(SAMPLES) // 2 + 1].name})"
+    )
     expected = Counter(k for k in kinds if k)
     assert kinds_in_a_pass(source, tokenizer_path) == (expected, USABLE)
     _, counts = train_and_count(
-        tiny_config, tmp_path / "run", **{"data.source": f"array_record:{root}",
-                                          "data.eval_source": files["eval"]}
+        tiny_config,
+        tmp_path / "run",
+        **{"data.source": f"array_record:{root}", "data.eval_source": files["eval"]},
     )
     assert counts == skips_before_nth_good(kinds, 0, 2 * 16)
 
@@ -212,11 +243,15 @@ def test_the_tokenizer_cli_trains_on_a_sample_of_any_source(files, tmp_path, cap
     from mvl.data import tokenizer
 
     out = str(tmp_path / "tok.model")
-    tokenizer.main(["--source", files["jsonl"], "--num_captions", "15", "--vocab_size", "60",
-                    "--out", out])
+    tokenizer.main(
+        ["--source", files["jsonl"], "--num_captions", "15", "--vocab_size", "60", "--out", out]
+    )
     assert "wrote" in capsys.readouterr().out
     trained = Tokenizer(out)
-    assert trained.decode(trained.encode("a photo of thing number 3", 24)) == "a photo of thing number 3"
+    assert (
+        trained.decode(trained.encode("a photo of thing number 3", 24))
+        == "a photo of thing number 3"
+    )
     # Evenly spaced over the file, broken captions left out.
     source = pipeline.make_source(files["jsonl"], "train", size=0, seed=0, image_size=32)
     sampled = list(tokenizer.captions_from_source(source, 15, spread=True))
@@ -228,15 +263,22 @@ def test_the_tokenizer_cli_trains_on_a_sample_of_any_source(files, tmp_path, cap
 def test_training_from_a_weighted_mixture(files, tiny_config, tmp_path):
     mixture = ((files["csv"], 3.0), (files["webdataset"], 1.0))
     trainer, counts = train_and_count(
-        tiny_config, tmp_path, **{"data.source": "mixture", "data.mixture": repr(mixture),
-                                  "data.eval_source": files["eval"]}
+        tiny_config,
+        tmp_path,
+        **{
+            "data.source": "mixture",
+            "data.mixture": repr(mixture),
+            "data.eval_source": files["eval"],
+        },
     )
     source = pipeline.source_for_config(trainer.cfg.data, "train", 0)
     parts = Counter(source.locate(i)[0] for i in range(len(source)))
     assert len(source) == 2 * len(SAMPLES) and abs(parts[0] - 0.75 * len(source)) <= 1  # weights
     kinds = [SAMPLES[source.locate(i)[1]].kind for i in range(len(source))]
     assert counts == skips_before_nth_good(kinds, 0, 2 * 16)
-    assert "mixture part webdataset:" in source.describe(next(i for i in range(8) if source.locate(i)[0]))
+    assert "mixture part webdataset:" in source.describe(
+        next(i for i in range(8) if source.locate(i)[0])
+    )
 
 
 def test_the_last_eval_size_samples_are_held_out_without_eval_source(files, tiny_config):
@@ -253,7 +295,10 @@ def test_the_last_eval_size_samples_are_held_out_without_eval_source(files, tiny
         ({"data.source": "parquet:/x"}, "data.source='parquet:/x'"),
         ({"data.source": "csv:/does/not/exist.csv"}, "data.source='csv:/does/not/exist.csv'"),
         ({"data.source": "mixture"}, "data.mixture=()"),
-        ({"data.source": "mixture", "data.mixture": "(('shapes', 0),)"}, "weights must be numbers > 0"),
+        (
+            {"data.source": "mixture", "data.mixture": "(('shapes', 0),)"},
+            "weights must be numbers > 0",
+        ),
         ({"data.source": "mixture", "data.mixture": "(('shapes', 1),)"}, "data.eval_source"),
         ({"data.eval_source": "tsv"}, "data.eval_source='tsv'"),
     ],
@@ -272,8 +317,10 @@ def test_a_table_without_the_configured_columns_names_them(files, tiny_config):
 def test_evaluation_on_real_data_reports_retrieval_and_no_label_tasks(files, tiny_config, tmp_path):
     from mvl.evaluate.suite import EvalSuite
 
-    cfg = tiny_config("clip", **{"data.source": files["csv"], "data.eval_source": files["csv"],
-                                 "data.eval_size": "12"})
+    cfg = tiny_config(
+        "clip",
+        **{"data.source": files["csv"], "data.eval_source": files["csv"], "data.eval_size": "12"},
+    )
     trainer = Trainer(cfg, str(tmp_path))
     suite = EvalSuite(trainer.model, trainer.cfg, trainer.tokenizer, trainer.mesh)
     metrics = suite.run(trainer.state)
@@ -299,22 +346,31 @@ def tiny_tfds_builder(data_dir):
         __module__ = "__main__"
 
         def _info(self):
-            features = tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
-                "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
-            })
+            features = tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
+                }
+            )
             return tfds.core.DatasetInfo(builder=self, features=features)
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(0, 20),
-                    "validation": self._generate_examples(20, 26)}
+            return {
+                "train": self._generate_examples(0, 20),
+                "validation": self._generate_examples(20, 26),
+            }
 
         def _generate_examples(self, start, stop):
             for i in range(start, stop):
                 size = (3, 5) if i == 4 else (40, 30)  # one image smaller than a patch
                 text = "" if i in (2, 9) else f"a noisy picture number {i}"  # 2 empty captions
-                yield i, {"image": np.asarray(planted_data.noise("RGB", size, i)),
-                          "captions": [{"text": text}, {"text": "another caption"}]}
+                yield (
+                    i,
+                    {
+                        "image": np.asarray(planted_data.noise("RGB", size, i)),
+                        "captions": [{"text": text}, {"text": "another caption"}],
+                    },
+                )
 
     builder = MvlTinyPairs(data_dir=data_dir)
     builder.download_and_prepare(file_format="array_record")
@@ -323,10 +379,12 @@ def tiny_tfds_builder(data_dir):
 
 def test_training_from_a_tfds_dataset_read_through_data_source(tiny_config, tmp_path):
     tiny_tfds_builder(str(tmp_path / "tfds"))
-    settings = {"data.source": "tfds:mvl_tiny_pairs:train",
-                "data.eval_source": "tfds:mvl_tiny_pairs:validation",
-                "data.tfds.data_dir": str(tmp_path / "tfds"),
-                "data.tfds.caption_key": "captions/text"}
+    settings = {
+        "data.source": "tfds:mvl_tiny_pairs:train",
+        "data.eval_source": "tfds:mvl_tiny_pairs:validation",
+        "data.tfds.data_dir": str(tmp_path / "tfds"),
+        "data.tfds.caption_key": "captions/text",
+    }
     cfg = tiny_config("clip", **settings)
     source = pipeline.source_for_config(cfg.data, "train", 0)
     assert len(source) == 20 and "tfds mvl_tiny_pairs split train" in source.describe(0)
@@ -343,9 +401,23 @@ def test_training_from_a_tfds_dataset_read_through_data_source(tiny_config, tmp_
     # The converter reads it too (stored JPEG/PNG bytes, first caption of the sequence).
     from mvl.data import convert
 
-    assert convert.main(["--from", "tfds", "--input", "mvl_tiny_pairs:train", "--output",
-                         str(tmp_path / "ar"), "--tfds_data_dir", str(tmp_path / "tfds"),
-                         "--tfds_caption_key", "captions/text"]) == 0
+    assert (
+        convert.main(
+            [
+                "--from",
+                "tfds",
+                "--input",
+                "mvl_tiny_pairs:train",
+                "--output",
+                str(tmp_path / "ar"),
+                "--tfds_data_dir",
+                str(tmp_path / "tfds"),
+                "--tfds_caption_key",
+                "captions/text",
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "ar" / "convert_report.json") as f:
         report = json.load(f)
     assert (report["written"], report["skipped_by_kind"]) == (18, {"empty_caption": 2})

@@ -64,14 +64,20 @@ class Plan:
         return max(1, -(-self.num_samples // self.shard_size))
 
     def shard_path(self, k: int) -> str:
-        return os.path.join(self.output, f"data-{k:05d}-of-{self.num_shards:05d}{array_record.EXTENSION}")
+        return os.path.join(
+            self.output, f"data-{k:05d}-of-{self.num_shards:05d}{array_record.EXTENSION}"
+        )
 
     def progress_path(self, k: int) -> str:
         return os.path.join(self.output, "progress", f"{k:05d}.json")
 
     def identity(self) -> dict:
-        return {"source": self.spec, "split": self.split, "shard_size": self.shard_size,
-                "num_samples": self.num_samples}
+        return {
+            "source": self.spec,
+            "split": self.split,
+            "shard_size": self.shard_size,
+            "num_samples": self.num_samples,
+        }
 
 
 def build_source(plan: Plan) -> Any:
@@ -80,7 +86,11 @@ def build_source(plan: Plan) -> Any:
     from mvl.data import pipeline
 
     return pipeline.make_source(
-        plan.spec, plan.split, size=plan.size, seed=0, image_size=plan.image_size,
+        plan.spec,
+        plan.split,
+        size=plan.size,
+        seed=0,
+        image_size=plan.image_size,
         options=plan.options,
     )
 
@@ -130,14 +140,20 @@ def convert_shard(plan: Plan, k: int) -> dict:
         except Exception as e:  # noqa: BLE001 -- counted and reported; never stops a conversion
             skipped[kind_of(e)] += 1
             if len(examples) < EXAMPLES_KEPT:
-                examples.append({"where": where, "kind": kind_of(e), "reason": f"{type(e).__name__}: {e}"})
+                examples.append(
+                    {"where": where, "kind": kind_of(e), "reason": f"{type(e).__name__}: {e}"}
+                )
             continue
         writer.write(record)
         written += 1
     writer.close()
     os.replace(tmp, final)
-    report = {"shard": os.path.basename(final), "written": written, "skipped": dict(skipped),
-              "examples": examples}
+    report = {
+        "shard": os.path.basename(final),
+        "written": written,
+        "skipped": dict(skipped),
+        "examples": examples,
+    }
     write_json(plan.progress_path(k), report)
     return report
 
@@ -188,12 +204,13 @@ def run(plan: Plan, workers: int) -> dict:
     todo = [k for k in range(plan.num_shards) if k not in done]
     if done:
         print(f"resuming: {len(done)} of {plan.num_shards} shards already written", flush=True)
-    finished = 0
-    for k, report in each_shard(plan, todo, workers):
+    for finished, (k, report) in enumerate(each_shard(plan, todo, workers), start=1):
         done[k] = report
-        finished += 1
-        print(f"shard {k + 1}/{plan.num_shards}: {report['written']} written, "
-              f"{sum(report['skipped'].values())} skipped", flush=True)
+        print(
+            f"shard {k + 1}/{plan.num_shards}: {report['written']} written, "
+            f"{sum(report['skipped'].values())} skipped",
+            flush=True,
+        )
         if len(done) < plan.num_shards:
             inject_fault(finished)
     return summarise(plan, done)
@@ -248,11 +265,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--from", dest="fmt", required=True,
-                        choices=sources.FORMATS + ("shapes",), help="the input's format")
-    parser.add_argument("--input", required=True,
-                        help="PATH of the format (file, directory, glob, comma list); tfds: "
-                        "NAME[:VERSION]:SPLIT; shapes: SPLIT:SIZE")
+    parser.add_argument(
+        "--from",
+        dest="fmt",
+        required=True,
+        choices=sources.FORMATS + ("shapes",),
+        help="the input's format",
+    )
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="PATH of the format (file, directory, glob, comma list); tfds: "
+        "NAME[:VERSION]:SPLIT; shapes: SPLIT:SIZE",
+    )
     parser.add_argument("--output", required=True, help="directory of the ArrayRecord shards")
     parser.add_argument("--shard_size", type=int, default=10_000, help="samples per shard")
     parser.add_argument("--workers", type=int, default=1, help="processes converting shards")

@@ -52,7 +52,9 @@ def clean_caption(raw: Any) -> str:
         try:
             raw.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: bytes read with surrogateescape
-            raise BadSample("caption is not UTF-8 (undecodable bytes)", "caption_not_utf8") from None
+            raise BadSample(
+                "caption is not UTF-8 (undecodable bytes)", "caption_not_utf8"
+            ) from None
     if not isinstance(raw, str) or not raw.strip():
         raise BadSample(f"caption is empty or not text: {raw!r:.60}", "empty_caption")
     text = " ".join(raw.split())
@@ -72,7 +74,9 @@ def open_image(value: Any) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise BadSample(f"not an image Pillow can read ({len(data)} bytes)", "not_an_image") from None
+        raise BadSample(
+            f"not an image Pillow can read ({len(data)} bytes)", "not_an_image"
+        ) from None
     except Image.DecompressionBombError as e:
         raise BadSample(str(e), "huge_image") from None
     width, height = image.size

@@ -30,18 +30,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import grain
 import numpy as np
 from absl import flags
 
 from mvl.data import decode, sources
+
 # BadSample and Skipped are used here and re-exported (sources and tests raise them).
 from mvl.data.bad_sample import SKIP_KINDS, BadSample, Skipped, kind_of
 from mvl.data.shapes import ShapesSource
 from mvl.data.sources.subset import Subset
 from mvl.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +68,7 @@ def make_source(
     size: int,
     seed: int,
     image_size: int,
-    options: sources.SourceOptions = sources.SourceOptions(),
+    options: sources.SourceOptions = sources.DEFAULT_OPTIONS,
 ) -> Any:
     """A random-access data source (len + getitem -> dict with "image" and "caption"):
     a generated one by name (`split`, `size` and `seed` apply), or a spec FORMAT:PATH
@@ -210,7 +213,7 @@ def make_read_and_preprocess(source: Any, preprocess: Callable) -> Callable:
 
 
 class _SkipBrokenIterator(grain.DatasetIterator):
-    def __init__(self, parent: grain.DatasetIterator, max_in_a_row: int, counter: "SkipLog"):
+    def __init__(self, parent: grain.DatasetIterator, max_in_a_row: int, counter: SkipLog):
         super().__init__(parent)
         self.max_in_a_row, self.counter = max_in_a_row, counter
 

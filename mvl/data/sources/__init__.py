@@ -31,7 +31,7 @@ class SourceOptions:
     index_cache_dir: str = ""
 
     @classmethod
-    def from_config(cls, data_cfg: Any) -> "SourceOptions":
+    def from_config(cls, data_cfg: Any) -> SourceOptions:
         return cls(
             table_image_key=data_cfg.table.image_key,
             table_caption_key=data_cfg.table.caption_key,
@@ -40,6 +40,9 @@ class SourceOptions:
             tfds_caption_key=data_cfg.tfds.caption_key,
             index_cache_dir=data_cfg.index_cache_dir,
         )
+
+
+DEFAULT_OPTIONS = SourceOptions()
 
 
 class SpecError(ValueError):
@@ -56,7 +59,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return fmt, path
 
 
-def from_spec(spec: str, image_size: int, options: SourceOptions = SourceOptions()) -> Any:
+def from_spec(spec: str, image_size: int, options: SourceOptions = DEFAULT_OPTIONS) -> Any:
     fmt, path = parse_spec(spec)
     if fmt in ("csv", "tsv", "jsonl"):
         from mvl.data.sources.table import TableSource

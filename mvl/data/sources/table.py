@@ -41,7 +41,9 @@ class TableSource(EncodedSource):
         # whole file; decode.clean_caption truncates it instead.
         csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
         reader = csv.DictReader(f, delimiter=DELIMITERS[self.fmt])
-        missing = [k for k in (self.image_key, self.caption_key) if k not in (reader.fieldnames or [])]
+        missing = [
+            k for k in (self.image_key, self.caption_key) if k not in (reader.fieldnames or [])
+        ]
         if missing:
             raise UserError(
                 f"{self.path}: no column {missing[0]!r} (columns: {reader.fieldnames}); set "
@@ -59,7 +61,9 @@ class TableSource(EncodedSource):
                 row = json.loads(line)
                 rows.append((row[self.image_key], row.get(self.caption_key), line_num))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
-                rows.append((None, BadSample(f"unparseable row ({e!r:.80})", "bad_record"), line_num))
+                rows.append(
+                    (None, BadSample(f"unparseable row ({e!r:.80})", "bad_record"), line_num)
+                )
         return rows
 
     def __len__(self) -> int:

@@ -49,7 +49,9 @@ def build_index(tar_path: str) -> list[dict]:
                 elif extension in ("txt", "json"):
                     entry[extension] = where
     except (tarfile.TarError, OSError) as e:
-        log.warning("%s: damaged tar, indexed its first %d samples only (%s)", tar_path, len(samples), e)
+        log.warning(
+            "%s: damaged tar, indexed its first %d samples only (%s)", tar_path, len(samples), e
+        )
     return samples
 
 

@@ -49,7 +49,9 @@ class WebDatasetSource(EncodedSource):
             try:
                 return json.loads(read(f, entry["json"])).get("caption")
             except (ValueError, AttributeError) as e:
-                raise BadSample(f"{entry['key']}.json is not a JSON object ({e})", "bad_record") from None
+                raise BadSample(
+                    f"{entry['key']}.json is not a JSON object ({e})", "bad_record"
+                ) from None
         raise BadSample(f"no {entry['key']}.txt or .json caption", "empty_caption")
 
     def caption(self, index: int) -> str:
