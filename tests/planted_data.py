@@ -75,6 +75,7 @@ def planted() -> list[Sample]:
         Sample("grey16", encode(grey16(), "PNG"), b"a sixteen bit ramp", None, "png"),
         Sample("grey", encode(noise("L", (40, 40), 4), "JPEG"), b"a grey picture", None),
         Sample("tiny", encode(noise("RGB", (3, 5), 5), "PNG"), b"a tiny picture", None, "png"),
+        Sample("webp", encode(noise("RGB", (40, 40), 6), "WEBP"), b"a webp picture", None, "webp"),
         Sample(
             "long_caption", GOOD_JPEG, b"word " * 40_000, None
         ),  # 200 kB: over csv's field limit

@@ -17,6 +17,7 @@ from mvl.config import ConfigError
 from mvl.data import decode, pipeline
 from mvl.data.bad_sample import SKIP_KINDS, BadSample
 from mvl.data.tokenizer import Tokenizer
+from mvl.errors import UserError
 from mvl.train.loop import Trainer
 from tests import planted_data
 
@@ -95,7 +96,7 @@ def planted_sample(name):
     return next(s for s in SAMPLES if s.name == name)
 
 
-@pytest.mark.parametrize("name", ["cmyk", "rgba", "palette", "grey16", "grey", "tiny"])
+@pytest.mark.parametrize("name", ["cmyk", "rgba", "palette", "grey16", "grey", "tiny", "webp"])
 def test_awkward_images_are_converted_to_rgb_at_image_size(name):
     pixels = decode.decode_image(planted_sample(name).image, 32)
     assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
@@ -193,6 +194,31 @@ def test_two_processes_read_the_rows_of_one_and_sources_pickle_for_grain_workers
         whole, halves = next(one), [next(it) for it in two]
         for key in whole:
             np.testing.assert_array_equal(whole[key], np.concatenate([h[key] for h in halves]))
+
+
+def test_a_cut_short_shard_is_read_up_to_the_damage_and_a_gzipped_one_is_named(tmp_path):
+    root = planted_data.write_webdataset(str(tmp_path / "wds"), SAMPLES[:10], shards=1)
+    shard = tmp_path / "wds" / "00000.tar"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) * 6 // 10])  # a copy that stopped part-way
+    source = pipeline.make_source(f"webdataset:{root}", "train", size=0, seed=0, image_size=32)
+    assert 0 < len(source) < 10
+    kinds = Counter()
+    for i in range(len(source)):
+        try:
+            source[i]
+        except BadSample as e:
+            kinds[e.kind] += 1
+    # No crash; what the cut leaves half-written is counted (image, or caption member).
+    assert set(kinds) <= {"truncated_image", "missing_image", "empty_caption", "bad_record"}
+    import gzip
+
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "00000.tar").write_bytes(gzip.compress(data))
+    with pytest.raises(UserError, match="is not an uncompressed tar"):
+        pipeline.make_source(
+            f"webdataset:{tmp_path / 'gz'}", "train", size=0, seed=0, image_size=32
+        )
 
 
 def test_webdataset_index_is_cached_and_rebuilt_when_the_shard_changes(files, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvl.data import pipeline, shapes
+from mvl.errors import UserError
 from mvl.evaluate import (
     gather,
     itm_rerank,
@@ -42,6 +43,11 @@ def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dic
         drop_remainder=False,
     )
     batches = list(dataset)
+    if not batches:
+        raise UserError(
+            f"no usable held-out pairs in {source!r} (every sample was skipped; see the "
+            "warnings above): check data.eval_source / data.eval_size"
+        )
     return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
 
 

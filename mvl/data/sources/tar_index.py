@@ -17,6 +17,8 @@ import logging
 import os
 import tarfile
 
+from mvl.errors import UserError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -32,27 +34,41 @@ def split_key(name: str) -> tuple[str, str]:
 def build_index(tar_path: str) -> list[dict]:
     """[{"key", "image": [offset, size, ext] | None, "txt": [offset, size] | None, "json": ...}]"""
     samples: list[dict] = []
-    by_key: dict[str, dict] = {}
     try:
-        with tarfile.open(tar_path, "r:") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, extension = split_key(member.name)
-                if key not in by_key:
-                    by_key[key] = {"key": key, "image": None, "txt": None, "json": None}
-                    samples.append(by_key[key])
-                entry = by_key[key]
-                where = [member.offset_data, member.size]
-                if extension in IMAGE_EXTENSIONS and entry["image"] is None:
-                    entry["image"] = where + [extension]
-                elif extension in ("txt", "json"):
-                    entry[extension] = where
+        with open_tar(tar_path) as tar:
+            add_members(tar, samples)
     except (tarfile.TarError, OSError) as e:
         log.warning(
             "%s: damaged tar, indexed its first %d samples only (%s)", tar_path, len(samples), e
         )
     return samples
+
+
+def open_tar(tar_path: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(tar_path, "r:")  # "r:" only: seeking needs an uncompressed tar
+    except (tarfile.TarError, OSError) as e:
+        raise UserError(
+            f"webdataset shard {tar_path} is not an uncompressed tar ({e}); random access "
+            "needs plain .tar shards (img2dataset's default)"
+        ) from None
+
+
+def add_members(tar: tarfile.TarFile, samples: list[dict]) -> None:
+    by_key: dict[str, dict] = {}
+    for member in tar:
+        if not member.isfile():
+            continue
+        key, extension = split_key(member.name)
+        if key not in by_key:
+            by_key[key] = {"key": key, "image": None, "txt": None, "json": None}
+            samples.append(by_key[key])
+        entry = by_key[key]
+        where = [member.offset_data, member.size]
+        if extension in IMAGE_EXTENSIONS and entry["image"] is None:
+            entry["image"] = [*where, extension]
+        elif extension in ("txt", "json"):
+            entry[extension] = where
 
 
 def index_path(tar_path: str, cache_dir: str) -> str:

@@ -44,10 +44,11 @@ class WebDatasetSource(EncodedSource):
 
     def _caption(self, f, entry: dict) -> Any:
         if entry["txt"]:
-            return read(f, entry["txt"])
+            return read(f, entry["txt"], "bad_record")
         if entry["json"]:
+            data = read(f, entry["json"], "bad_record")
             try:
-                return json.loads(read(f, entry["json"])).get("caption")
+                return json.loads(data).get("caption")
             except (ValueError, AttributeError) as e:
                 raise BadSample(
                     f"{entry['key']}.json is not a JSON object ({e})", "bad_record"
@@ -67,13 +68,14 @@ class WebDatasetSource(EncodedSource):
             caption = self._caption(f, entry)
             if not entry["image"]:
                 raise BadSample(f"no image member for key {entry['key']}", "missing_image")
-            return read(f, entry["image"]), caption
+            return read(f, entry["image"], "truncated_image"), caption
 
 
-def read(f, where: list) -> bytes:
+def read(f, where: list, kind: str) -> bytes:
+    """A member's bytes; a member cut short (a shard copied part-way) is a `kind` skip."""
     offset, size = where[0], where[1]
     f.seek(offset)
     data = f.read(size)
     if len(data) != size:
-        raise BadSample(f"tar member cut short ({len(data)} of {size} bytes)", "truncated_image")
+        raise BadSample(f"tar member cut short ({len(data)} of {size} bytes)", kind)
     return data
