@@ -122,8 +122,8 @@ def embed(args) -> dict[str, np.ndarray]:
     from mvl.models.model import build_model
 
     cfg, params = run_dir.read(args.checkpoint)
-    vocab_size = params.get("text", {}).get("token_embedding", {}).get("embedding")
-    model = build_model(cfg, vocab_size.shape[0] if vocab_size is not None else 1)
+    embedding = params.get("text", {}).get("token_embedding", {}).get("embedding")
+    model = build_model(cfg, embedding.shape[0] if embedding is not None else 1)
     if "projections" not in model.components:
         raise UserError(
             f"--checkpoint {args.checkpoint}: this run has no image / text projections "

@@ -67,15 +67,16 @@ NAMED = {
     "ViT-L-14": _vit(14, 1024, 24, 768, 768),
 }
 
-# open_clip config keys whose non-default values mvl's towers cannot express.
+# open_clip config keys whose non-default (truthy) values mvl's towers cannot express.
 UNSUPPORTED = {
     "vision_cfg": (
         "ls_init_value",
         "attentional_pool",
         "no_ln_pre",
         "timm_model_name",
-        "final_ln_after_pool",
-        "patch_dropout_keep",
+        "norm_kwargs",
+        "act_kwargs",
+        "pos_embed_type",
     ),
     "text_cfg": (
         "ls_init_value",
@@ -84,8 +85,29 @@ UNSUPPORTED = {
         "no_causal_mask",
         "proj_bias",
         "pad_id",
+        "norm_kwargs",
+        "act_kwargs",
     ),
 }
+# Pooling open_clip can be configured with, and the ones mvl's towers compute: the class
+# token (a LayerNorm after pooling one token is the same LayerNorm before it), and the
+# end-of-text token (the last non-pad one in rows CLIP's tokenizer writes).
+POOLING = {"vision_cfg": ("tok",), "text_cfg": ("argmax", "eos", "last")}
+
+
+def check_supported(config: dict, where: str):
+    for section, keys in UNSUPPORTED.items():
+        part = config.get(section, {})
+        bad = [
+            k
+            for k in keys
+            if part.get(k) and not (k == "pos_embed_type" and part[k] == "learnable")
+        ]
+        pool = part.get("pool_type")
+        if pool is not None and pool not in POOLING[section]:
+            bad.append(f"pool_type={pool!r}")
+        if bad:
+            raise UserError(f"--arch {where}: {section} {', '.join(bad)} is not supported")
 
 
 def named(name: str) -> Architecture:
@@ -121,10 +143,7 @@ def resolve(arch: str | None, kind: str, checkpoint: str) -> Architecture:
 def from_open_clip(config: dict, where: str) -> Architecture:
     """open_clip's model config (open_clip/model_configs/*.json), defaults as open_clip's."""
     vision, text = config.get("vision_cfg", {}), config.get("text_cfg", {})
-    for section, keys in UNSUPPORTED.items():
-        bad = [k for k in keys if config.get(section, {}).get(k)]
-        if bad:
-            raise UserError(f"--arch {where}: {section} {', '.join(bad)} is not supported")
+    check_supported(config, where)
     if not isinstance(vision.get("layers", 12), int):
         raise UserError(f"--arch {where}: only ViT image towers are supported (not ResNet)")
     width, text_width = vision.get("width", 768), text.get("width", 512)
