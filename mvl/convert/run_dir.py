@@ -65,17 +65,18 @@ def write(
             f"--tokenizer {tokenizer_file}: expected a CLIP BPE vocabulary "
             f"({', '.join(clip_bpe.SUFFIXES)})"
         )
-    os.makedirs(out, exist_ok=True)
-    copied = os.path.join(os.path.abspath(out), os.path.basename(tokenizer_file))
-    _copy_vocabulary(tokenizer_file, copied)
-    tokenizer = clip_bpe.ClipBpeTokenizer(copied)
+    tokenizer = clip_bpe.ClipBpeTokenizer(tokenizer_file)
+    # The weights against --arch first: a wrong --arch is the likelier mistake.
+    cfg = clip_config(arch, os.path.join(os.path.abspath(out), os.path.basename(tokenizer_file)))
+    layout.check_shapes(params, expected_params(cfg, arch.vocab_size), source["checkpoint"])
     if tokenizer.vocab_size != arch.vocab_size:
         raise UserError(
             f"--tokenizer {tokenizer_file} has {tokenizer.vocab_size} tokens but the text "
             f"tower's embedding has {arch.vocab_size}: not the vocabulary it was trained with"
         )
-    cfg = clip_config(arch, copied)
-    layout.check_shapes(params, expected_params(cfg, tokenizer.vocab_size), source["checkpoint"])
+    os.makedirs(out, exist_ok=True)
+    _copy_vocabulary(tokenizer_file, cfg.data.tokenizer)
+    tokenizer = clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)  # its identity: the copy's
     run = {"tokenizer": tokenizer_identity(tokenizer), "converted_from": source}
     saver = checkpoint.Checkpointer(os.path.join(out, "checkpoints"), max_to_keep=None)
     saver.save_params(0, jax.tree.map(np.asarray, params), cfg, run)
