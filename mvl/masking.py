@@ -149,19 +149,18 @@ def bert_text_mask(
     vocab_size: int,
     mask_prob: float = 0.8,
     random_prob: float = 0.1,
+    special: special_tokens.SpecialIds = special_tokens.SENTENCEPIECE,
 ):
     """BERT masking: picks max(1, round(ratio * n)) of each row's n maskable tokens
     (none where the ratio is 0; `ratio` may be a [B] array of per-example ratios).
 
-    Maskable means not pad, [CLS], [EOS] or [BOS]. Of the picked tokens, `mask_prob`
-    become [MASK], `random_prob` a random ordinary token, the rest stay unchanged.
+    Maskable means a caption token: not pad nor the tokenizer's start / end / class
+    tokens (`special`, the tokenizer's ids). Of the picked tokens, `mask_prob` become
+    [MASK], `random_prob` a random ordinary token, the rest stay unchanged.
     Returns (corrupted ids, picked positions).
     """
     pick_rng, kind_rng, token_rng = jax.random.split(rng, 3)
-    maskable = ~jnp.isin(
-        ids,
-        jnp.array([special_tokens.PAD, special_tokens.CLS, special_tokens.EOS, special_tokens.BOS]),
-    )
+    maskable = special.maskable(ids)
     num_maskable = maskable.sum(-1)
     ratio = jnp.broadcast_to(jnp.asarray(ratio, jnp.float32), num_maskable.shape)
     wanted = jnp.maximum(1, jnp.round(ratio * num_maskable))
@@ -169,10 +168,11 @@ def bert_text_mask(
     scores = jnp.where(maskable, jax.random.uniform(pick_rng, ids.shape), 2.0)
     picked = _hide_lowest(scores, count) & maskable
     kind = jax.random.uniform(kind_rng, ids.shape)
-    random_ids = jax.random.randint(token_rng, ids.shape, special_tokens.NUM_RESERVED, vocab_size)
+    low, high = special.ordinary_range(vocab_size)
+    random_ids = jax.random.randint(token_rng, ids.shape, low, high)
     corrupted = jnp.where(
         kind < mask_prob,
-        special_tokens.MASK,
+        special.mask,
         jnp.where(kind < mask_prob + random_prob, random_ids, ids),
     )
     return jnp.where(picked, corrupted, ids).astype(ids.dtype), picked
@@ -244,10 +244,18 @@ def check_mask_config(cfg, grid: int) -> None:
         )
 
 
-def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
+def make_masks(
+    rng,
+    cfg,
+    batch,
+    grid: int,
+    vocab_size: int,
+    special: special_tokens.SpecialIds = special_tokens.SENTENCEPIECE,
+) -> dict:
     """All masks of one step: {"image": [B, N] | None, "image_keep" (when hidden patches
     are dropped rather than replaced), "text_ids", "text_picked"}; with modality-aware
-    masking also "mam_mode" [B]; with modality dropout "keep_text" / "keep_image" [B]."""
+    masking also "mam_mode" [B]; with modality dropout "keep_text" / "keep_image" [B].
+    `special`: the tokenizer's ids (which tokens text masking may pick, [MASK]'s id)."""
     check_mask_config(cfg, grid)
     image_rng, text_rng, mam_rng, mdo_rng = jax.random.split(rng, 4)
     batch_size = batch["image"].shape[0]
@@ -267,6 +275,7 @@ def make_masks(rng, cfg, batch, grid: int, vocab_size: int) -> dict:
             vocab_size,
             cfg.text.mask_prob,
             cfg.text.random_prob,
+            special,
         )
     if modality_dropout_enabled(cfg.modality_dropout):
         mode = draw_modes(mdo_rng, batch_size, cfg.modality_dropout.probabilities)

@@ -96,6 +96,7 @@ class Tokenizer:
     eos_id = property(lambda self: EOS_ID)
     mask_id = property(lambda self: MASK_ID)
     cls_id = property(lambda self: CLS_ID)
+    special_ids = property(lambda self: special_tokens.SENTENCEPIECE)
 
     def encode(self, texts: str | Sequence[str], max_len: int) -> np.ndarray:
         """int32 [N, max_len] (or [max_len] for one str): [CLS] pieces [EOS] then pad.

@@ -73,7 +73,8 @@ class Embedder:
                     image_keep=jnp.full((batch,), keep_image),
                     method="encode_stream",
                 )
-                text_weight = (text_valid(ids) & keep_text).astype(text.dtype)[..., None]
+                text_weight = text_valid(ids, model.special) & keep_text
+                text_weight = text_weight.astype(text.dtype)[..., None]
                 total = (text * text_weight).sum(1) + patches.sum(1) * keep_image
                 count = text_weight.sum(1) + patches.shape[1] * keep_image
                 return total / count

@@ -40,7 +40,7 @@ def make_reconstruct_fn(model, cfg, vocab_size: int):
     grid = cfg.model.image.image_size // patch
 
     def reconstruct(params, batch, rng):
-        masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size)
+        masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size, model.special)
         forward = Forward(model, params, batch, masks, rng)
         predicted = _predicted_patches(forward, cfg, patch)
         original = targets.patchify(batch["image"], patch)

@@ -48,8 +48,9 @@ COMPONENTS = (
 )
 
 
-def text_valid(ids):
-    return ids != special_tokens.PAD
+def text_valid(ids, special: special_tokens.SpecialIds = special_tokens.SENTENCEPIECE):
+    """bool [B, L]: which positions hold the caption, by the tokenizer's ids."""
+    return special.valid(ids)
 
 
 class MultimodalModel(nn.Module):
@@ -60,6 +61,7 @@ class MultimodalModel(nn.Module):
     image_keep_count: int = 0  # > 0: hidden patches are dropped; this many stay visible
     feature_dim: int = 0  # width of the teacher features the feature head predicts
     codebook_size: int = 0
+    special: special_tokens.SpecialIds = special_tokens.SENTENCEPIECE  # the tokenizer's ids
 
     def setup(self):
         c, common = self.config, self._common()
@@ -103,6 +105,7 @@ class MultimodalModel(nn.Module):
             image = c.image
             self.single_stream = SingleStreamEncoder(
                 vocab_size=self.vocab_size,
+                mask_id=self.special.mask,
                 max_len=c.text.max_len,
                 image_size=image.image_size,
                 patch_size=image.patch_size,
@@ -118,6 +121,9 @@ class MultimodalModel(nn.Module):
                 c.image.patch_size, c.deconv_decoder.width, c.act, common["dtype"]
             )
 
+    def _valid(self, ids):
+        return text_valid(ids, self.special)
+
     def _common(self):
         return dict(
             act=self.config.act, ln_eps=self.config.ln_eps, dtype=jnp.dtype(self.config.dtype)
@@ -128,17 +134,18 @@ class MultimodalModel(nn.Module):
         return self.image(images, patch_mask, keep_idx)
 
     def encode_text(self, ids):
-        return self.text(ids, text_valid(ids))
+        return self.text(ids, self._valid(ids))
 
     def encode_stream(self, images, ids, patch_mask=None, text_keep=None, image_keep=None):
         """(text tokens, patch tokens) of the single-stream encoder (MLIM)."""
-        return self.single_stream(ids, text_valid(ids), images, patch_mask, text_keep, image_keep)
+        return self.single_stream(ids, self._valid(ids), images, patch_mask, text_keep, image_keep)
 
     def embed_image(self, image_tokens):
         return l2_normalize(self.image_projection(image_tokens[:, 0]))
 
     def embed_text(self, text_tokens, ids):
-        return l2_normalize(self.text_projection(pooled(text_tokens, ids, self.config.text.pool)))
+        caption = pooled(text_tokens, self._valid(ids), self.config.text.pool)
+        return l2_normalize(self.text_projection(caption))
 
     def logit_scale(self):
         return self.temperature()
@@ -149,11 +156,11 @@ class MultimodalModel(nn.Module):
     # Fusion ---------------------------------------------------------------------
     def fuse_image(self, image_tokens, text_tokens, ids):
         """Image queries attend to the text."""
-        return self.image_fusion(image_tokens, None, text_tokens, text_valid(ids))
+        return self.image_fusion(image_tokens, None, text_tokens, self._valid(ids))
 
     def fuse_text(self, text_tokens, ids, image_tokens):
         """Text queries attend to the image."""
-        return self.text_fusion(text_tokens, text_valid(ids), image_tokens, None)
+        return self.text_fusion(text_tokens, self._valid(ids), image_tokens, None)
 
     # Heads ----------------------------------------------------------------------
     def itm_logits(self, fused_image, fused_text):
@@ -168,7 +175,7 @@ class MultimodalModel(nn.Module):
 
         `keep_idx` says where the tokens of a dropped-patch encoding belong.
         """
-        valid = None if context_ids is None else text_valid(context_ids)
+        valid = None if context_ids is None else self._valid(context_ids)
         return self.pixel_decoder(image_tokens[:, 1:], context_tokens, valid, keep_idx)
 
     def predict_features(self, image_tokens):
@@ -183,7 +190,7 @@ class MultimodalModel(nn.Module):
         return self.codebook()
 
     def decode_text(self, text_tokens, ids):
-        return self.text_decoder(text_tokens, text_valid(ids))
+        return self.text_decoder(text_tokens, self._valid(ids))
 
     def decode_image(self, patch_tokens):
         """An image [B, H, W, 3] in [0, 1] from single-stream patch tokens (no [CLS])."""
@@ -245,8 +252,11 @@ class MultimodalModel(nn.Module):
         return self.config.image.image_size // self.config.image.patch_size
 
 
-def build_model(cfg, vocab_size: int) -> MultimodalModel:
-    """The model with exactly the parts the config's enabled objectives need."""
+def build_model(
+    cfg, vocab_size: int, special: special_tokens.SpecialIds = special_tokens.SENTENCEPIECE
+) -> MultimodalModel:
+    """The model with exactly the parts the config's enabled objectives need; `vocab_size`
+    and `special` are the tokenizer's (its `vocab_size`, `special_ids`)."""
     from mvl import objectives  # local: objectives import model-free math only
 
     needed = set()
@@ -274,6 +284,7 @@ def build_model(cfg, vocab_size: int) -> MultimodalModel:
         image_keep_count=grid * grid - masking.hidden_count(mask, grid) if drop else 0,
         feature_dim=cfg.teacher.image.width if cfg.teacher.kind != "none" else 0,
         codebook_size=distill.codebook_size if distill is not None else 0,
+        special=special,
     )
 
 

@@ -37,6 +37,7 @@ class SingleStreamEncoder(nn.Module):
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see layers.REMAT_POLICIES
     scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    mask_id: int = special_tokens.MASK  # the tokenizer's [MASK] (SpecialIds.mask)
 
     @nn.compact
     def __call__(self, ids, valid, images, patch_mask=None, text_keep=None, image_keep=None):
@@ -60,7 +61,7 @@ class SingleStreamEncoder(nn.Module):
         )(pixels)
         patches = patches.reshape(patches.shape[0], -1, self.width)
         if patch_mask is not None:
-            mask_embedding = embed(jnp.full((1, 1), special_tokens.MASK))
+            mask_embedding = embed(jnp.full((1, 1), self.mask_id))
             patches = jnp.where(patch_mask[..., None], mask_embedding, patches)
         patches = patches + layers.learned_positions(
             self, "image_positions", patches.shape[1], self.width

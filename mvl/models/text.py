@@ -57,13 +57,14 @@ class TextTower(nn.Module):
         )(x, None if self.causal else valid)
 
 
-def pooled(tokens, ids, pool: str):
-    """The token that stands for the caption: the first ([CLS]), or the last non-pad
-    one ("last": CLIP's end-of-text, when captions are padded with id 0)."""
+def pooled(tokens, valid, pool: str):
+    """The token that stands for the caption: the first ([CLS]), or the last valid one
+    ("last": CLIP's end-of-text). `valid` [B, L] is the tokenizer's (SpecialIds.valid),
+    so a caption's own "!" (CLIP's id 0, also its pad id) is not taken for padding."""
     if pool == "first":
         return tokens[:, 0]
     if pool == "last":
-        length = ids.shape[1]
-        last = length - 1 - jnp.argmax((ids != 0)[:, ::-1], axis=1)
+        length = valid.shape[1]
+        last = length - 1 - jnp.argmax(valid[:, ::-1], axis=1)
         return jnp.take_along_axis(tokens, last[:, None, None], axis=1)[:, 0]
     raise ValueError(f"config model.text.pool={pool!r} is not one of first, last")

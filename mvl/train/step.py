@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from mvl import masking, objectives
+from mvl.data import special_tokens
 from mvl.data.bad_sample import SKIP_KINDS
 from mvl.train import ema
 from mvl.train.forward import Forward
@@ -32,9 +33,10 @@ def step_rngs(state: TrainState):
     return jax.random.split(jax.random.fold_in(state.rng, state.step))
 
 
-def make_masks(cfg, batch, mask_rng, vocab_size: int) -> dict:
+def make_masks(cfg, batch, mask_rng, vocab_size: int, special=special_tokens.SENTENCEPIECE):
+    """`special`: the tokenizer's ids; callers with a model pass `model.special`."""
     grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    return masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size)
+    return masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size, special)
 
 
 def compute_losses(
@@ -44,7 +46,7 @@ def compute_losses(
 
     `teacher` is (module, params) of a teacher tower, or None.
     """
-    masks = make_masks(cfg, batch, mask_rng, vocab_size)
+    masks = make_masks(cfg, batch, mask_rng, vocab_size, model.special)
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
@@ -73,7 +75,7 @@ def make_train_step(
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
         teacher = None if teacher_model is None else (teacher_model, state.teacher)
-        masks = make_masks(cfg, batch, mask_rng, vocab_size)
+        masks = make_masks(cfg, batch, mask_rng, vocab_size, model.special)
 
         def grads_and_metrics(params, batch, masks, rng):
             def loss_fn(params):
