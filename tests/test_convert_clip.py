@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from safetensors import numpy as safetensors_numpy
 
-from mvl import embed
+from mvl import embed, masking
 from mvl.convert import __main__ as convert_cli, open_clip as open_clip_layout, weights_file
 from mvl.data.clip_bpe import ClipBpeTokenizer
 from mvl.errors import UserError
 from mvl.train.loop import Trainer
+from mvl.train.step import make_masks
 from tests.fixtures import clip_parity
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "clip")
@@ -74,6 +75,18 @@ def test_export_then_import_is_exact(converted, tmp_path):
     re_exported = open_clip_layout.from_mvl(again)
     assert all(re_exported[k].tobytes() == state[k].tobytes() for k in state)
     assert (tmp_path / "export.json").exists()  # open_clip's model config beside it
+    # Importing the export (with the config written beside it) restores the run
+    # directory bitwise, the [MASK] row export dropped included.
+    reimported = clip_parity.convert_to(
+        str(tmp_path / "reimported"),
+        "open_clip",
+        exported,
+        OPEN_CLIP["tokenizer"],
+        str(tmp_path / "export.json"),
+    )
+    first, again = (clip_parity.embed_params(d) for d in (converted["open_clip"], reimported))
+    same = jax.tree.map(lambda a, b: a.tobytes() == b.tobytes(), first, again)
+    assert all(jax.tree.leaves(same))
 
 
 def test_bpe_ids_match_open_clip_and_hugging_face():
@@ -89,7 +102,33 @@ def test_bpe_ids_match_open_clip_and_hugging_face():
         body[body == hf.eos_id] = 0  # HF's ids stop before the end token
         np.testing.assert_array_equal(body, reference["hf"], err_msg=vocabulary)
     assert ours.decode(ours.encode("A photo of a CAT", 77)) == "a photo of a cat"
-    assert ours.vocab_size == 512 + 1000 + 2
+    assert ours.clip_vocab_size == 512 + 1000 + 2  # bytes, merges, start / end
+    assert ours.mask_id == ours.clip_vocab_size and ours.vocab_size == ours.mask_id + 1
+    assert ours.decode([ours.bos_id, ours.mask_id, *ours.encode("cat", 77)[1:]]) == "cat"
+
+
+def test_converted_token_embedding_gains_a_mean_mask_row(converted):
+    original = weights_file.load(OPEN_CLIP["checkpoint"])["token_embedding.weight"]
+    embedding = clip_parity.embed_params(converted["open_clip"])["text"]["token_embedding"]
+    embedding = embedding["embedding"]
+    np.testing.assert_array_equal(embedding[:-1], original)
+    np.testing.assert_array_equal(embedding[-1], original.mean(0, dtype=np.float32))
+
+
+def test_clip_masking_keeps_captions_own_pad_id_and_skips_padding():
+    """CLIP's pad id 0 is "!": a caption's "!" may be masked, the padding never."""
+    tokenizer = ClipBpeTokenizer(OPEN_CLIP["tokenizer"])
+    ids = tokenizer.encode(["wow!? a cat!.", "a dog"], 24)  # "!?" -> 0, "?"
+    assert np.sum(ids[0] == 0) > ids.shape[1] - np.argmax(ids[0] == tokenizer.eos_id) - 1
+    special = tokenizer.special_ids
+    end = np.argmax(ids == tokenizer.eos_id, axis=1)
+    caption = (np.arange(24) > 0) & (np.arange(24) < end[:, None])  # start .. end, exclusive
+    np.testing.assert_array_equal(np.asarray(special.maskable(jax.numpy.asarray(ids))), caption)
+    corrupted, picked = masking.bert_text_mask(
+        jax.random.PRNGKey(0), jax.numpy.asarray(ids), 1.0, tokenizer.vocab_size, 1.0, 0.0, special
+    )
+    np.testing.assert_array_equal(np.asarray(picked), caption)
+    np.testing.assert_array_equal(np.asarray(corrupted)[caption], tokenizer.mask_id)
 
 
 def overrides_of(run_dir: str) -> dict[str, str]:
@@ -121,10 +160,46 @@ def test_clip_run_starts_from_converted_weights(tiny_config, converted, tmp_path
     assert np.isfinite(float(clip.step(clip.next_batch())["loss"]))
 
 
-def test_text_masking_with_a_clip_vocabulary_is_refused(tiny_config, tmp_path):
-    cfg = tiny_config("maskvlm", **{"data.tokenizer": OPEN_CLIP["tokenizer"]})
-    with pytest.raises(UserError, match="no \\[MASK\\] token"):
-        Trainer(cfg, str(tmp_path))
+def same_entries(params: dict, imported: dict) -> list[str]:
+    """Paths of `imported`'s arrays that `params` holds unchanged."""
+    same = []
+    for path, value in jax.tree_util.tree_leaves_with_path(imported):
+        node = params
+        for key in path:
+            node = node.get(key.key) if isinstance(node, dict) else None
+        if node is not None and np.array_equal(node, value):
+            same.append(jax.tree_util.keystr(path))
+    return same
+
+
+def test_maskvlm_trains_from_converted_open_clip_towers(tiny_config, converted, tmp_path):
+    run = converted["open_clip"]
+    flags = {**overrides_of(run), "init.checkpoint": run, "init.strict": "false"}
+    trainer = Trainer(tiny_config("maskvlm", **flags), str(tmp_path))
+    tokenizer = trainer.tokenizer
+    assert isinstance(tokenizer, ClipBpeTokenizer) and tokenizer.mask_id == 1514
+    assert trainer.restore()[0] == 0
+    params, imported = jax.device_get(trainer.state.params), clip_parity.embed_params(run)
+    for tower in ("image", "text"):  # every imported array was taken ([MASK] row too)
+        leaves = jax.tree.leaves(imported[tower])
+        assert len(same_entries(params[tower], imported[tower])) == len(leaves), tower
+    assert params["text"]["token_embedding"]["embedding"].shape[0] == tokenizer.vocab_size
+    assert params["mlm_head"]["to_vocab"]["kernel"].shape[-1] == tokenizer.vocab_size
+
+    batch = trainer.next_batch()
+    masks = make_masks(trainer.cfg, batch, jax.random.PRNGKey(1), 1515, trainer.model.special)
+    ids, picked = np.asarray(batch["text"]), np.asarray(masks["text_picked"])
+    end = np.argmax(ids == tokenizer.eos_id, axis=1)
+    caption = (np.arange(ids.shape[1]) > 0) & (np.arange(ids.shape[1]) < end[:, None])
+    assert np.all(ids[:, 0] == tokenizer.bos_id) and picked.sum() > 0
+    assert np.all(caption[picked])  # only real caption tokens, never start / end / pads
+    corrupted = np.asarray(masks["text_ids"])
+    assert np.mean(corrupted[picked] == tokenizer.mask_id) > 0.5  # 80% become [MASK]
+    np.testing.assert_array_equal(corrupted[~picked], ids[~picked])
+
+    metrics = [trainer.step(trainer.next_batch()) for _ in range(3)]
+    losses = [float(m["loss"]) for m in metrics]
+    assert np.all(np.isfinite(losses)) and float(metrics[-1]["mlm/loss"]) > 0, losses
 
 
 def test_embed_cli_on_image_files_and_caption_lines(converted, tmp_path):

@@ -13,6 +13,8 @@ in DIR/config_overrides.txt, python -m mvl.embed --checkpoint DIR ...
 
 Export a run's CLIP-shaped towers to open_clip's state-dict layout (+ its model config):
   python -m mvl.convert export --checkpoint DIR --out model.safetensors
+(Import appends a [MASK] row to the token embedding, for text-masking methods; export
+drops it, so open_clip sees CLIP's vocabulary.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import dataclasses
 import json
 import os
 import sys
+
+import numpy as np
 
 from mvl.errors import UserError
 
@@ -64,8 +68,8 @@ def import_clip(args):
     cfg = run_dir.write(args.out, params, arch, args.tokenizer, source)
     print(
         f"wrote {args.out}: {arch.vision_layers}-layer ViT/{arch.patch_size} at "
-        f"{arch.image_size} px, {arch.text_layers}-layer text, vocab {arch.vocab_size}, "
-        f"act {arch.act}"
+        f"{arch.image_size} px, {arch.text_layers}-layer text, vocab {arch.vocab_size} "
+        f"+ [MASK], act {arch.act}"
     )
     print(f"  MVP teacher:  --config.teacher.checkpoint={os.path.abspath(args.out)}")
     print(
@@ -83,7 +87,10 @@ def export(args):
     cfg, params = run_dir.read(args.checkpoint)
     arch = architectures.from_config(cfg.model.to_dict())
     state = open_clip.from_mvl(params)
-    vocab = state["token_embedding.weight"].shape[0]
+    # open_clip's layout has CLIP's rows only: the [MASK] row import appended goes.
+    embedding = state["token_embedding.weight"]
+    vocab = run_dir.clip_rows(cfg, args.checkpoint, embedding.shape[0])
+    state["token_embedding.weight"] = np.ascontiguousarray(embedding[:vocab])
     arch = dataclasses.replace(arch, vocab_size=vocab)
     # open_clip normalises pixels outside the model: say with which statistics.
     metadata = {

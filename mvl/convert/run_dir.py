@@ -6,6 +6,10 @@ DIR/<vocabulary>     the BPE vocabulary the text tower was trained with (a copy)
                      the saved config's data.tokenizer points at it
 DIR/config_overrides.txt   the --config flags that give another config these towers
 
+The text tower's token embedding gets one row more than CLIP's: the [MASK] token the
+CLIP BPE tokenizer appends (mvl/data/clip_bpe.py), so text-masking methods (MaskVLM,
+MaskCLIP) can start from these towers. `export` drops that row again.
+
 Such a directory works wherever a run's does: `teacher.checkpoint=DIR` (MVP),
 `init.checkpoint=DIR`, `python -m mvl.evaluate --checkpoint DIR`, `python -m mvl.embed`.
 """
@@ -69,11 +73,13 @@ def write(
     # The weights against --arch first: a wrong --arch is the likelier mistake.
     cfg = clip_config(arch, os.path.join(os.path.abspath(out), os.path.basename(tokenizer_file)))
     layout.check_shapes(params, expected_params(cfg, arch.vocab_size), source["checkpoint"])
-    if tokenizer.vocab_size != arch.vocab_size:
+    if tokenizer.clip_vocab_size != arch.vocab_size:
         raise UserError(
-            f"--tokenizer {tokenizer_file} has {tokenizer.vocab_size} tokens but the text "
-            f"tower's embedding has {arch.vocab_size}: not the vocabulary it was trained with"
+            f"--tokenizer {tokenizer_file} has {tokenizer.clip_vocab_size} tokens but the "
+            f"text tower's embedding has {arch.vocab_size}: not the vocabulary it was "
+            "trained with"
         )
+    params = with_mask_row(params)
     os.makedirs(out, exist_ok=True)
     _copy_vocabulary(tokenizer_file, cfg.data.tokenizer)
     tokenizer = clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)  # its identity: the copy's
@@ -84,6 +90,44 @@ def write(
     with open(os.path.join(out, "config_overrides.txt"), "w") as f:
         f.write(" ".join(override_flags(cfg, arch)) + "\n")
     return cfg
+
+
+def with_mask_row(params: dict) -> dict:
+    """`params` with the token embedding's [MASK] row appended (the tokenizer's id
+    `clip_vocab_size`): the mean of CLIP's rows. A mean row lies inside the distribution
+    the imported tower was trained on, so a masked position starts as a plausible,
+    uninformative token rather than an outlier (a zero or random row); MLM then learns
+    it. Computed in float32 from the original rows only, so re-importing an export (which
+    drops the row) writes the same row again."""
+    embedding = params["text"]["token_embedding"]["embedding"]
+    mask_row = embedding.mean(axis=0, dtype=np.float32, keepdims=True).astype(embedding.dtype)
+    rows = {"embedding": np.concatenate([embedding, mask_row])}
+    return {**params, "text": {**params["text"], "token_embedding": rows}}
+
+
+def clip_rows(cfg, run_directory: str, rows: int) -> int:
+    """How many of a run's `rows` token-embedding rows are CLIP's (what export keeps):
+    all but the appended [MASK] when the run's vocabulary is CLIP BPE. The vocabulary,
+    looked for where the config says and in the run directory (a moved run), must have
+    exactly `rows` ids; when it is found in neither, one appended row is assumed."""
+    from mvl.data import clip_bpe
+
+    path = cfg.data.tokenizer
+    if not (path and clip_bpe.is_clip_bpe(path)):
+        return rows  # a sentencepiece vocabulary: no row of its is CLIP's [MASK]
+    moved = os.path.join(run_directory, os.path.basename(path))
+    found = next((p for p in (path, moved) if os.path.exists(p)), None)
+    if found is None:
+        return rows - 1
+    tokenizer = clip_bpe.ClipBpeTokenizer(found)
+    if rows != tokenizer.vocab_size:
+        raise UserError(
+            f"--checkpoint {run_directory}: the token embedding has {rows} rows but its "
+            f"vocabulary {found} has {tokenizer.vocab_size} ids ({tokenizer.clip_vocab_size} "
+            "of CLIP's and [MASK]); a directory converted before [MASK] was added? "
+            "Convert it again."
+        )
+    return tokenizer.clip_vocab_size
 
 
 def _copy_vocabulary(source: str, target: str):

@@ -19,11 +19,13 @@ Differences from open_clip's own tokenizer, on purpose: ftfy's mojibake repair i
 applied (NFC normalisation, which ftfy also does, is), and the literal strings
 `<start_of_text>` / `<end_of_text>` inside a caption are text, not special ids.
 
-Masking: CLIP's vocabulary has no [MASK] token and id 0 is "!" (also the pad id), so
-mvl's BERT-style text masking (which relies on the reserved ids of
-mvl/data/special_tokens.py) is refused with this tokenizer; see
-`check_supports_masking`. Contrastive objectives, image-side masking (FLIP, MaskCLIP's
-image branch) and MVP teachers need no text masking.
+Masking: CLIP's vocabulary has no [MASK] token, so this tokenizer appends one after
+it (id 49408 for CLIP's 49408 tokens; `vocab_size` counts it). No text encodes to it.
+`python -m mvl.convert` gives the imported token embedding the matching extra row, and
+`mvl.convert export` drops it again (mvl/convert/run_dir.py). CLIP pads with id 0, which
+is also the real token "!", so `special_ids` marks the pad as a token: which positions
+hold the caption is read from the end token's position (SpecialIds.valid), not from
+`ids != 0`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 import tokenizers
 from tokenizers import pre_tokenizers
 
+from mvl.data.special_tokens import SpecialIds
 from mvl.errors import UserError
 
 CONTEXT_LENGTH = 77  # every CLIP text tower's
@@ -80,7 +83,8 @@ class ClipBpeTokenizer:
         self.model_path = os.fspath(model_path)
         vocab, merges = read_vocabulary(self.model_path)
         self._start, self._end = special_id(vocab, START_NAMES), special_id(vocab, END_NAMES)
-        self._vocab_size = max(vocab.values()) + 1
+        self.clip_vocab_size = max(vocab.values()) + 1  # the rows CLIP's embedding has
+        self._mask = self.clip_vocab_size  # [MASK], appended after CLIP's vocabulary
         self._bpe = build(vocab, merges)
         self._pieces = {i: piece for piece, i in vocab.items()}
         self._byte_of = {c: b for b, c in byte_alphabet().items()}
@@ -94,11 +98,26 @@ class ClipBpeTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return self._vocab_size
+        """CLIP's tokens and the appended [MASK]: the rows of mvl's token embedding."""
+        return self.clip_vocab_size + 1
 
     pad_id = property(lambda self: 0)
     bos_id = property(lambda self: self._start)
     eos_id = property(lambda self: self._end)
+    mask_id = property(lambda self: self._mask)
+
+    @property
+    def special_ids(self) -> SpecialIds:
+        # Random replacements (BERT's 10%) come from below the start / end tokens, which
+        # CLIP's vocabularies (open_clip's and Hugging Face's) put last.
+        return SpecialIds(
+            pad=0,
+            end=self._end,
+            mask=self._mask,
+            never_masked=(self._start, self._end, self._mask),
+            ordinary=(0, min(self._start, self._end)),
+            pad_is_token=True,
+        )
 
     def encode(self, texts: str | Sequence[str], max_len: int = CONTEXT_LENGTH) -> np.ndarray:
         """int32 [N, max_len] (or [max_len] for one str); too-long texts lose their last
@@ -117,10 +136,10 @@ class ClipBpeTokenizer:
         return ids[0] if single else ids
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        """Text of one id row up to its end token, start token and padding skipped."""
+        """Text of one id row up to its end token, start and [MASK] tokens skipped."""
         ids = np.asarray(ids).reshape(-1).tolist()
         ids = ids[: ids.index(self._end)] if self._end in ids else ids
-        symbols = "".join(self._pieces[i] for i in ids if i != self._start)
+        symbols = "".join(self._pieces[i] for i in ids if i not in (self._start, self._mask))
         words = [bytes(self._byte_of[c] for c in w) for w in symbols.split("</w>")]
         return b" ".join(words).decode("utf-8", errors="replace").strip()
 
@@ -193,16 +212,3 @@ def _from_tokenizer_json(path: str):
         raise ValueError(f"model type {model.get('type')!r} is not BPE")
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return model["vocab"], merges
-
-
-def check_supports_masking(tokenizer, cfg) -> None:
-    """Text masking needs mvl's reserved [MASK] / [CLS] ids, which CLIP's BPE lacks."""
-    if not isinstance(tokenizer, ClipBpeTokenizer):
-        return
-    if cfg.mask.text.kind != "none" or cfg.mask.modality_aware.enabled:
-        raise UserError(
-            f"config data.tokenizer {tokenizer.model_path} is a CLIP BPE vocabulary, which "
-            "has no [MASK] token: text masking (mask.text.kind, mask.modality_aware) needs "
-            "mvl's sentencepiece tokenizer. Use a contrastive or image-masking config, or "
-            "leave data.tokenizer empty to train a sentencepiece one."
-        )

@@ -67,7 +67,7 @@ def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
     tokenizer = tokenizer_for(cfg, run_dir)
     mesh = sharding.make_mesh(cfg.mesh)
     step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
-    model = build_model(cfg, tokenizer.vocab_size)
+    model = build_model(cfg, tokenizer.vocab_size, tokenizer.special_ids)
     suite = EvalSuite(
         model, cfg, tokenizer, mesh, jax.process_index(), jax.process_count(), build_teacher(cfg)
     )

@@ -44,13 +44,12 @@ def prepare_workdir(workdir: str) -> str:
 
 def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
     """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions.
-    A CLIP BPE vocabulary (.txt[.gz] / .json, imported CLIP text towers) is read as it is."""
+    A CLIP BPE vocabulary (.txt[.gz] / .json, imported CLIP text towers) is read as it
+    is, plus the [MASK] id it appends (mvl/data/clip_bpe.py)."""
     from mvl.data import clip_bpe
 
     if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
-        tokenizer = clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
-        clip_bpe.check_supports_masking(tokenizer, cfg)
-        return tokenizer
+        return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
     path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
     if cfg.data.tokenizer and not os.path.exists(path):
         raise UserError(
@@ -125,7 +124,7 @@ class Trainer:
             best_mode=cfg.checkpoint.best_mode,
         )
         self._check_tokenizer_before_building()
-        self.model = build_model(cfg, self.vocab_size)
+        self.model = build_model(cfg, self.vocab_size, self.tokenizer.special_ids)
         self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
         self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
         self.teacher_model = build_teacher(cfg)
