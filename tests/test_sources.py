@@ -235,8 +235,7 @@ def test_webdataset_index_is_cached_and_rebuilt_when_the_shard_changes(files, tm
         assert json.load(f)["stamp"] == tar_index.stamp(shard)
 
 
-# jsonl / tsv train through the same TableSource as csv (their parsing: the pass test).
-@pytest.mark.parametrize("fmt", ["csv", "webdataset"])
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "webdataset"])
 def test_training_from_each_format_counts_the_planted_faults_exactly(
     files, fmt, tiny_config, tmp_path
 ):
