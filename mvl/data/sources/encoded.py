@@ -8,26 +8,30 @@ gives each process its rows (pipeline.ProcessRows).
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from mvl.data import decode
 
 
-class EncodedSource:
+class EncodedSource(abc.ABC):
     """Base of the file-backed sources. Subclasses define __len__, record, describe."""
 
     labels: tuple[str, ...] = ()  # real data has no shape / colour labels
     image_size: int = 0
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def record(self, index: int) -> tuple[Any, Any]:
         """(encoded image bytes or a pixel array, raw caption); BadSample if unreadable."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def describe(self, index: int) -> str:
-        raise NotImplementedError
+        ...
 
     def caption(self, index: int) -> str:
         """The cleaned caption (tokenizer training reads this; subclasses may skip images)."""
