@@ -26,6 +26,7 @@ MESHES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["maskvlm", "maskclip"])
 def test_eight_devices_match_one_device_at_every_mesh_shape(tiny_config, tmp_path, method):
     """Losses of 3 steps and the parameters after them: 8 devices vs 1, 1e-5 relative."""
