@@ -211,6 +211,7 @@ def test_bad_config_values_are_named_before_anything_is_built(
     assert named in str(error.value)
 
 
+@pytest.mark.slow
 def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_config, tmp_path):
     method = "maskvlm"  # every kind of transformer stack: towers, fusion, pixel decoder
     from mvl.train.step import compute_losses
