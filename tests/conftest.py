@@ -90,3 +90,16 @@ def tiny_config(tokenizer_path):
         return cfg
 
     return make
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first: a `slow(minutes=N)` test starts before shorter ones, so the two
+    workers finish the few long tests of `pytest -m slow` at about the same time (a
+    long test collected last would run alone at the end). The sort is stable: tests
+    without an estimate keep their collection order."""
+
+    def minutes(item) -> float:
+        marker = item.get_closest_marker("slow")
+        return float(marker.kwargs.get("minutes", 0)) if marker else 0.0
+
+    items.sort(key=minutes, reverse=True)

@@ -172,6 +172,7 @@ def same_entries(params: dict, imported: dict) -> list[str]:
     return same
 
 
+@pytest.mark.slow(minutes=1.4)
 def test_maskvlm_trains_from_converted_open_clip_towers(tiny_config, converted, tmp_path):
     run = converted["open_clip"]
     flags = {**overrides_of(run), "init.checkpoint": run, "init.strict": "false"}

@@ -19,7 +19,7 @@ from mvl.train.loop import Trainer
 from tests import fault_trials
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=4.5)
 def test_three_interruptions_end_exactly_like_an_uninterrupted_run(tokenizer_path, tmp_path):
     cache = jax.config.jax_compilation_cache_dir
     reference = fault_trials.Reference(tokenizer_path, str(tmp_path / "reference"), cache)

@@ -84,7 +84,7 @@ def train_losses(workdir) -> dict[int, float]:
     return read_scalars(str(workdir)).get("train/loss", {})
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=4)
 def test_two_processes_match_one_process_with_a_checkpoint_between(tokenizer_path, tmp_path):
     one = tmp_path / "one"
     subprocess.run(

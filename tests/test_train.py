@@ -26,8 +26,13 @@ MESHES = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["maskvlm", "maskclip"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("maskvlm", marks=pytest.mark.slow(minutes=6)),
+        pytest.param("maskclip", marks=pytest.mark.slow(minutes=4)),
+    ],
+)
 def test_eight_devices_match_one_device_at_every_mesh_shape(tiny_config, tmp_path, method):
     """Losses of 3 steps and the parameters after them: 8 devices vs 1, 1e-5 relative."""
     single = Trainer(
@@ -65,6 +70,7 @@ def test_eight_devices_match_one_device_at_every_mesh_shape(tiny_config, tmp_pat
                 )
 
 
+@pytest.mark.slow(minutes=1)
 def test_resume_gives_the_same_next_loss(tiny_config, tmp_path):
     cfg = tiny_config(**{"checkpoint.every_steps": "2"})
     uninterrupted = Trainer(cfg, str(tmp_path / "a"))
@@ -211,7 +217,7 @@ def test_bad_config_values_are_named_before_anything_is_built(
     assert named in str(error.value)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=1.5)
 def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_config, tmp_path):
     method = "maskvlm"  # every kind of transformer stack: towers, fusion, pixel decoder
     from mvl.train.step import compute_losses
