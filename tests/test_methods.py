@@ -163,6 +163,7 @@ def test_single_stream_hides_masked_patches_and_dropped_modalities(tiny_config):
     assert not np.allclose(patches[1], patches_other_text[1])  # example 1 still reads its text
 
 
+@pytest.mark.slow(minutes=1.2)
 def test_mlim_runs_end_to_end_with_held_out_losses_per_modality(tokenizer_path, tmp_path):
     workdir = tmp_path / "mlim"
     assert mvl_main.main(main_args(tokenizer_path, workdir, "mlim", total_steps=2)) == 0

@@ -4,9 +4,12 @@ the same command resumes from that step."""
 import signal
 import subprocess
 
+import pytest
+
 from tests.test_multihost import ROOT, command, environment
 
 
+@pytest.mark.slow(minutes=1)
 def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tokenizer_path, tmp_path):
     workdir = tmp_path / "run"
     slow = ["--config.checkpoint.every_steps=1000", "--config.log_every_steps=1"]
