@@ -42,6 +42,9 @@ def test_ordering_agrees_reverses_and_sees_seed_noise():
     noisy = report.ordering(table, table.columns[0], values([5.0, 5.0], [2.0, 3.0], [2.4, 2.6]))
     assert noisy["pairs"]["within noise"] == [("b", "c")]
     assert noisy["verdict"].startswith("holds where resolved")
+    # One seed each and an exact tie between a and b: neither order, not "reversed".
+    tied = report.ordering(table, table.columns[0], values([3.0], [3.0], [1.0]))
+    assert tied["pairs"]["within noise"] == [("a", "b")] and not tied["pairs"]["reversed"]
 
 
 def test_markdown_shows_mean_std_paper_and_unfinished_rows():
