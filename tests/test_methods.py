@@ -210,7 +210,12 @@ def test_mvp_without_a_teacher_checkpoint_is_named(tiny_config, tmp_path):
 
 @pytest.mark.parametrize(
     "method",
-    ["clip_mae", pytest.param("maskvlm_mvp", marks=pytest.mark.slow(minutes=1.2)), "siglip_mvp", "maskvlm_ema"],
+    [
+        "clip_mae",
+        pytest.param("maskvlm_mvp", marks=pytest.mark.slow(minutes=1.2)),
+        "siglip_mvp",
+        "maskvlm_ema",
+    ],
 )
 def test_compositions_no_paper_used_train_without_new_code(tiny_config, tmp_path, method):
     overrides = {"optim.lr": "3e-3"}
@@ -240,7 +245,9 @@ def test_ema_momentum_schedule_and_update_formula():
     np.testing.assert_allclose(updated["b"], 3.0)
 
 
-@pytest.mark.parametrize("method", [pytest.param("maskvlm_ema", marks=pytest.mark.slow(minutes=1.4)), "maskclip"])
+@pytest.mark.parametrize(
+    "method", [pytest.param("maskvlm_ema", marks=pytest.mark.slow(minutes=1.4)), "maskclip"]
+)
 def test_ema_teacher_follows_the_student_inside_train_step(tiny_config, tmp_path, method):
     from mvl.train import ema
 

@@ -22,8 +22,8 @@ from mvl.tables.spec import Column, Row, Stage, Table
 
 OFF = 0.0
 # Demo rows (~3 min each on 2 cores): 70 pretraining steps, 20 fine-tuning steps, on
-# 500 held-out pairs; ZS columns read plain
-# embedding retrieval, so the pretraining eval skips the ITM re-ranking.
+# 500 held-out pairs; ZS columns read plain embedding retrieval, so the pretraining
+# eval skips the ITM re-ranking.
 DEMO = {
     "total_steps": 70,
     "checkpoint.every_steps": 35,
@@ -106,7 +106,7 @@ def get_table() -> Table:
         ),
         notes=(
             "Demo rows pretrain 70 steps (batch 64, 64 px) and fine-tune 20, evaluated on "
-            "500 held-out pairs; the paper pretrains 30 epochs on CC3M-50% + COCO. Read the demo for whether the "
-            "machinery runs and for large effects only."
+            "500 held-out pairs; the paper pretrains 30 epochs on CC3M-50% + COCO. Read "
+            "the demo for whether the machinery runs and for large effects only."
         ),
     )
