@@ -1,13 +1,15 @@
-"""Paper tables: the ordering check and markdown on known numbers, and a tiny table run
-end to end (a row reading another row's run, a fine-tuning stage, resume, guard)."""
+"""Paper tables: the ordering check and markdown on known numbers, which recorded runs
+a rerun keeps, and a tiny table run end to end (a row reading another row's run, a
+fine-tuning stage, resume, guard, results kept from the JSON once the runs are gone)."""
 
 import json
+import shutil
 import textwrap
 
 import pytest
 
 from mvl.tables import __main__ as tables_main
-from mvl.tables import report
+from mvl.tables import report, results, runner
 from mvl.tables.spec import Column, Row, Table
 from tests.conftest import TINY
 
@@ -117,3 +119,28 @@ def test_tiny_table_runs_resumes_and_refuses_other_settings(tokenizer_path, tmp_
     assert printed.count("finished earlier, kept") == 4 and "running in" not in printed
     assert tables_main.main(args + overrides + ["--config.optim.lr=0.5"]) == 2
     assert "was run with other settings" in capsys.readouterr().err
+
+    # With the runs' workdirs gone (a fresh clone), the JSON's records keep the results.
+    shutil.rmtree(tmp_path / "runs")
+    assert tables_main.main(args + overrides) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("tiny.json, kept") == 4 and "running in" not in printed
+    assert json.loads(out.with_suffix(".json").read_text())["values"] == data["values"]
+
+
+def test_records_stand_for_gone_runs_except_inputs_of_runs_still_to_do(tmp_path):
+    config = tmp_path / "tiny.py"
+    config.write_text(textwrap.dedent(TINY_TABLE))
+    table = runner.load_table(str(config))
+    here = runner.plan(table, "demo", 1, str(tmp_path / "here"))
+    recorded = {run.key: {**run.portable_record(), "seconds": 1.0} for run in here}
+    # Another machine, another --workdir: every record stands for its run.
+    elsewhere = runner.plan(table, "demo", 1, str(tmp_path / "elsewhere"))
+    assert results.kept_from_records(elsewhere, recorded) == set(recorded)
+    # MVP's fine-tuning is not recorded, so it runs, and so do the runs it reads: MVP's
+    # pretraining (its init) and CLIP's (MVP's teacher). CLIP's fine-tuning stays kept.
+    del recorded["mvp/seed0/finetune"]
+    assert results.kept_from_records(elsewhere, recorded) == {"clip/seed0/finetune"}
+    recorded["clip/seed0/finetune"]["overrides"]["optim.lr"] = "0.5"
+    with pytest.raises(runner.TableError, match="clip/seed0/finetune with other settings"):
+        results.kept_from_records(elsewhere, recorded)

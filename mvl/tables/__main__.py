@@ -3,7 +3,9 @@
 Runs every row of a paper table (each row a short run per seed at demo scale; finished
 rows are kept and not rerun), then writes FILE.md: our mean +- std beside the paper's
 numbers and whether the paper's ordering of rows holds, and FILE.json with every
-seed's numbers (notebooks/tables.ipynb plots it).
+seed's numbers (notebooks/tables.ipynb plots it) and a record of every finished run.
+A run recorded in FILE.json with the same settings is kept even where its workdir is
+gone (a fresh clone keeps the committed results; --seeds 4 after 3 runs one more).
 
 --config.a.b=value applies to every run of the table (e.g. a shorter total_steps).
 --dry-run prints each run's equivalent `python -m mvl.main` command and runs nothing
@@ -56,7 +58,7 @@ def run(args, overrides: dict[str, str], argv) -> int:
     table = runner.load_table(args.table)
     workdir = os.path.abspath(args.workdir or f"/tmp/mvl_tables/{table.name}/{args.scale}")
     out = args.out or os.path.join(workdir, f"{table.name}.md")
-    runs = runner.plan(table, args.scale, args.seeds, workdir, overrides)
+    runs = all_runs = runner.plan(table, args.scale, args.seeds, workdir, overrides)
     if args.rows:
         chosen = set(args.rows.split(","))
         unknown = chosen - {row.name for row in table.rows}
@@ -69,6 +71,13 @@ def run(args, overrides: dict[str, str], argv) -> int:
         return 0
     distributed.initialize_from(args)
     command = shlex.join(["python", "-m", "mvl.tables", *argv])
+    record_path = os.path.splitext(out)[0] + ".json"
+    recorded = results.load_recorded(record_path, table, args.scale)
+    kept = results.kept_from_records(all_runs, recorded)
+
+    def write_results():
+        write(table, results.collect(table, all_runs, args.seeds, recorded), args, command, out)
+
     failed = {}  # (row, seed) -> the stage that failed; the row's later stages are skipped
     for number, stage_run in enumerate(runs, 1):
         where = (
@@ -80,6 +89,9 @@ def run(args, overrides: dict[str, str], argv) -> int:
         if stage_run.finished():
             print(f"{where}: finished earlier, kept", flush=True)
             continue
+        if stage_run.key in kept:
+            print(f"{where}: recorded in {record_path}, kept", flush=True)
+            continue
         print(f"{where}: running in {stage_run.workdir}", flush=True)
         try:
             seconds = runner.run_stage(stage_run)
@@ -89,9 +101,9 @@ def run(args, overrides: dict[str, str], argv) -> int:
             failed[stage_run.row, stage_run.seed] = stage_run.stage
             continue
         print(f"{where}: done in {seconds / 60:.1f} min", flush=True)
-        write(table, results.collect(table, args.seeds, workdir), args, command, out)
-    write(table, results.collect(table, args.seeds, workdir), args, command, out)
-    print(f"wrote {out} and {os.path.splitext(out)[0]}.json", flush=True)
+        write_results()
+    write_results()
+    print(f"wrote {out} and {record_path}", flush=True)
     if failed:
         print(f"mvl: error: {len(failed)} row runs failed: {sorted(failed)}", file=sys.stderr)
         return 1

@@ -1,4 +1,11 @@
-"""Reads each finished run's numbers for a table's columns (per row, per seed)."""
+"""Each finished run's numbers for a table's columns (per row, per seed).
+
+They are read from the run's workdir or, when that is gone (another machine, a cleaned
+/tmp, a fresh clone), from the table's results JSON: it records every finished run with
+its settings, wall time and numbers (`runs`), so committed results are kept and a
+rerun, e.g. with more seeds, only runs what no record holds. A record with other
+settings than the run's is an error, as a workdir with other settings is.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import os
 
 import numpy as np
 
-from mvl.tables.runner import STAGE_RECORD, row_workdir
+from mvl.tables.runner import STAGE_RECORD, StageRun, TableError
 from mvl.tables.spec import Column, Table
 from mvl.tensorboard_scalars import read_scalars
 
@@ -35,45 +42,94 @@ def stage_seconds(workdir: str) -> float | None:
         return json.load(f).get("seconds")
 
 
-def collect(table: Table, seeds: int, workdir: str) -> dict:
+def load_recorded(path: str, table: Table, scale: str) -> dict:
+    """{run key: record} from an earlier results JSON of this table and scale."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        data = json.load(f)
+    if data.get("table") != table.name or data.get("scale") != scale:
+        return {}
+    return data.get("runs", {})
+
+
+def recorded_run(run: StageRun, recorded: dict) -> dict | None:
+    """The run's record, if one holds it with the same settings."""
+    record = recorded.get(run.key)
+    if record is None:
+        return None
+    saved = {k: record.get(k) for k in ("config", "overrides")}
+    if saved != run.portable_record():
+        raise TableError(
+            f"the results JSON records {run.key} with other settings ({saved}); "
+            f"choose another --out or delete that record for these ({run.portable_record()})"
+        )
+    return record
+
+
+def kept_from_records(runs: list[StageRun], recorded: dict) -> set[str]:
+    """Keys of the runs not finished in their workdirs that their records stand for:
+    every recorded run except those whose workdir a run still to be done reads."""
+    to_run = [r for r in runs if not r.finished() and recorded_run(r, recorded) is None]
+    needed = set()
+    while to_run:  # a run to be done needs its inputs' workdirs, so they run too
+        for run in to_run.pop().inputs(runs):
+            if run.key not in needed and not run.finished():
+                needed.add(run.key)
+                to_run.append(run)
+    return {
+        r.key
+        for r in runs
+        if r.key not in needed and not r.finished() and recorded_run(r, recorded) is not None
+    }
+
+
+def run_record(run: StageRun, table: Table, recorded: dict) -> dict | None:
+    """The run's portable record with its numbers: from its workdir if finished there,
+    else from `recorded`; None when neither holds it."""
+    if not run.finished():
+        return recorded_run(run, recorded)
+    stage_columns = [c for c in table.columns if c.stage == run.stage]
+    metrics = {c.metric: metric_value(run.workdir, c.metric) for c in stage_columns}
+    return {**run.portable_record(), "seconds": stage_seconds(run.workdir), "metrics": metrics}
+
+
+def collect(table: Table, runs: list[StageRun], seeds: int, recorded: dict) -> dict:
     """{"values": {row: {column label: [per-seed value or None]}},
-    "minutes": {row: [per-seed minutes, all stages]}}."""
-    raw = {
-        row.name: {
-            column.label: [_raw(table, column, row.name, seed, workdir) for seed in range(seeds)]
-            for column in table.columns
-        }
-        for row in table.rows
-    }
-    values = {
-        row.name: {
-            column.label: [_shown(column, raw, row.name, seed) for seed in range(seeds)]
-            for column in table.columns
-        }
-        for row in table.rows
-    }
-    stages = ["pretrain"] + [stage.name for stage in table.stages]
+    "minutes": {row: [per-seed minutes, all stages]}, "runs": {run key: record}}."""
+    records = {**recorded}  # records of runs outside this plan (e.g. more seeds) stay
+    for run in runs:
+        record = run_record(run, table, recorded)
+        if record is not None:
+            records[run.key] = record
+        else:
+            records.pop(run.key, None)
+    planned = {run.key: run for run in runs}
+
+    def raw(row: str, seed: int, column: Column) -> float | None:
+        key = f"{row}/seed{seed}/{column.stage}"
+        if key not in planned or key not in records:
+            return None
+        return records[key]["metrics"].get(column.metric)
+
+    values = {}
+    for row in table.rows:
+        values[row.name] = {}
+        for column in table.columns:
+            shown = []
+            for seed in range(seeds):
+                value = raw(row.name, seed, column)
+                if value is not None and column.relative_to:
+                    reference = raw(column.relative_to, seed, column)
+                    value = value / reference if reference else None
+                shown.append(None if value is None else value * 100 if column.percent else value)
+            values[row.name][column.label] = shown
     minutes = {}
     for row in table.rows:
         minutes[row.name] = []
         for seed in range(seeds):
-            times = [stage_seconds(row_workdir(workdir, row.name, seed, s)) for s in stages]
-            done = all(t is not None for t in times)
+            keys = [key for key, run in planned.items() if run.row == row.name and run.seed == seed]
+            times = [records.get(key, {}).get("seconds") for key in keys]
+            done = keys and all(t is not None for t in times)
             minutes[row.name].append(sum(times) / 60 if done else None)
-    return {"values": values, "minutes": minutes}
-
-
-def _raw(table, column: Column, row: str, seed: int, workdir: str) -> float | None:
-    return metric_value(row_workdir(workdir, row, seed, column.stage), column.metric)
-
-
-def _shown(column: Column, raw: dict, row: str, seed: int) -> float | None:
-    value = raw[row][column.label][seed]
-    if value is None:
-        return None
-    if column.relative_to:
-        reference = raw[column.relative_to][column.label][seed]
-        if not reference:
-            return None
-        value = value / reference
-    return value * 100 if column.percent else value
+    return {"values": values, "minutes": minutes, "runs": records}

@@ -6,7 +6,8 @@
 A stage whose workdir has eval_final.json and the same table_stage.json is finished
 and is not run again, so an interrupted table resumes where it stopped (an interrupted
 stage resumes from its own checkpoints, as any mvl run does). A workdir written with
-other settings is an error rather than a silently reused result.
+other settings is an error rather than a silently reused result. (A finished run whose
+workdir is gone can still be kept from the table's results JSON: see results.py.)
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class StageRun:
     config: str  # configs/X.py:arg
     overrides: dict[str, str]
     workdir: str
+    root: str  # the table's --workdir, which holds every run of it
+
+    @property
+    def key(self) -> str:
+        """The run's name in a results JSON: ROW/seedK/STAGE."""
+        return f"{self.row}/seed{self.seed}/{self.stage}"
 
     def command(self) -> str:
         """The same run as a command line (e.g. to launch a paper-scale row on a pod)."""
@@ -61,6 +68,23 @@ class StageRun:
 
     def record(self) -> dict:
         return {"config": self.config, "overrides": self.overrides}
+
+    def portable_record(self) -> dict:
+        """record() with the table's workdir written `{workdir}`: the same settings on
+        any machine, whatever --workdir the table runs in there."""
+        overrides = {k: v.replace(self.root, "{workdir}") for k, v in self.overrides.items()}
+        return {"config": self.config, "overrides": overrides}
+
+    def inputs(self, runs: list[StageRun]) -> list[StageRun]:
+        """The runs whose workdirs this one reads (its pretraining checkpoint and
+        tokenizer, another row's run as a teacher)."""
+        values = list(self.overrides.values())
+        return [
+            run
+            for run in runs
+            if run is not self
+            and any(v == run.workdir or v.startswith(run.workdir + os.sep) for v in values)
+        ]
 
     def finished(self) -> bool:
         """True when done with these settings; raises when done with other ones."""
@@ -98,7 +122,7 @@ def plan(
             }
             values = _resolve_row_workdirs(values, table, index, workdir, seed)
             spec = (row.config or table.config).format(scale=scale)
-            runs.append(_run(row, seed, "pretrain", spec, values, extra, pretrain))
+            runs.append(_run(row, seed, "pretrain", spec, values, extra, pretrain, workdir))
             for stage in table.stages:
                 values = {
                     **(stage.demo if scale == "demo" else {}),
@@ -110,13 +134,13 @@ def plan(
                 }
                 spec = stage.config.format(scale=scale)
                 stage_dir = row_workdir(workdir, row.name, seed, stage.name)
-                runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir))
+                runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir, workdir))
     return runs
 
 
-def _run(row: Row, seed, stage, spec, values, extra, workdir) -> StageRun:
+def _run(row: Row, seed, stage, spec, values, extra, workdir, root) -> StageRun:
     overrides = {key: _as_text(value) for key, value in {**values, **(extra or {})}.items()}
-    return StageRun(row.name, seed, stage, spec, overrides, workdir)
+    return StageRun(row.name, seed, stage, spec, overrides, workdir, root)
 
 
 def _resolve_row_workdirs(values: dict, table: Table, index: int, workdir: str, seed: int):
