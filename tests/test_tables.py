@@ -47,6 +47,10 @@ def test_ordering_agrees_reverses_and_sees_seed_noise():
     # One seed each and an exact tie between a and b: neither order, not "reversed".
     tied = report.ordering(table, table.columns[0], values([3.0], [3.0], [1.0]))
     assert tied["pairs"]["within noise"] == [("a", "b")] and not tied["pairs"]["reversed"]
+    # Every pair within noise: nothing agrees, so the ordering is unresolved, not held.
+    blurred = report.ordering(table, table.columns[0], values([2.0, 4.0], [2.5, 3.5], [2.8, 3.2]))
+    assert len(blurred["pairs"]["within noise"]) == 3
+    assert blurred["verdict"].startswith("unresolved")
 
 
 def test_markdown_shows_mean_std_paper_and_unfinished_rows():
@@ -57,6 +61,7 @@ def test_markdown_shows_mean_std_paper_and_unfinished_rows():
     }
     text = report.markdown(table, results, "demo", 2, "python -m mvl.tables x")
     assert "| a | 3.1 ± 0.14 | 30 | 1 ± 0 |" in text
+    assert report._cell([0.2, 0.2, 0.2]) == "0.2 ± 0"  # float rounding is not spread
     assert "| c | not run | 10 | not run |" in text
     assert "| b | 2 (1 of 2 seeds) | 20 |" in text
     assert "**acc**: holds (1 agree, 0 reversed, 0 within noise" in text

@@ -24,6 +24,7 @@ def _cell(values) -> str:
     if stats is None:
         return "not run"
     mean, std, n = stats
+    std = 0.0 if std <= 1e-9 * max(1.0, abs(mean)) else std  # equal seeds, float rounding
     text = f"{mean:.3g} ± {std:.2g}" if n > 1 else f"{mean:.3g}"
     return text if n == len(values) else f"{text} ({n} of {len(values)} seeds)"
 
@@ -55,6 +56,8 @@ def ordering(table: Table, column: Column, values: dict) -> dict:
         verdict = "nothing to compare"
     elif pairs["reversed"]:
         verdict = "does not hold"
+    elif not pairs["agree"]:
+        verdict = "unresolved (every pair within seed noise)"
     elif pairs["within noise"]:
         verdict = "holds where resolved (some pairs within seed noise)"
     else:
