@@ -3,7 +3,7 @@
 Same runs as configs/tables/maskvlm_table5.py (all four losses, then ITC + ITM
 fine-tuning re-ranked by ITM), varying `mask.image.ratio` / `mask.text.ratio`.
 
-Run (demo, 2-core CPU, ~3 min a row per seed):
+Run (demo, 2-core CPU, 3.5-4.3 min a row per seed measured alone on 2026-12-03):
   python -m mvl.tables configs/tables/maskvlm_table7.py --scale demo --seeds 1 \\
       --out configs/tables/results/maskvlm_table7_demo.md
 Paper scale: add --scale paper --dry-run for the commands.
