@@ -104,13 +104,11 @@ def collect(table: Table, runs: list[StageRun], seeds: int, recorded: dict) -> d
             records[run.key] = record
         else:
             records.pop(run.key, None)
-    planned = {run.key: run for run in runs}
+    planned = {(run.row, run.seed, run.stage): run.key for run in runs}
 
     def raw(row: str, seed: int, column: Column) -> float | None:
-        key = f"{row}/seed{seed}/{column.stage}"
-        if key not in planned or key not in records:
-            return None
-        return records[key]["metrics"].get(column.metric)
+        record = records.get(planned.get((row, seed, column.stage)))
+        return None if record is None else record["metrics"].get(column.metric)
 
     values = {}
     for row in table.rows:
@@ -128,7 +126,7 @@ def collect(table: Table, runs: list[StageRun], seeds: int, recorded: dict) -> d
     for row in table.rows:
         minutes[row.name] = []
         for seed in range(seeds):
-            keys = [key for key, run in planned.items() if run.row == row.name and run.seed == seed]
+            keys = [key for (r, s, _), key in planned.items() if (r, s) == (row.name, seed)]
             times = [records.get(key, {}).get("seconds") for key in keys]
             done = keys and all(t is not None for t in times)
             minutes[row.name].append(sum(times) / 60 if done else None)

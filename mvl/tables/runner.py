@@ -72,19 +72,17 @@ class StageRun:
     def portable_record(self) -> dict:
         """record() with the table's workdir written `{workdir}`: the same settings on
         any machine, whatever --workdir the table runs in there."""
-        overrides = {k: v.replace(self.root, "{workdir}") for k, v in self.overrides.items()}
+        overrides = {
+            k: "{workdir}" + v[len(self.root) :] if _inside(v, self.root) else v
+            for k, v in self.overrides.items()
+        }
         return {"config": self.config, "overrides": overrides}
 
     def inputs(self, runs: list[StageRun]) -> list[StageRun]:
         """The runs whose workdirs this one reads (its pretraining checkpoint and
         tokenizer, another row's run as a teacher)."""
-        values = list(self.overrides.values())
-        return [
-            run
-            for run in runs
-            if run is not self
-            and any(v == run.workdir or v.startswith(run.workdir + os.sep) for v in values)
-        ]
+        values = self.overrides.values()
+        return [r for r in runs if r is not self and any(_inside(v, r.workdir) for v in values)]
 
     def finished(self) -> bool:
         """True when done with these settings; raises when done with other ones."""
@@ -99,6 +97,10 @@ class StageRun:
                 f"delete it or choose another --workdir for these ({self.record()})"
             )
         return os.path.exists(os.path.join(self.workdir, "eval_final.json"))
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + os.sep)
 
 
 def row_workdir(workdir: str, row: str, seed: int, stage: str) -> str:
