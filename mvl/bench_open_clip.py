@@ -2,9 +2,10 @@
 the way mvl.bench times mvl's step: `python -m mvl.bench ... --compare open_clip`.
 
 Same sizes (image and patch size, widths, depths, heads, MLP widths, text length,
-vocabulary, embedding size, activation), same batch, float32, AdamW with the config's
-hyperparameters and gradient clipping, open_clip's own contrastive loss, one fixed
-random batch (input is not timed on either side). The towers differ where it does not
+vocabulary, embedding size, activation), same batch, the config's compute dtype (float32,
+or bfloat16 as torch autocast), AdamW with the config's hyperparameters and gradient
+clipping, open_clip's own contrastive loss, one fixed random batch (input is not timed on
+either side), on the GPU when torch sees one (else the CPU). The towers differ where it does not
 change the arithmetic: open_clip's text transformer is causal and pools the end-of-text
 token, mvl's pools [CLS]; dense attention costs the same either way.
 
@@ -43,6 +44,7 @@ def open_clip_spec(cfg, vocab_size: int, steps: int) -> dict:
             "mlp_ratio": text.mlp_dim / text.width,
         },
         "batch_size": cfg.batch_size,
+        "dtype": cfg.model.dtype,
         "optim": {
             "lr": cfg.optim.lr,
             "betas": [cfg.optim.b1, cfg.optim.b2],
@@ -81,13 +83,18 @@ def time_open_clip_step(spec: dict) -> dict:
     from mvl.peak_memory import peak_rss_bytes
 
     torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # mvl's bfloat16 keeps float32 parameters and computes in bfloat16: torch's autocast
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=spec.get("dtype") == "bfloat16"
+    )
     model = open_clip.CLIP(
         embed_dim=spec["embed_dim"],
         vision_cfg=spec["vision_cfg"],
         text_cfg=spec["text_cfg"],
         quick_gelu=spec["quick_gelu"],
     )
-    model.train()
+    model.to(device).train()
     o = spec["optim"]
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -98,12 +105,13 @@ def time_open_clip_step(spec: dict) -> dict:
     )
     loss_fn = open_clip.ClipLoss()
     v, t, batch = spec["vision_cfg"], spec["text_cfg"], spec["batch_size"]
-    images = torch.rand(batch, 3, v["image_size"], v["image_size"])
-    texts = torch.randint(0, t["vocab_size"], (batch, t["context_length"]))
+    images = torch.rand(batch, 3, v["image_size"], v["image_size"], device=device)
+    texts = torch.randint(0, t["vocab_size"], (batch, t["context_length"]), device=device)
 
     def step() -> float:
-        image_features, text_features, logit_scale = model(images, texts)[:3]
-        loss = loss_fn(image_features, text_features, logit_scale)
+        with autocast:
+            image_features, text_features, logit_scale = model(images, texts)[:3]
+            loss = loss_fn(image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), o["grad_clip_norm"])
@@ -126,6 +134,10 @@ def time_open_clip_step(spec: dict) -> dict:
         "step_s_min": float(np.min(times)),
         "examples_per_s": batch / step_s,
         "process_peak_rss_bytes": peak_rss_bytes(),
+        "device": str(device),
+        "device_peak_bytes": (
+            torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+        ),
         "final_loss": loss,
     }
 
