@@ -85,4 +85,7 @@ def paper_recipe(c):
     c.model.text.update(
         max_len=77, width=512, depth=12, num_heads=8, mlp_dim=2048, causal=True, pool="last"
     )
+    # Heads of the text-width parts other stages build (ITM fusion when fine-tuned).
+    c.model.fusion.update(num_heads=8, mlp_dim=2048)
+    c.model.text_decoder.update(num_heads=8, mlp_dim=2048)
     c.model.update(embed_dim=512, init_temperature=0.07, act="quick_gelu", ln_eps=1e-5)
