@@ -79,8 +79,15 @@ def paper_recipe(c):
         flip=False,
     )
     mvl_config.set_image_tower(
-        c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072, pre_norm=True,
-        pixel_mean=CLIP_MEAN, pixel_std=CLIP_STD,
+        c,
+        patch_size=16,
+        width=768,
+        depth=12,
+        num_heads=12,
+        mlp_dim=3072,
+        pre_norm=True,
+        pixel_mean=CLIP_MEAN,
+        pixel_std=CLIP_STD,
     )
     c.model.text.update(
         max_len=77, width=512, depth=12, num_heads=8, mlp_dim=2048, causal=True, pool="last"

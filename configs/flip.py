@@ -73,7 +73,11 @@ def paper_recipe(c):
     )
     mvl_config.scale_lr_with_batch(c, base_lr=4e-6)
     c.optim.update(
-        end_lr_factor=0.0, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        weight_decay=0.2,
         weight_decay_applies_to="kernels",
     )
     c.data.update(

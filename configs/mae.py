@@ -64,7 +64,11 @@ def paper_recipe(c):
     mvl_config.schedule_in_epochs(c, epochs=800, num_examples=1_281_167, warmup_epochs=40)
     mvl_config.scale_lr_with_batch(c, base_lr=1.5e-4)
     c.optim.update(
-        end_lr_factor=0.0, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.05,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        weight_decay=0.05,
         weight_decay_applies_to="all_but_gains_and_biases",
     )
     c.data.update(
@@ -76,7 +80,13 @@ def paper_recipe(c):
         flip=True,
     )
     mvl_config.set_image_tower(
-        c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072,
-        pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD,
+        c,
+        patch_size=16,
+        width=768,
+        depth=12,
+        num_heads=12,
+        mlp_dim=3072,
+        pixel_mean=IMAGENET_MEAN,
+        pixel_std=IMAGENET_STD,
     )
     c.model.pixel_decoder.update(width=512, depth=8, num_heads=16, mlp_dim=2048)

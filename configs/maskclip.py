@@ -77,7 +77,12 @@ def paper_recipe(c):
     c.batch_size = 4096
     mvl_config.schedule_in_epochs(c, epochs=25, num_examples=15_000_000, warmup_epochs=1)
     c.optim.update(
-        lr=5e-4, end_lr_factor=1e-5 / 5e-4, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.5,
+        lr=5e-4,
+        end_lr_factor=1e-5 / 5e-4,
+        b1=0.9,
+        b2=0.98,
+        eps=1e-8,
+        weight_decay=0.5,
         weight_decay_applies_to="all_but_gains_and_biases",
     )
     c.data.update(

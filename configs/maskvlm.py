@@ -75,8 +75,14 @@ def paper_recipe(c):
     c.batch_size = 512
     mvl_config.schedule_in_epochs(c, epochs=30, num_examples=5_100_000)
     c.optim.update(
-        lr=1e-4, warmup_steps=1000, end_lr_factor=0.1, b1=0.9, b2=0.999, eps=1e-8,
-        weight_decay=0.02, weight_decay_applies_to="all_but_gains_and_biases",
+        lr=1e-4,
+        warmup_steps=1000,
+        end_lr_factor=0.1,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.02,
+        weight_decay_applies_to="all_but_gains_and_biases",
     )
     c.data.update(
         max_text_len=30,

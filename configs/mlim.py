@@ -79,8 +79,14 @@ def paper_recipe(c):
     """MLIM's documented-guess recipe (BERT-base's; see the module docstring)."""
     c.update(batch_size=256, total_steps=1_000_000)
     c.optim.update(
-        lr=1e-4, warmup_steps=10_000, end_lr_factor=0.0, b1=0.9, b2=0.999, eps=1e-6,
-        weight_decay=0.01, weight_decay_applies_to="all_but_gains_and_biases",
+        lr=1e-4,
+        warmup_steps=10_000,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-6,
+        weight_decay=0.01,
+        weight_decay_applies_to="all_but_gains_and_biases",
     )
     c.data.update(
         image_size=224,

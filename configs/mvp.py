@@ -68,7 +68,12 @@ def paper_recipe(c):
     c.batch_size = 2048
     mvl_config.schedule_in_epochs(c, epochs=300, num_examples=1_281_167, warmup_epochs=10)
     c.optim.update(
-        lr=1.5e-3, end_lr_factor=0.0, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.05,
+        lr=1.5e-3,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.98,
+        eps=1e-8,
+        weight_decay=0.05,
         weight_decay_applies_to="kernels",
     )
     c.data.update(
@@ -80,9 +85,15 @@ def paper_recipe(c):
         flip=True,
     )
     c.model.image.update(
-        patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072,
-        drop_path=0.1, layer_scale=0.1,
-        pixel_mean=(0.485, 0.456, 0.406), pixel_std=(0.229, 0.224, 0.225),
+        patch_size=16,
+        width=768,
+        depth=12,
+        num_heads=12,
+        mlp_dim=3072,
+        drop_path=0.1,
+        layer_scale=0.1,
+        pixel_mean=(0.485, 0.456, 0.406),
+        pixel_std=(0.229, 0.224, 0.225),
     )
     clip_teacher(c)
 
@@ -91,8 +102,15 @@ def clip_teacher(c):
     """teacher.image as OpenAI's CLIP ViT-B/16 image tower (replaced at run start by
     teacher.checkpoint's own architecture)."""
     c.teacher.image.update(
-        image_size=224, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072,
-        pre_norm=True, drop_path=0.0, layer_scale=0.0,
+        image_size=224,
+        patch_size=16,
+        width=768,
+        depth=12,
+        num_heads=12,
+        mlp_dim=3072,
+        pre_norm=True,
+        drop_path=0.0,
+        layer_scale=0.0,
         pixel_mean=(0.48145466, 0.4578275, 0.40821073),
         pixel_std=(0.26862954, 0.26130258, 0.27577711),
     )

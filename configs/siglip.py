@@ -48,8 +48,14 @@ def paper_recipe(c):
     c.batch_size = 32768
     mvl_config.schedule_in_epochs(c, epochs=0.9, num_examples=10_000_000_000)
     c.optim.update(
-        lr=1e-3, warmup_steps=5000, end_lr_factor=0.0, b1=0.9, b2=0.95, eps=1e-8,
-        weight_decay=1e-4, weight_decay_applies_to="kernels",
+        lr=1e-3,
+        warmup_steps=5000,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        weight_decay=1e-4,
+        weight_decay_applies_to="kernels",
     )
     c.data.update(
         image_size=224,

@@ -223,8 +223,8 @@ def scale_lr_with_batch(c, *, base_lr: float, reference_batch: int = 256):
     scaling rule MAE, BEiT and FLIP state their lr with)."""
     c.optim.base_lr = float(base_lr)
     c.optim.lr_reference_batch = int(reference_batch)
-    c.optim.lr = c.optim.get_ref("base_lr") * c.get_ref("batch_size") / c.optim.get_ref(
-        "lr_reference_batch"
+    c.optim.lr = (
+        c.optim.get_ref("base_lr") * c.get_ref("batch_size") / c.optim.get_ref("lr_reference_batch")
     )
 
 

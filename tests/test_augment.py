@@ -87,8 +87,14 @@ def test_the_same_seed_and_position_give_the_same_crop_and_others_differ():
 
 def build(source, tokenizer, aug, **options):
     settings = dict(
-        batch_size=4, max_text_len=24, seed=0, shuffle=True, repeat=True, num_threads=1,
-        image_size=32, augment=aug,
+        batch_size=4,
+        max_text_len=24,
+        seed=0,
+        shuffle=True,
+        repeat=True,
+        num_threads=1,
+        image_size=32,
+        augment=aug,
     )
     return pipeline.make_dataset(source, tokenizer, **{**settings, **options})
 
@@ -120,8 +126,10 @@ def test_the_jitter_draws_what_it_drew_before_and_independently_of_the_flip(toke
     before = augment.jitter(image, np.random.default_rng([0, 5]))  # the pre-crop formula
     np.testing.assert_array_equal(jitter_only, before)
     aug = augment.Augmentation(flip=True, jitter=True)
-    outputs = [pipeline.make_preprocess(tokenizer, 24, 0, aug, 32)((p, example))["image"]
-               for p in range(5, 25)]
+    outputs = [
+        pipeline.make_preprocess(tokenizer, 24, 0, aug, 32)((p, example))["image"]
+        for p in range(5, 25)
+    ]
     for position, out in zip(range(5, 25), outputs):
         alone = augment.jitter(image, np.random.default_rng([0, position]))
         assert np.allclose(out, alone, atol=1e-6) or np.allclose(out, alone[:, ::-1], atol=1e-6)

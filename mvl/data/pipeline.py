@@ -123,15 +123,12 @@ def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
 
 def _real_train_source(data_cfg: Any, seed: int, decode_size: int) -> Any:
     if data_cfg.source != "mixture":
-        return _named_source(
-            data_cfg, "data.source", data_cfg.source, "train", seed, decode_size
-        )
+        return _named_source(data_cfg, "data.source", data_cfg.source, "train", seed, decode_size)
     from mvl.data.sources.mixture import MixtureSource
 
     specs = [spec for spec, _ in data_cfg.mixture]
     parts = [
-        _named_source(data_cfg, "data.mixture", spec, "train", seed, decode_size)
-        for spec in specs
+        _named_source(data_cfg, "data.mixture", spec, "train", seed, decode_size) for spec in specs
     ]
     return MixtureSource(parts, [float(w) for _, w in data_cfg.mixture], specs)
 

@@ -79,9 +79,7 @@ def make_train_step(
 
         def grads_and_metrics(params, batch, masks, rng):
             def loss_fn(params):
-                return losses_with_masks(
-                    model, cfg, params, batch, masks, rng, teacher, train=True
-                )
+                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher, train=True)
 
             (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             return grads, metrics
