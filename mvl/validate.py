@@ -260,6 +260,16 @@ def _teacher(cfg):
         _one_of(cfg, "teacher.act", ACTIVATIONS)
     if cfg.teacher.kind == "ema":
         _in_range(cfg, "teacher.momentum", 0.0, 1.0)
+        # The EMA teacher averages the student's parameters: same tower, same tree.
+        for key in ("width", "depth", "patch_size", "layer_scale", "pre_norm", "stem"):
+            student, teacher = cfg.model.image.get(key), cfg.teacher.image.get(key)
+            if student != teacher:
+                _fail(
+                    f"teacher.image.{key}",
+                    teacher,
+                    f"an ema teacher is the student's tower: set it to model.image.{key}="
+                    f"{student!r} too",
+                )
     if cfg.teacher.kind != "none":
         student = cfg.model.image.image_size // cfg.model.image.patch_size
         teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size

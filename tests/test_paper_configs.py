@@ -342,3 +342,10 @@ def test_a_run_trains_with_drop_path_layer_scale_crop_and_flip(tiny_config, tmp_
     trainer = Trainer(cfg, str(tmp_path))
     losses = [float(jax.device_get(trainer.step(trainer.next_batch()))["loss"]) for _ in range(3)]
     assert all(np.isfinite(losses)), losses
+
+
+def test_an_ema_teacher_must_be_the_students_tower():
+    cfg = config_lib.load_config("configs/maskclip.py:demo")
+    config_lib.apply_overrides(cfg, {"model.image.layer_scale": "0.1"})
+    with pytest.raises(config_lib.ConfigError, match="teacher.image.layer_scale=0.0"):
+        validate.validate(cfg)

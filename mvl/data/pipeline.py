@@ -2,7 +2,8 @@
 
 Order of operations (each a grain dataset transformation):
   source indices -> shuffle (global, reshuffled each epoch) -> repeat
-  -> this process's rows of each global batch -> read + preprocess
+  -> this process's rows of each global batch -> read + preprocess (crop, flip and
+     jitter of training images: mvl/data/augment.py)
   -> iterator with prefetch threads -> skip broken samples -> batch
   (-> optional worker processes).
 Everything before `to_iter_dataset` is random access, so an iterator's state
