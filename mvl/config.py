@@ -220,7 +220,7 @@ def _steps_of(c, epochs_ref):
 
 def scale_lr_with_batch(c, *, base_lr: float, reference_batch: int = 256):
     """optim.lr = optim.base_lr * batch_size / optim.lr_reference_batch (the linear
-    scaling rule MAE, BEiT and FLIP state their lr with)."""
+    scaling rule MAE and FLIP state their lr with)."""
     c.optim.base_lr = float(base_lr)
     c.optim.lr_reference_batch = int(reference_batch)
     c.optim.lr = (
