@@ -9,6 +9,14 @@ gain at LAION scale; this config lets you check that on your data.
 Run (CPU demo):
   python -m mvl.main --config configs/clip_mae.py:demo --workdir /tmp/mvl_clip_mae
 
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe: FLIP's (configs/flip.py:paper; its FLIP + MAE ablation is the published
+run closest to this one): batch 32768, 32 epochs of LAION-400M, AdamW (0.9, 0.95), wd
+0.2, lr 4e-6 x batch / 256, BERT-sized SentencePiece stand-in, 32 tokens, random
+resized crop 50-100% + flip [CODE: FLIP]; at mask ratio 0.75 [PAPER: FLIP's 75% run];
+MAE's decoder of 8 blocks, width 512, 16 heads [PAPER: MAE] and MAE loss weight 1 [?].
+
 What it should reach: retrieval and colour zero-shot above chance (like FLIP at 75%),
 and a falling reconstruction loss. No published numbers.
 """
@@ -18,9 +26,14 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
-    c = mvl_config.base_config("paper" if "paper" in args else "demo")
+    if args.size == "paper":  # FLIP's recipe (at 75%), plus MAE's decoder
+        c = mvl_config.config_beside(__file__, "flip.py", "paper,ratio=0.75")
+        c.model.pixel_decoder.update(width=512, depth=8, num_heads=16, mlp_dim=2048)
+    else:
+        c = mvl_config.base_config(args.size)
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=True)
     c.objectives.mim = dict(weight=1.0, loss="mse", normalize=True, fusion=False)
     c.model.pixel_decoder.update(cross_attention=False)
+    c.lock()
     return c

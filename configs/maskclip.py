@@ -13,12 +13,32 @@ Head: a shallow transformer decoder that re-inserts the dropped patches and pred
       MLM head. Loss = ITC + 0.05 distill + 0.05 MLM.
 ITC runs on the student's masked-image embedding (`objectives.itc.masked_image`) [?]:
 one student pass serves both the contrastive and the distillation losses.
-Optimiser (SLIP's CLIP recipe): AdamW lr 5e-4, wd 0.5, betas (0.9, 0.98), eps 1e-8.
 
 Run (CPU demo, embedded `shapes` data):
   python -m mvl.main --config configs/maskclip.py:demo --workdir /tmp/mvl_maskclip
-Paper size (ViT-B/16 at 224 px; text 12 layers, width 512, 8 heads, context 77):
-  python -m mvl.main --config configs/maskclip.py:paper --workdir gs://...
+Paper recipe (ViT-B/16 on YFCC-15M; needs CLIP's BPE file and a pod):
+  python -m mvl.main --config configs/maskclip.py:paper --workdir gs://... \
+      --config.data.tokenizer=/path/to/bpe_simple_vocab_16e6.txt.gz
+
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe, per value ([PAPER] the MaskCLIP paper, [REVIEW] a review checked
+against it, [CODE] SLIP's code, whose CLIP recipe MaskCLIP follows, [?] a guess):
+  batch_size 4096 [REVIEW]; 25 epochs [REVIEW] of YFCC-15M (data.num_examples 15M) [?];
+      1 warmup epoch [CODE: SLIP]; cosine to 1e-5 (end_lr_factor 0.02) [?]
+  optim: AdamW lr 5e-4, b1 0.9, b2 0.98, eps 1e-8, weight_decay 0.5 [CODE: SLIP], on
+      every weight but biases and norms [CODE: SLIP] (all_but_gains_and_biases)
+  image: ViT-B/16 at 224 px [REVIEW]; mask 75% random [REVIEW], dropped [?]
+  teacher: EMA of the image tower, momentum 0.996 -> 1 on a cosine [?]
+  text: 12 layers, width 512, 8 heads, context 77 [REVIEW], causal with end-token
+      pooling [CODE: SLIP's CLIP text tower]; CLIP's BPE, 49408 ids [CODE: SLIP]
+      (data.tokenizer_kind=clip_bpe: point data.tokenizer at the merges file)
+  text decoder: 4 layers [REVIEW]; text mask ~20% [REVIEW]
+  loss weights: distill 0.05, MLM 0.05 [REVIEW]; codebook 8192, temperatures 0.04 /
+      0.1 [?] (DINO / iBOT defaults)
+  embed_dim 512, temperature init 0.07 [CODE: SLIP]
+  augmentation: random resized crop of 50-100% of the area (aspect 3/4-4/3), no flip
+      [CODE: SLIP]
 
 What it should reach: on the demo, retrieval and zero-shot near configs/clip.py:demo.
 Paper (YFCC-15M, 25 epochs, batch 4096) [REVIEW]: ImageNet zero-shot 44.5 vs CLIP 37.6,
@@ -31,8 +51,8 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
-    paper = "paper" in args
-    c = mvl_config.base_config("paper" if paper else "demo")
+    paper = args.size == "paper"
+    c = mvl_config.base_config(args.size)
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.mask.text.update(kind="bert", ratio=0.2)
     c.teacher.kind = "ema"
@@ -48,8 +68,38 @@ def get_config(arg=None):
     c.objectives.mlm = dict(weight=0.05, encoder="text_decoder")
     c.optim.update(weight_decay=0.5, b1=0.9, b2=0.98, eps=1e-8)
     if paper:
-        c.optim.lr = 5e-4
-        c.data.max_text_len = 77
-        c.model.text.update(width=512, num_heads=8, mlp_dim=2048)
-        c.model.text_decoder.update(num_heads=8, mlp_dim=2048)
+        paper_recipe(c)
     return c
+
+
+def paper_recipe(c):
+    """MaskCLIP ViT-B/16's recipe (tags in the module docstring)."""
+    c.batch_size = 4096
+    mvl_config.schedule_in_epochs(c, epochs=25, num_examples=15_000_000, warmup_epochs=1)
+    c.optim.update(
+        lr=5e-4,
+        end_lr_factor=1e-5 / 5e-4,
+        b1=0.9,
+        b2=0.98,
+        eps=1e-8,
+        weight_decay=0.5,
+        weight_decay_applies_to="all_but_gains_and_biases",
+    )
+    c.data.update(
+        image_size=224,
+        max_text_len=77,
+        tokenizer_kind="clip_bpe",
+        vocab_size=49408,
+        augment=False,
+        crop="random_resized",
+        crop_scale=(0.5, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        flip=False,
+    )
+    mvl_config.set_image_tower(c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072)
+    c.model.text.update(
+        max_len=77, width=512, depth=12, num_heads=8, mlp_dim=2048, causal=True, pool="last"
+    )
+    c.model.text_decoder.update(depth=4, num_heads=8, mlp_dim=2048)
+    c.model.fusion.update(num_heads=8, mlp_dim=2048)  # ITM fusion when fine-tuned
+    c.model.update(embed_dim=512, init_temperature=0.07)

@@ -8,6 +8,13 @@ the student's masked-image tokens predicts the teacher's features of the hidden 
 Run (CPU demo):
   python -m mvl.main --config configs/maskvlm_ema.py:demo --workdir /tmp/mvl_maskvlm_ema
 
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe: MaskVLM's (configs/maskvlm.py:paper: ALBEF-style, batch 512, 30
+epochs of the 4M pairs, lr 1e-4 cosine to 1e-5, 256 px), plus the EMA teacher with
+momentum 0.996 -> 1 on a cosine [?] (MaskCLIP's kind of teacher; its value unknown)
+and feature loss weight 1 [?].
+
 What it should reach: MaskVLM's demo metrics or better, and a falling feature loss.
 """
 
@@ -15,7 +22,8 @@ from mvl import config as mvl_config
 
 
 def get_config(arg=None):
-    c = mvl_config.config_beside(__file__, "maskvlm.py", arg)
+    args = mvl_config.parse_arg(arg)
+    c = mvl_config.config_beside(__file__, "maskvlm.py", args.size)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "ema"
     c.lock()

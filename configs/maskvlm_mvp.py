@@ -12,6 +12,14 @@ Run (CPU demo; the teacher is a CLIP run):
   python -m mvl.main --config configs/maskvlm_mvp.py:demo --workdir /tmp/mvl_maskvlm_mvp \\
       --config.teacher.checkpoint=/tmp/mvl_clip
 
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe: MaskVLM's (configs/maskvlm.py:paper: ALBEF-style, batch 512, 30
+epochs of the 4M pairs, lr 1e-4 cosine to 1e-5) at 224 px instead of 256 [?], so the
+patch grid (14x14) matches MVP's frozen CLIP ViT-B/16 teacher at 224 px [PAPER: MVP]
+(teacher.checkpoint; teacher.image below describes OpenAI's ViT-B/16 until the
+checkpoint's own architecture replaces it), and feature loss weight 1 [?].
+
 What it should reach: MaskVLM's demo metrics or better, and a falling feature loss.
 """
 
@@ -19,8 +27,17 @@ from mvl import config as mvl_config
 
 
 def get_config(arg=None):
-    c = mvl_config.config_beside(__file__, "maskvlm.py", arg)
+    args = mvl_config.parse_arg(arg)
+    c = mvl_config.config_beside(__file__, "maskvlm.py", args.size)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "frozen"
+    if args.size == "paper":
+        mvl_config.set_image_tower(c, image_size=224)
+        c.teacher.image.update(
+            pre_norm=True,
+            pixel_mean=(0.48145466, 0.4578275, 0.40821073),
+            pixel_std=(0.26862954, 0.26130258, 0.27577711),
+        )
+        c.teacher.update(act="quick_gelu", ln_eps=1e-5)
     c.lock()
     return c

@@ -21,8 +21,25 @@ Run (CPU demo, embedded `shapes` data):
   python -m mvl.main --config configs/mlim.py:demo --workdir /tmp/mvl_mlim
 Without modality dropout, or scoring the whole image:
   ... --config.mask.modality_dropout.probabilities="(0,0,1)" --config.objectives.recon.region=all
-Paper size (ViT-B-like single stream at 224 px; the paper's data is proprietary):
+Paper recipe (a BERT-base-sized single stream at 224 px; the paper's data is proprietary):
   python -m mvl.main --config configs/mlim.py:paper --workdir gs://...
+
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe. The MLIM paper gives almost none of its training recipe and has no
+code, so nearly every value is a documented guess [?]: BERT-base's pretraining recipe,
+which MLIM's BERT-style stream suggests. Per value:
+  batch_size 256 [?]; 1,000,000 steps [?] (BERT's; the paper's e-commerce data is not
+      public, so no epoch count is derived); 10,000 warmup steps, cosine to 0 [?]
+  optim: AdamW lr 1e-4, b1 0.9, b2 0.999, eps 1e-6, weight_decay 0.01 on every weight
+      but biases and norms [?] (BERT's)
+  stream: 12 layers, width 768, 12 heads [?]; CNN patch stem of 2x2 stride-2
+      convolutions [?] (the paper reports 2x2 kernels, 7 layers, ~200K parameters)
+      down to 16-px tokens; 224 px [?]
+  text: a 30522-piece SentencePiece trained from the captions (BERT's vocabulary size)
+      [?]; 64 tokens [?]
+  masking: MAM 1/3 each [?], heavy 80% [SEC], light 15% [?]; MDO 0.1 / 0.1 / 0.8 [?]
+  augmentation: the centre crop only, no flip [?] (the paper names none)
 
 What it should reach: MLIM has no contrastive head, so the evaluation reports held-out
 MLM and RECON losses with both modalities and with each one dropped
@@ -38,7 +55,7 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
-    c = mvl_config.base_config("paper" if "paper" in args else "demo")
+    c = mvl_config.base_config(args.size)
     c.mask.image.update(kind="random", ratio=0.8, drop=False)  # ratios come from MAM
     c.mask.text.update(kind="bert", ratio=0.8, mask_prob=1.0, random_prob=0.0)
     c.mask.modality_aware.update(
@@ -53,4 +70,34 @@ def get_config(arg=None):
     c.eval.held_out_losses = True
     c.eval.modalities = ("both", "text_only", "image_only")
     c.eval.pair_matching = True  # MLIM's downstream task, under each modality mode
+    if args.size == "paper":
+        paper_recipe(c)
     return c
+
+
+def paper_recipe(c):
+    """MLIM's documented-guess recipe (BERT-base's; see the module docstring)."""
+    c.update(batch_size=256, total_steps=1_000_000)
+    c.optim.update(
+        lr=1e-4,
+        warmup_steps=10_000,
+        end_lr_factor=0.0,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-6,
+        weight_decay=0.01,
+        weight_decay_applies_to="all_but_gains_and_biases",
+    )
+    c.data.update(
+        image_size=224,
+        max_text_len=64,
+        tokenizer_kind="sentencepiece",
+        vocab_size=30522,
+        tokenizer_captions=1_000_000,
+        augment=False,
+        crop="centre",
+        flip=False,
+    )
+    mvl_config.set_image_tower(c, patch_size=16)
+    c.model.text.update(max_len=64)
+    c.model.single_stream.update(width=768, depth=12, num_heads=12, mlp_dim=3072)

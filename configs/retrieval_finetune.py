@@ -24,19 +24,26 @@ learned); a different one is refused with an error naming both files.
 
 What it should reach: paper (MaskVLM 4M, Flickr30k FT, Table 5 all losses) R@1 IR/TR
 81.26/94.10 against 71.18/85.60 zero-shot. Demo: retrieval above the pretrained run's.
-Unverified defaults, kept as keys [?]: ALBEF's schedule (10 epochs of Flickr30k's
-145k pairs at batch 256 ~ 6000 steps, lr 1e-5 cosine, no momentum distillation here);
-demo: 60 steps at 0.2x the demo pretraining lr.
+Config argument: demo | paper, base=<str> (default 'maskvlm'; the pretraining config's
+name in configs/).
+
+`:paper` recipe: ALBEF's Flickr30k retrieval fine-tuning, which MaskVLM follows [SEC]:
+10 epochs [CODE: ALBEF] of Flickr30k's Karpathy train split, 145k pairs (29k images x
+5 captions; data.num_examples) [PAPER: Karpathy split] at batch 256 [CODE: ALBEF] ->
+5664 steps; lr 1e-5, no warmup, cosine to 0 [CODE: ALBEF]; the base recipe's AdamW,
+weight decay, tokenizer and towers; no masking; random resized crop 50-100% + flip
+[CODE: ALBEF]. ALBEF fine-tunes at 384 px; mvl keeps the pretraining resolution
+(changing it would need resized position tables) [?]. ALBEF's momentum distillation is
+not used [?]. Demo: 60 steps at 0.2x the demo pretraining lr.
 """
 
 from mvl import config as mvl_config
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
-    size = "paper" if "paper" in args else "demo"
-    base = args.get("base", "maskvlm")
-    c = mvl_config.config_beside(__file__, f"{base}.py", size)
+    args = mvl_config.parse_arg(arg, base="maskvlm")
+    base = args.base
+    c = mvl_config.config_beside(__file__, f"{base}.py", args.size)
     if "itc" not in c.objectives and "siglip" not in c.objectives:
         raise mvl_config.ConfigError(
             f"configs/retrieval_finetune.py: base={base} has no image-text embedding "
@@ -49,12 +56,14 @@ def get_config(arg=None):
     c.mask.text.update(kind="none", ratio=0.0)
     c.teacher.kind = "none"
     c.init.update(strict=False, required=True)
-    if size == "paper":
-        c.update(total_steps=6000, batch_size=256)
-        c.optim.update(lr=1e-5, warmup_steps=0)
+    if args.size == "paper":
+        c.batch_size = 256
+        mvl_config.schedule_in_epochs(c, epochs=10, num_examples=145_000)
+        c.optim.update(lr=1e-5, warmup_steps=0, warmup_epochs=0.0, base_lr=0.0, end_lr_factor=0.0)
+        c.data.update(crop="random_resized", crop_scale=(0.5, 1.0), flip=True, augment=False)
     else:
         c.total_steps = 60
         c.optim.update(lr=c.optim.lr * 0.2, warmup_steps=6)
     c.checkpoint.every_steps = min(c.checkpoint.every_steps, c.total_steps)
-    c.eval.itm_rerank_k = 128 if size == "paper" else 16
+    c.eval.itm_rerank_k = 128 if args.size == "paper" else 16
     return c

@@ -10,6 +10,13 @@ Run (CPU demo; the teacher is a CLIP run):
   python -m mvl.main --config configs/siglip_mvp.py:demo --workdir /tmp/mvl_siglip_mvp \\
       --config.teacher.checkpoint=/tmp/mvl_clip
 
+Config argument: demo | paper (nothing else).
+
+`:paper` recipe: SigLIP's (configs/siglip.py:paper: batch 32768, lr 1e-3, wd 1e-4,
+AdamW b2 0.95, 16-token 32k SentencePiece stand-in, 224 px, centre crop), plus MVP's
+mask (40% in blocks, here MaskVLM-style 2x2-patch blocks [?]) and frozen CLIP ViT-B/16
+teacher at 224 px (teacher.checkpoint), feature loss weight 1 [?].
+
 What it should reach: SigLIP's demo metrics, and a falling feature loss.
 """
 
@@ -18,9 +25,17 @@ from mvl import config as mvl_config
 
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
-    c = mvl_config.base_config("paper" if "paper" in args else "demo")
+    c = mvl_config.config_beside(__file__, "siglip.py", args.size)
     c.mask.image.update(kind="block", ratio=0.4, block_size=2, drop=False)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     c.teacher.kind = "frozen"
+    if args.size == "paper":
+        c.teacher.image.update(
+            pre_norm=True,
+            pixel_mean=(0.48145466, 0.4578275, 0.40821073),
+            pixel_std=(0.26862954, 0.26130258, 0.27577711),
+        )
+        c.teacher.update(act="quick_gelu", ln_eps=1e-5)
+    c.lock()
     return c

@@ -33,7 +33,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config(arg)")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except ConfigError as e:  # a config argument it does not accept: name the file
+        raise ConfigError(f"--config {spec}: {e}") from None
     config.lock()
     return config
 
@@ -134,31 +137,123 @@ def _parse_like(raw: str, current):
     return value
 
 
-def parse_arg(arg: str | None) -> dict[str, str]:
-    """Parses a config argument such as "demo" or "size=B/16,demo" into a dict.
+# The sizes every config accepts as a bare word (its first argument, or `size=`).
+SIZE_NAMES = ("demo", "paper")
 
-    A bare word maps to "True"; used by configs' get_config(arg).
+
+def parse_arg(arg: str | None, **declared) -> ml_collections.ConfigDict:
+    """The config argument ("demo", "paper,ratio=0.75", "demo,tune") typed by its
+    declaration, big_vision-style: each config says what it accepts, with defaults
+
+        args = parse_arg(arg, ratio=0.5, tune=False)   # -> args.size, args.ratio, args.tune
+
+    A bare word is a size (SIZE_NAMES; default "demo") or a declared bool flag (True);
+    `key=value` sets a declared key, parsed as its default's type (bool: true/false).
+    Anything else raises ConfigError naming every accepted argument, so a typo such as
+    `:demoo` or `ration=0.75` stops the run instead of silently running the defaults.
     """
-    result = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        result[key.strip()] = value.strip() if value else "True"
-    return result
+    values = {"size": SIZE_NAMES[0], **declared}
+    for item in filter(None, (part.strip() for part in (arg or "").split(","))):
+        key, has_value, raw = item.partition("=")
+        key = key.strip()
+        if not has_value and key in SIZE_NAMES:
+            values["size"] = key
+        elif not has_value and isinstance(declared.get(key), bool):
+            values[key] = True
+        elif has_value and key == "size" and raw.strip() in SIZE_NAMES:
+            values["size"] = raw.strip()
+        elif has_value and key in declared:
+            values[key] = _typed_arg(key, raw.strip(), declared[key], declared)
+        else:
+            raise ConfigError(
+                f"config argument {item!r} is not accepted; {accepted_args(declared)}"
+            )
+    return ml_collections.ConfigDict(values)
+
+
+def _typed_arg(key: str, raw: str, default, declared: dict):
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError("use true or false")
+            return raw.lower() == "true"
+        return type(default)(raw)
+    except ValueError as e:
+        raise ConfigError(
+            f"config argument {key}={raw!r} is not a {type(default).__name__} ({e}); "
+            f"{accepted_args(declared)}"
+        ) from None
+
+
+def accepted_args(declared: dict) -> str:
+    """One line naming what a config accepts (its parse_arg declaration)."""
+    parts = [f"a size ({' | '.join(SIZE_NAMES)}, default {SIZE_NAMES[0]})"]
+    for key, default in declared.items():
+        if isinstance(default, bool):
+            parts.append(f"{key} (flag)")
+        else:
+            parts.append(f"{key}=<{type(default).__name__}> (default {default!r})")
+    return "accepted, joined by commas: " + ", ".join(parts)
+
+
+# Recipes in epochs ---------------------------------------------------------------------
+# A paper states its schedule in passes over its dataset and its peak lr per 256 images;
+# these link the steps and the lr to batch_size (ml_collections FieldReferences), so
+# `--config.batch_size=...` or `--config.epochs=...` on the command line recompute them.
+# Setting total_steps, optim.warmup_steps or optim.lr explicitly replaces the link.
+
+
+def schedule_in_epochs(c, *, epochs: float, num_examples: int, warmup_epochs: float | None = None):
+    """total_steps = epochs * data.num_examples // batch_size (and warmup_steps from
+    warmup_epochs likewise, when given)."""
+    c.epochs = float(epochs)
+    c.data.num_examples = int(num_examples)
+    c.total_steps = _steps_of(c, c.get_ref("epochs"))
+    if warmup_epochs is not None:
+        c.optim.warmup_epochs = float(warmup_epochs)
+        c.optim.warmup_steps = _steps_of(c, c.optim.get_ref("warmup_epochs"))
+
+
+def _steps_of(c, epochs_ref):
+    return (epochs_ref * c.data.get_ref("num_examples") / c.get_ref("batch_size")).to_int()
+
+
+def scale_lr_with_batch(c, *, base_lr: float, reference_batch: int = 256):
+    """optim.lr = optim.base_lr * batch_size / optim.lr_reference_batch (the linear
+    scaling rule MAE and FLIP state their lr with)."""
+    c.optim.base_lr = float(base_lr)
+    c.optim.lr_reference_batch = int(reference_batch)
+    c.optim.lr = (
+        c.optim.get_ref("base_lr") * c.get_ref("batch_size") / c.optim.get_ref("lr_reference_batch")
+    )
+
+
+def set_image_tower(c, **values):
+    """Sets model.image keys and the same teacher.image keys (an EMA teacher is a copy of
+    the student's tower; a frozen one is replaced by its checkpoint's at run start)."""
+    c.model.image.update(values)
+    c.teacher.image.update({k: v for k, v in values.items() if k in c.teacher.image})
 
 
 def base_config(size: str) -> ml_collections.ConfigDict:
     """The keys every mvl config has; method configs fill `objectives` and `mask`.
 
     `size` is "demo" (a 2-core CPU finishes in minutes on the embedded `shapes` data)
-    or "paper" (ViT-B/16-sized towers at 224 px, as the papers use; needs a pod).
+    or "paper": ViT-B/16-shaped towers at 224 px and NO recipe: batch_size, total_steps,
+    optim.lr and optim.warmup_steps are None until the method config sets its paper's
+    (validate refuses a config that leaves one unset), so no method runs a generic one.
     """
     if size not in SIZES:
         raise ConfigError(f"unknown size {size!r}; use one of {sorted(SIZES)}")
     s = SIZES[size]
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.total_steps = s["total_steps"]
-    c.batch_size = s["batch_size"]
+    c.total_steps = s.get("total_steps")
+    # The schedule's length in passes over data.num_examples; 0 = total_steps is set
+    # directly (the demos). A recipe sets it with schedule_in_epochs, which derives
+    # total_steps = epochs * data.num_examples // batch_size.
+    c.epochs = 0.0
+    c.batch_size = s.get("batch_size")
     image_size = ml_collections.FieldReference(s["image_size"])
     max_text_len = ml_collections.FieldReference(s["max_text_len"])
 
@@ -193,9 +288,30 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             max_text_len=max_text_len,
             train_size=1_000_000,  # shapes is generated per index: any size works
             # (real sources use all their samples)
+            # The dataset size a recipe's epochs are counted in (the paper's dataset;
+            # schedule_in_epochs); only used to derive total_steps and warmup_steps.
+            num_examples=1_000_000,
             eval_size=1000,  # held-out pairs for retrieval / zero-shot (see eval_source)
-            augment=True,  # light photometric jitter; never flips (captions say left/right)
-            tokenizer="",  # sentencepiece model; "" = WORKDIR/tokenizer.model, trained if missing
+            # Training-image augmentation (mvl/data/augment.py; held-out images are
+            # always centre-cropped). augment: light brightness/contrast jitter (mvl's
+            # own; no paper uses it). crop: "centre" (the shorter side resized to
+            # image_size, centre square) or "random_resized" (Inception-style: a random
+            # box of crop_scale x the image's area and aspect ratio in crop_ratio,
+            # resized to image_size). flip: random horizontal flip; off for `shapes`,
+            # whose captions say left / right (a flip would make them false). Random
+            # choices come from (seed, position in the stream): exact on resume.
+            augment=True,
+            crop="centre",
+            crop_scale=(0.08, 1.0),
+            crop_ratio=(3 / 4, 4 / 3),
+            flip=False,
+            # tokenizer_kind "sentencepiece": data.tokenizer is a sentencepiece model
+            # ("" = WORKDIR/tokenizer.model, trained from the train captions with
+            # vocab_size pieces if missing); "clip_bpe": data.tokenizer must name CLIP's
+            # BPE merges file (bpe_simple_vocab_16e6.txt.gz, shipped with open_clip;
+            # 49408 ids plus the [MASK] id mvl appends; see mvl/data/clip_bpe.py).
+            tokenizer_kind="sentencepiece",
+            tokenizer="",
             vocab_size=256,
             tokenizer_captions=20_000,  # captions it trains on (evenly spaced over real data)
             # Broken samples are skipped and counted (data/skipped_samples, and per reason
@@ -209,6 +325,12 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             image=dict(
                 image_size=image_size,
                 patch_size=s["patch_size"],
+                # Stochastic depth: each block's residual branches are dropped per
+                # example with this probability during training (BEiT / MVP: 0.1).
+                drop_path=0.0,
+                # > 0: each residual branch is scaled by a learned per-channel vector
+                # initialised at this value (CaiT / BEiT's layer scale; BEiT-B: 0.1).
+                layer_scale=0.0,
                 width=s["width"],
                 depth=s["image_depth"],
                 num_heads=s["heads"],
@@ -303,13 +425,30 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     c.objectives = ml_collections.ConfigDict()
     c.optim = ml_collections.ConfigDict(
         dict(
-            lr=s["lr"],
-            warmup_steps=s["warmup_steps"],
+            # Peak learning rate of the warmup-then-cosine schedule; a recipe stated
+            # per 256 images sets it with scale_lr_with_batch (lr = base_lr * batch_size
+            # / lr_reference_batch; base_lr 0 = lr given directly).
+            lr=s.get("lr"),
+            base_lr=0.0,
+            lr_reference_batch=256,
+            # Linear warmup from 0; a recipe in epochs sets warmup_epochs through
+            # schedule_in_epochs (0 = warmup_steps given directly).
+            warmup_steps=s.get("warmup_steps"),
+            warmup_epochs=0.0,
+            # Cosine decay to lr * end_lr_factor at total_steps (MaskVLM / ALBEF: 0.1).
             end_lr_factor=0.0,
             b1=0.9,
             b2=0.98,
             eps=1e-6,
             weight_decay=0.05,
+            # Which parameters weight decay applies to (mvl/train/optim.py):
+            # "kernels": dense and conv kernels only; biases, LayerNorm scales, token
+            #   and position embeddings, [CLS] / mask tokens and the temperature are
+            #   spared (FLIP's and MAE's "no decay on bias, norm, cls, pos").
+            # "all_but_gains_and_biases": every parameter of 2 or more dimensions
+            #   (embeddings and tokens too); spares biases, LayerNorm scales and scalars
+            #   (CLIP's "all weights except gains or biases").
+            weight_decay_applies_to="kernels",
             grad_clip_norm=1.0,
             # > 1: the batch's gradient is accumulated over this many slices (lax.scan),
             # holding activations for one slice at a time; see mvl/train/step.py
@@ -406,14 +545,13 @@ SIZES = {
         log_every=25,
         eval_every=0,
     ),
-    # ViT-B/16 towers at 224 px, 12-layer text, 3-block fusion and decoder (MaskVLM);
-    # batch and schedule are the ALBEF-style defaults [?] (see configs' docstrings).
+    # ViT-B/16-shaped towers at 224 px, 12-layer text, 3-block fusion and decoder. No
+    # recipe: each method config sets its paper's batch, schedule, lr, tokenizer and
+    # sizes (base_config leaves batch_size, total_steps, lr and warmup_steps None).
     "paper": dict(
-        total_steps=200_000,
-        batch_size=512,
         image_size=224,
         patch_size=16,
-        max_text_len=40,
+        max_text_len=77,
         width=768,
         image_depth=12,
         text_depth=12,
@@ -422,9 +560,7 @@ SIZES = {
         deconv_width=256,
         heads=12,
         decoder_width=768,
-        embed_dim=256,
-        lr=1e-4,
-        warmup_steps=2000,
+        embed_dim=512,
         checkpoint_every=5000,
         stem="patch",
         log_every=100,

@@ -27,7 +27,19 @@ ATTENTION_SECTIONS = {
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
-    for check in (_counts, _data, _optim, _model, _mask, _teacher, _init, _checkpoint, _eval):
+    for check in (
+        _recipe,
+        _counts,
+        _data,
+        _augmentation,
+        _optim,
+        _model,
+        _mask,
+        _teacher,
+        _init,
+        _checkpoint,
+        _eval,
+    ):
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
@@ -61,6 +73,44 @@ def _get(cfg, key: str):
     for part in key.split("."):
         node = node[part]
     return node
+
+
+def _recipe(cfg):
+    """base_config("paper") leaves the recipe unset for each method config to fill."""
+    for key in ("batch_size", "total_steps", "optim.lr", "optim.warmup_steps"):
+        if _get(cfg, key) is None:
+            _fail(key, None, "unset: the config must give its recipe (see mvl/config.py)")
+    if cfg.get("epochs", 0.0) < 0:
+        _fail("epochs", cfg.epochs, "must be >= 0 (0: total_steps is set directly)")
+
+
+def _augmentation(cfg):
+    """Crop, flip and tokenizer keys (.get: configs saved before they existed)."""
+    from mvl.data import augment
+
+    d = cfg.data
+    crop = d.get("crop", "centre")
+    if crop not in augment.CROPS:
+        _fail("data.crop", crop, f"must be one of {', '.join(augment.CROPS)}")
+    low, high = tuple(d.get("crop_scale", (0.08, 1.0)))
+    if not 0 < low <= high <= 1:
+        _fail("data.crop_scale", (low, high), "must be (low, high) with 0 < low <= high <= 1")
+    low, high = tuple(d.get("crop_ratio", (0.75, 4 / 3)))
+    if not 0 < low <= high:
+        _fail("data.crop_ratio", (low, high), "must be (low, high) with 0 < low <= high")
+    kind = d.get("tokenizer_kind", "sentencepiece")
+    if kind not in ("sentencepiece", "clip_bpe"):
+        _fail("data.tokenizer_kind", kind, "must be one of sentencepiece, clip_bpe")
+    from mvl.data import clip_bpe
+
+    if kind == "clip_bpe" and d.tokenizer and not clip_bpe.is_clip_bpe(d.tokenizer):
+        _fail(
+            "data.tokenizer",
+            d.tokenizer,
+            f"tokenizer_kind clip_bpe needs a CLIP BPE file ({', '.join(clip_bpe.SUFFIXES)})",
+        )
+    if d.get("num_examples", 1) < 1:
+        _fail("data.num_examples", d.num_examples, "must be a positive integer")
 
 
 def _counts(cfg):
@@ -124,6 +174,14 @@ def _optim(cfg):
     o = cfg.optim
     if not o.lr > 0:
         _fail("optim.lr", o.lr, "must be > 0")
+    from mvl.train.optim import DECAY_RULES
+
+    rule = o.get("weight_decay_applies_to", "kernels")
+    if rule not in DECAY_RULES:
+        _fail("optim.weight_decay_applies_to", rule, f"must be one of {', '.join(DECAY_RULES)}")
+    for key in ("optim.base_lr", "optim.warmup_epochs"):
+        if o.get(key.split(".")[1], 0.0) < 0:
+            _fail(key, _get(cfg, key), "must be >= 0")
     _in_range(cfg, "optim.b1", 0.0, 1.0, high_open=True)
     _in_range(cfg, "optim.b2", 0.0, 1.0, high_open=True)
     if not o.eps > 0:
@@ -146,6 +204,10 @@ def _model(cfg):
     from mvl.models.layers import REMAT_POLICIES
 
     _one_of(cfg, "model.remat", tuple(REMAT_POLICIES))
+    if not 0 <= m.image.get("drop_path", 0.0) < 1:
+        _fail("model.image.drop_path", m.image.drop_path, "must be in [0, 1)")
+    if m.image.get("layer_scale", 0.0) < 0:
+        _fail("model.image.layer_scale", m.image.layer_scale, "must be >= 0 (0 = off)")
     size, patch = m.image.image_size, m.image.patch_size
     if size % patch:
         _fail("model.image.patch_size", patch, f"must divide the image size {size}")
@@ -198,6 +260,16 @@ def _teacher(cfg):
         _one_of(cfg, "teacher.act", ACTIVATIONS)
     if cfg.teacher.kind == "ema":
         _in_range(cfg, "teacher.momentum", 0.0, 1.0)
+        # The EMA teacher averages the student's parameters: same tower, same tree.
+        for key in ("width", "depth", "patch_size", "layer_scale", "pre_norm", "stem"):
+            student, teacher = cfg.model.image.get(key), cfg.teacher.image.get(key)
+            if student != teacher:
+                _fail(
+                    f"teacher.image.{key}",
+                    teacher,
+                    f"an ema teacher is the student's tower: set it to model.image.{key}="
+                    f"{student!r} too",
+                )
     if cfg.teacher.kind != "none":
         student = cfg.model.image.image_size // cfg.model.image.patch_size
         teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size

@@ -33,7 +33,7 @@ def get_table() -> Table:
         name="flip_mask_ratio",
         title="FLIP: mask ratio vs zero-shot accuracy and training speed",
         source=(
-            "FLIP (Li et al., CVPR 2023), as summarised in ../shared/METHODS.md: "
+            "FLIP (Li et al., CVPR 2023), as summarised in docs/methods.md: "
             "ImageNet zero-shot after full-image inference, ViT-L/16, LAION-400M."
         ),
         config="configs/flip.py:{scale}",

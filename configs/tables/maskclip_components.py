@@ -29,7 +29,7 @@ def get_table() -> Table:
         title="MaskCLIP: removing MLM, distillation, or the text decoder's layers",
         source=(
             "MaskCLIP (arXiv 2208.12262) ablations, as summarised in "
-            "../shared/METHODS.md [REVIEW]: Flickr30k zero-shot R@1 I2T/T2I."
+            "docs/methods.md [REVIEW]: Flickr30k zero-shot R@1 I2T/T2I."
         ),
         config="configs/maskclip.py:{scale}",
         demo=DEMO,

@@ -47,7 +47,7 @@ def get_table() -> Table:
         title="MaskCLIP: distillation weight (lambda) and MLM weight (beta) sweeps",
         source=(
             "MaskCLIP (arXiv 2208.12262) ablations, as summarised in "
-            "../shared/METHODS.md [REVIEW]: ImageNet zero-shot top-1."
+            "docs/methods.md [REVIEW]: ImageNet zero-shot top-1."
         ),
         config="configs/maskclip.py:{scale}",
         demo=DEMO,

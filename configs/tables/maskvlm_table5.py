@@ -53,7 +53,7 @@ def get_table() -> Table:
         name="maskvlm_table5",
         title="MaskVLM Table 5: loss ablation (Flickr30k R@1; demo: shapes val R@1)",
         source=(
-            "MaskVLM (arXiv 2208.02131) Table 5, as summarised in ../shared/METHODS.md "
+            "MaskVLM (arXiv 2208.02131) Table 5, as summarised in docs/methods.md "
             "[REVIEW]: Flickr30k R@1 IR/TR, fine-tuned | zero-shot, 4M-pair pretraining."
         ),
         config="configs/maskvlm.py:{scale}",

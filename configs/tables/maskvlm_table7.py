@@ -32,7 +32,7 @@ def get_table() -> Table:
         title="MaskVLM App. Table 7: mask ratios (Flickr30k FT R@1; demo: shapes val R@1)",
         source=(
             "MaskVLM (arXiv 2208.02131) App. Table 7, as summarised in "
-            "../shared/METHODS.md [REVIEW]: Flickr30k fine-tuned R@1 IR/TR."
+            "docs/methods.md [REVIEW]: Flickr30k fine-tuned R@1 IR/TR."
         ),
         config=table5.config,
         demo=table5.demo,

@@ -40,7 +40,7 @@ def get_table() -> Table:
         name="mlim_ablations",
         title="MLIM: modality dropout, ITM vs RECON, MAM vs random masking (pair-matching PR AUC)",
         source=(
-            "MLIM (arXiv 2109.12178), as summarised in ../shared/METHODS.md [?]: "
+            "MLIM (arXiv 2109.12178), as summarised in docs/methods.md [?]: "
             "item-pair matching PR AUC on proprietary e-commerce data (x100 here)."
         ),
         config="configs/mlim.py:{scale}",

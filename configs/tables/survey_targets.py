@@ -39,7 +39,7 @@ def get_table() -> Table:
         title="Targets for masked images: pixels vs frozen CLIP features vs EMA features",
         source=(
             "MaskCLIP (arXiv 2208.12262) target-chain ablation and CLIP baseline, as "
-            "summarised in ../shared/METHODS.md [REVIEW]: Flickr30k zero-shot R@1."
+            "summarised in docs/methods.md [REVIEW]: Flickr30k zero-shot R@1."
         ),
         config="configs/maskclip.py:{scale}",
         demo=DEMO,

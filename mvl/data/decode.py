@@ -9,7 +9,9 @@ Images (encoded bytes, or numpy arrays from a source that stores pixels):
 - EXIF orientation is applied, so photos stand the right way up.
 - Resized so the shorter side is `image_size`, then the centre square is kept (one
   bicubic resize of the centre crop: no intermediate giant image for panoramas). Smaller
-  images, even ones below the patch size, are upscaled the same way.
+  images, even ones below the patch size, are upscaled the same way. With image_size 0
+  the whole image is kept at its own size: training sources are built that way for a
+  random resized crop (data.crop), which mvl/data/augment.py then takes and resizes.
 - Skipped (BadSample, counted by kind): empty or unidentifiable bytes (`not_an_image`),
   truncated or corrupt data (`truncated_image`), more than MAX_IMAGE_PIXELS pixels
   (`huge_image`: a decompression bomb or a scan, not a training photo).

@@ -2,7 +2,8 @@
 
 Order of operations (each a grain dataset transformation):
   source indices -> shuffle (global, reshuffled each epoch) -> repeat
-  -> this process's rows of each global batch -> read + preprocess
+  -> this process's rows of each global batch -> read + preprocess (crop, flip and
+     jitter of training images: mvl/data/augment.py)
   -> iterator with prefetch threads -> skip broken samples -> batch
   (-> optional worker processes).
 Everything before `to_iter_dataset` is random access, so an iterator's state
@@ -37,7 +38,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from mvl.data import decode, sources
+from mvl.data import augment as augment_lib, decode, sources
 
 # BadSample and Skipped are used here and re-exported (sources and tests raise them).
 from mvl.data.bad_sample import SKIP_KINDS, BadSample, Skipped, kind_of
@@ -93,6 +94,10 @@ def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
 
     held_out = split != "train"
     size = data_cfg.eval_size if held_out else data_cfg.train_size
+    # A random resized crop needs the whole image: real training sources then decode
+    # at full size (image_size 0) and the crop resizes (mvl/data/augment.py).
+    whole = not held_out and augment_lib.Augmentation.from_config(data_cfg).needs_whole_image
+    decode_size = 0 if whole else data_cfg.image_size
     # .get: configs saved by runs older than eval_source (shapes only) lack the key.
     eval_source = data_cfg.get("eval_source", "")
     if data_cfg.source in SOURCES and not (held_out and eval_source):
@@ -104,7 +109,7 @@ def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
         return Subset(source, 0, min(len(source), data_cfg.eval_size))
     if data_cfg.source == "mixture" and not eval_source:
         raise ConfigError("config data.eval_source must name the held-out pairs of a mixture")
-    source = _real_train_source(data_cfg, seed)
+    source = _real_train_source(data_cfg, seed, decode_size)
     if eval_source:
         return source
     keep = len(source) - data_cfg.eval_size
@@ -117,17 +122,21 @@ def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
     return Subset(source, keep, len(source)) if held_out else Subset(source, 0, keep)
 
 
-def _real_train_source(data_cfg: Any, seed: int) -> Any:
+def _real_train_source(data_cfg: Any, seed: int, decode_size: int) -> Any:
     if data_cfg.source != "mixture":
-        return _named_source(data_cfg, "data.source", data_cfg.source, "train", seed)
+        return _named_source(data_cfg, "data.source", data_cfg.source, "train", seed, decode_size)
     from mvl.data.sources.mixture import MixtureSource
 
     specs = [spec for spec, _ in data_cfg.mixture]
-    parts = [_named_source(data_cfg, "data.mixture", spec, "train", seed) for spec in specs]
+    parts = [
+        _named_source(data_cfg, "data.mixture", spec, "train", seed, decode_size) for spec in specs
+    ]
     return MixtureSource(parts, [float(w) for _, w in data_cfg.mixture], specs)
 
 
-def _named_source(data_cfg: Any, key: str, spec: str, split: str, seed: int) -> Any:
+def _named_source(
+    data_cfg: Any, key: str, spec: str, split: str, seed: int, decode_size: int | None = None
+) -> Any:
     from mvl.config import ConfigError
 
     size = data_cfg.train_size if split == "train" else data_cfg.eval_size
@@ -137,20 +146,14 @@ def _named_source(data_cfg: Any, key: str, spec: str, split: str, seed: int) -> 
             split,
             size=size,
             seed=seed,
-            image_size=data_cfg.image_size,
+            image_size=data_cfg.image_size if decode_size is None else decode_size,
             options=sources.SourceOptions.from_config(data_cfg),
         )
     except (ValueError, UserError) as e:
         raise ConfigError(f"config {key}={spec!r}: {e}") from None
 
 
-def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Light brightness/contrast jitter. No flips or crops: captions name
-    left/right and positions, which a flip or crop would make false."""
-    contrast, brightness = rng.uniform([0.8, -0.08], [1.2, 0.08]).astype(np.float32)
-    # Contrast around the overall grey level: hues stay put, so colour words stay true.
-    mean = image.mean(dtype=np.float32)
-    return np.clip((image - mean) * contrast + (mean + brightness), 0.0, 1.0)
+augment_image = augment_lib.jitter  # the photometric jitter (data.augment)
 
 
 def check_example(example: dict[str, Any], image_size: int | None) -> str:
@@ -169,7 +172,7 @@ def make_preprocess(
     tokenizer: TextEncoder,
     max_text_len: int,
     seed: int,
-    augment: bool,
+    augment: bool | augment_lib.Augmentation,
     image_size: int | None = None,
     labels: tuple[str, ...] = (),
 ) -> Callable[[tuple[int, dict[str, Any]]], dict[str, np.ndarray]]:
@@ -177,15 +180,26 @@ def make_preprocess(
 
     The position is the example's place in the global (shuffled, repeated) stream, so
     the augmentation differs between epochs, is reproducible after a restore, and does
-    not depend on how many processes share the stream. `labels`: the integer labels
-    the source provides (shapes: shape, colour), passed through.
+    not depend on how many processes share the stream. `augment`: an Augmentation
+    (crop, flip, jitter; mvl/data/augment.py), or a bool for the jitter alone.
+    `labels`: the integer labels the source provides (shapes: shape, colour).
     """
+    if not isinstance(augment, augment_lib.Augmentation):
+        augment = augment_lib.Augmentation(jitter=bool(augment))
+    if augment.needs_whole_image and not image_size:
+        raise ValueError("a random resized crop needs image_size (the size it resizes to)")
+    geometric = augment.crop != "centre" or augment.flip
 
     def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
         position, example = positioned
-        caption = check_example(example, image_size)
-        image = np.asarray(example["image"], np.float32) * np.float32(1 / 255)
-        if augment:
+        # A random resized crop takes any image size; the crop makes it image_size.
+        caption = check_example(example, None if augment.needs_whole_image else image_size)
+        image = example["image"]
+        if geometric:
+            rng = augment_lib.geometry_rng(seed, position)
+            image = augment_lib.geometry(np.asarray(image), augment, image_size, rng)
+        image = np.asarray(image, np.float32) * np.float32(1 / 255)
+        if augment.jitter:
             image = augment_image(image, np.random.default_rng([seed, position]))
         return {
             "image": image,
@@ -315,7 +329,7 @@ def make_dataset(
     repeat: bool,
     process_index: int = 0,
     process_count: int = 1,
-    augment: bool = False,
+    augment: bool | augment_lib.Augmentation = False,
     drop_remainder: bool = True,
     num_threads: int = 8,
     num_workers: int = 0,

@@ -129,7 +129,14 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: self-attention, optional cross-attention, MLP."""
+    """Pre-LN transformer block: self-attention, optional cross-attention, MLP.
+
+    layer_scale > 0: each residual branch is multiplied by a learned per-channel vector
+    initialised at that value (CaiT; BEiT uses 0.1 for ViT-B). stochastic_depth: each
+    residual branch is dropped per example with probability `drop_rate` (a call
+    argument, so a scanned stack can give each layer its own), only while a "dropout"
+    rng is passed to `apply` (training); evaluation passes none and keeps every branch.
+    """
 
     num_heads: int
     mlp_dim: int
@@ -138,23 +145,43 @@ class Block(nn.Module):
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
     causal: bool = False
+    layer_scale: float = 0.0
+    stochastic_depth: bool = False
 
     @nn.compact
-    def __call__(self, x, valid=None, context=None, context_valid=None):
+    def __call__(self, x, valid=None, context=None, context_valid=None, drop_rate=0.0):
         x = nn.with_logical_constraint(x, ACT_TOKENS)
-        x = x + Attention(self.num_heads, self.dtype, name="self_attn")(
+        branch = Attention(self.num_heads, self.dtype, name="self_attn")(
             LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x),
             context_valid=valid,
             causal=self.causal,
         )
+        x = x + self._residual("self_attn", branch, drop_rate)
         if self.cross_attention:
-            x = x + Attention(self.num_heads, self.dtype, name="cross_attn")(
+            branch = Attention(self.num_heads, self.dtype, name="cross_attn")(
                 LayerNorm(self.ln_eps, self.dtype, name="ln_cross")(x), context, context_valid
             )
-        x = x + Mlp(self.mlp_dim, self.act, self.dtype, name="mlp")(
+            x = x + self._residual("cross_attn", branch, drop_rate)
+        branch = Mlp(self.mlp_dim, self.act, self.dtype, name="mlp")(
             LayerNorm(self.ln_eps, self.dtype, name="ln_mlp")(x)
         )
+        x = x + self._residual("mlp", branch, drop_rate)
         return nn.with_logical_constraint(x, ACT_TOKENS)
+
+    def _residual(self, name: str, branch, drop_rate):
+        if self.layer_scale > 0:
+            gamma = self.param(
+                f"layer_scale_{name}",
+                partitioned(nn.initializers.constant(self.layer_scale), ("embed",)),
+                (branch.shape[-1],),
+            )
+            branch = branch * gamma.astype(branch.dtype)
+        if self.stochastic_depth and self.has_rng("dropout"):
+            keep = 1.0 - jnp.asarray(drop_rate, jnp.float32)
+            shape = (branch.shape[0],) + (1,) * (branch.ndim - 1)
+            kept = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
+            branch = branch * (kept / jnp.maximum(keep, 1e-6)).astype(branch.dtype)
+        return branch
 
 
 # Rematerialisation of each block in the backward pass (`model.remat`): what a block
@@ -185,6 +212,10 @@ class Transformer(nn.Module):
     remat: str = "none"
     scan: bool = False
     causal: bool = False  # self-attention sees only earlier positions (CLIP's text tower)
+    layer_scale: float = 0.0  # see Block
+    # Stochastic depth: block i drops its branches with probability drop_path * i /
+    # (depth - 1), rising linearly to drop_path at the last block (BEiT, timm).
+    drop_path: float = 0.0
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None):
@@ -200,7 +231,10 @@ class Transformer(nn.Module):
             self.ln_eps,
             self.dtype,
             self.causal,
+            self.layer_scale,
+            self.drop_path > 0,
         )
+        rates = jnp.linspace(0.0, self.drop_path, self.depth) if self.drop_path > 0 else None
         if self.scan:
             layer = _ScannedBlock
             if self.remat != "none":
@@ -208,18 +242,21 @@ class Transformer(nn.Module):
             stack = nn.scan(
                 layer,
                 variable_axes={"params": 0},
-                split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, 0),
                 length=self.depth,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x, _ = stack(*block_args, name="blocks")(x, valid, context, context_valid)
+            if rates is None:
+                rates = jnp.zeros((self.depth,), jnp.float32)
+            x, _ = stack(*block_args, name="blocks")(x, valid, context, context_valid, rates)
         else:
             block = Block
             if self.remat != "none":
                 block = nn.remat(Block, policy=REMAT_POLICIES[self.remat])
             for i in range(self.depth):
-                x = block(*block_args, name=f"block{i}")(x, valid, context, context_valid)
+                rate = 0.0 if rates is None else rates[i]
+                x = block(*block_args, name=f"block{i}")(x, valid, context, context_valid, rate)
         return LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
 
 
@@ -233,9 +270,11 @@ class _ScannedBlock(nn.Module):
     ln_eps: float = 1e-6
     dtype: Dtype = jnp.float32
     causal: bool = False
+    layer_scale: float = 0.0
+    stochastic_depth: bool = False
 
     @nn.compact
-    def __call__(self, x, valid, context, context_valid):
+    def __call__(self, x, valid, context, context_valid, drop_rate):
         block = Block(
             self.num_heads,
             self.mlp_dim,
@@ -244,9 +283,11 @@ class _ScannedBlock(nn.Module):
             self.ln_eps,
             self.dtype,
             self.causal,
+            self.layer_scale,
+            self.stochastic_depth,
             name="block",
         )
-        return block(x, valid, context, context_valid), None
+        return block(x, valid, context, context_valid, drop_rate), None
 
 
 def learned_positions(module: nn.Module, name: str, length: int, width: int):

@@ -34,6 +34,8 @@ class VisionTower(nn.Module):
     remat: str = "none"  # see layers.REMAT_POLICIES
     scan: bool = False  # layers as one nn.scan (see layers.Transformer)
     pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
+    drop_path: float = 0.0  # stochastic depth, training only (see layers.Transformer)
+    layer_scale: float = 0.0  # per-channel residual scale init; 0 = off (layers.Block)
 
     @property
     def grid(self) -> int:
@@ -90,6 +92,8 @@ class VisionTower(nn.Module):
             name="encoder",
             remat=self.remat,
             scan=self.scan,
+            layer_scale=self.layer_scale,
+            drop_path=self.drop_path,
         )(x)
 
 

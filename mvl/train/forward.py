@@ -13,18 +13,22 @@ import jax
 
 
 class Forward:
-    def __init__(self, model, params, batch, masks, rng, teacher=None):
+    def __init__(self, model, params, batch, masks, rng, teacher=None, train=False):
         self.model, self.params, self.batch, self.masks = model, params, batch, masks
         self._rng = rng
         self.teacher = teacher  # (module, params) of a teacher tower, or None
         self._cache = {}
+        # Training passes get a "dropout" rng, which turns on stochastic depth
+        # (model.image.drop_path); evaluation passes none and keeps every block.
+        self._train = train and model.config.image.get("drop_path", 0.0) > 0
 
     @property
     def patch_size(self) -> int:
         return self.model.config.image.patch_size
 
     def call(self, method: str, *args):
-        return self.model.apply({"params": self.params}, *args, method=method)
+        rngs = {"dropout": self.rng(f"drop_path/{method}")} if self._train else None
+        return self.model.apply({"params": self.params}, *args, method=method, rngs=rngs)
 
     def rng(self, name: str):
         """A key for one named random choice, independent of every other name."""

@@ -50,6 +50,12 @@ def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
 
     if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
         return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
+    if cfg.data.get("tokenizer_kind", "sentencepiece") == "clip_bpe":
+        raise UserError(
+            "config data.tokenizer: data.tokenizer_kind='clip_bpe' needs CLIP's BPE merges "
+            "file (bpe_simple_vocab_16e6.txt.gz, in the open_clip_torch package): set "
+            "--config.data.tokenizer=PATH"
+        )
     path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
     if cfg.data.tokenizer and not os.path.exists(path):
         raise UserError(
@@ -99,7 +105,7 @@ def train_dataset(cfg, tokenizer, mesh):
         repeat=True,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
-        augment=cfg.data.augment,
+        augment=pipeline.augment_lib.Augmentation.from_config(cfg.data),
         image_size=cfg.data.image_size,
         max_skipped_in_a_row=cfg.data.max_skipped_in_a_row,
     )

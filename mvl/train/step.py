@@ -50,8 +50,8 @@ def compute_losses(
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
-def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None):
-    forward = Forward(model, params, batch, masks, objective_rng, teacher)
+def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None, train=False):
+    forward = Forward(model, params, batch, masks, objective_rng, teacher, train=train)
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
         loss, extra = objectives.get(name).fn(forward, cfg.objectives[name])
@@ -79,7 +79,7 @@ def make_train_step(
 
         def grads_and_metrics(params, batch, masks, rng):
             def loss_fn(params):
-                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher)
+                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher, train=True)
 
             (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             return grads, metrics
