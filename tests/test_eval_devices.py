@@ -96,3 +96,77 @@ def load_rows(trainer, count: int) -> dict:
 
     data = load_eval_set(trainer.cfg, trainer.tokenizer)
     return {k: data[k][:count] for k in ("image", "text")}
+
+
+def environment(devices: int) -> dict:
+    """This session's XLA flags with `devices` simulated CPU devices instead of 8."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=8", "")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {
+        **os.environ,
+        "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}",
+        "PYTHONPATH": root,
+    }
+
+
+def evaluate_on(devices: int, run_dir, out) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "tests", "evaluate_on_devices.py")
+    done = subprocess.run(
+        [sys.executable, script, str(run_dir), str(out)],
+        cwd=root,
+        env=environment(devices),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as saved:
+        assert int(saved["devices"]) == devices
+        arrays = {k: saved[k] for k in saved.files if k not in ("devices", "metrics")}
+        return {"metrics": json.loads(str(saved["metrics"])), **arrays}
+
+
+@pytest.mark.slow(minutes=8)
+@pytest.mark.parametrize(
+    "method, overrides",
+    [
+        (  # retrieval, zero-shot, ITM re-ranking, probes, held-out losses
+            "maskvlm",
+            {
+                "eval.itm_rerank_k": "3",
+                "eval.probe.enabled": "true",
+                "eval.probe.steps": "20",
+                "eval.held_out_losses": "true",
+            },
+        ),
+        ("mlim", {}),  # pair matching, held-out losses under each modality mode
+    ],
+)
+def test_one_checkpoint_gives_the_same_metrics_on_1_2_4_and_8_devices(
+    tiny_config, tmp_path, method, overrides
+):
+    """python-level evaluation of a saved checkpoint in subprocesses with 1, 2, 4 and 8
+    devices: counts (recall, accuracy, average precision) equal, embeddings within 1e-6."""
+    from mvl.train.loop import Trainer
+
+    run_dir = tmp_path / "run"
+    trainer = Trainer(tiny_config(method, **ODD, **overrides), str(run_dir))
+    for _ in range(2):
+        trainer.step(trainer.next_batch())
+    assert trainer.save()
+    trainer.checkpointer.wait()
+    results = {n: evaluate_on(n, run_dir, tmp_path / f"{n}.npz") for n in (1, 2, 4, 8)}
+    for devices in (2, 4, 8):
+        assert_same_metrics(results[1]["metrics"], results[devices]["metrics"])
+        for name, array in results[1].items():
+            if name != "metrics":
+                assert results[devices][name].shape[0] == 61, name
+                np.testing.assert_allclose(results[devices][name], array, atol=1e-6, rtol=0)

@@ -53,7 +53,8 @@ def tokenizer_for(cfg, run_dir: str):
     return Tokenizer(path)
 
 
-def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
+def suite_for(cfg, checkpoint_dir: str):
+    """(EvalSuite, its state: params and teacher, step) for the newest checkpoint."""
     import jax
 
     from mvl import checkpoint, sharding, validate
@@ -72,6 +73,11 @@ def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
         model, cfg, tokenizer, mesh, jax.process_index(), jax.process_count(), build_teacher(cfg)
     )
     params = types.SimpleNamespace(params=state["params"], teacher=state.get("teacher"))
+    return suite, params, step
+
+
+def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
+    suite, params, step = suite_for(cfg, checkpoint_dir)
     return {"step": step, **suite.run(params)}
 
 

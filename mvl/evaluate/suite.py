@@ -75,7 +75,7 @@ class EvalSuite:
         process_count: int = 1,
         teacher_model=None,
     ):
-        self.cfg, self.tokenizer, self.mesh = cfg, tokenizer, mesh
+        self.model, self.cfg, self.tokenizer, self.mesh = model, cfg, tokenizer, mesh
         self.embeds = "projections" in model.components
         self.probes = cfg.eval.probe.enabled and "image" in model.components
         self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in model.components
