@@ -56,8 +56,6 @@ def tokenizer_for(cfg, run_dir: str):
 
 def suite_for(cfg, checkpoint_dir: str):
     """(EvalSuite, its state: params and teacher, step) for the newest checkpoint."""
-    import jax
-
     from mvl import checkpoint, sharding, validate
     from mvl.evaluate.suite import EvalSuite
     from mvl.models.model import build_model, build_teacher
@@ -75,9 +73,7 @@ def suite_for(cfg, checkpoint_dir: str):
     tokenizer = tokenizer_for(cfg, run_dir)
     step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.special_ids)
-    suite = EvalSuite(
-        model, cfg, tokenizer, mesh, jax.process_index(), jax.process_count(), build_teacher(cfg)
-    )
+    suite = EvalSuite(model, cfg, tokenizer, mesh, teacher_model=build_teacher(cfg))
     params = types.SimpleNamespace(params=state["params"], teacher=state.get("teacher"))
     return suite, params, step
 
