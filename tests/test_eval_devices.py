@@ -90,6 +90,24 @@ def evaluate_on(devices: int, run_dir, out, hash_seed: str = "0") -> dict:
         return {"metrics": json.loads(str(saved["metrics"])), **arrays}
 
 
+def test_padding_rounds_up_to_the_batch_shards_and_keeps_the_rows_first():
+    import ml_collections
+
+    from mvl.evaluate import padding
+
+    data_only = sharding.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)))
+    with_tensor = sharding.make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=2, tensor=2)))
+    assert padding.batch_ways(data_only) == 8 and padding.batch_ways(with_tensor) == 4
+    assert [padding.padded_size(n, data_only) for n in (1, 8, 25, 61)] == [8, 8, 32, 64]
+    assert padding.padded_size(5, with_tensor) == 8  # the tensor axis holds no rows
+    np.testing.assert_array_equal(padding.pad_rows(np.arange(3), 6), [0, 1, 2, 2, 2, 2])
+    assert padding.chunks(61, 25) == [(0, 25), (25, 50), (50, 61)]
+    rows = np.arange(32 * 3, dtype=np.float32).reshape(32, 3)
+    placed = padding.place(rows, sharding.batch_sharding(data_only))
+    assert len(placed.addressable_shards) == 8
+    np.testing.assert_array_equal(np.asarray(placed), rows)
+
+
 @pytest.mark.parametrize(
     "method, overrides",
     [
