@@ -4,7 +4,8 @@ Runs the evaluation suite (mvl/evaluate/suite.py) on the newest checkpoint of a 
 without touching the run's folder: a run still training can be evaluated. The config is
 the one the checkpoint was written with unless --config names another; overrides
 switch evaluations on or off, e.g. --config.eval.probe.enabled=true. The tokenizer is
-data.tokenizer, or the run's WORKDIR/tokenizer.model.
+data.tokenizer, or the run's WORKDIR/tokenizer.model. Any device count works (a run
+trained on 8 devices can be evaluated on 1 or 3), with the same numbers.
 """
 
 from __future__ import annotations
@@ -53,25 +54,32 @@ def tokenizer_for(cfg, run_dir: str):
     return Tokenizer(path)
 
 
-def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
-    import jax
-
+def suite_for(cfg, checkpoint_dir: str):
+    """(EvalSuite, its state: params and teacher, step) for the newest checkpoint."""
     from mvl import checkpoint, sharding, validate
     from mvl.evaluate.suite import EvalSuite
     from mvl.models.model import build_model, build_teacher
 
-    validate.validate(cfg, len(jax.devices()))
+    # Not validate(cfg, devices): the training batch_size need not divide this machine's
+    # devices to evaluate (evaluation pads its batches); only the mesh must fit them.
+    validate.validate(cfg)
+    try:
+        mesh = sharding.make_mesh(cfg.mesh)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
     run_dir = checkpoint_dir.rstrip("/")
     if os.path.basename(run_dir) == "checkpoints":
         run_dir = os.path.dirname(run_dir)
     tokenizer = tokenizer_for(cfg, run_dir)
-    mesh = sharding.make_mesh(cfg.mesh)
     step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.special_ids)
-    suite = EvalSuite(
-        model, cfg, tokenizer, mesh, jax.process_index(), jax.process_count(), build_teacher(cfg)
-    )
+    suite = EvalSuite(model, cfg, tokenizer, mesh, teacher_model=build_teacher(cfg))
     params = types.SimpleNamespace(params=state["params"], teacher=state.get("teacher"))
+    return suite, params, step
+
+
+def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
+    suite, params, step = suite_for(cfg, checkpoint_dir)
     return {"step": step, **suite.run(params)}
 
 

@@ -1,4 +1,8 @@
-"""Embeds held-out images and texts with the current params, batch by batch, on the mesh."""
+"""Embeds held-out images and texts with the current params, batch by batch, on the mesh.
+
+Any number of rows on any mesh: each batch is padded to the mesh's batch shards and
+the padding dropped from the outputs (mvl/evaluate/padding.py).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,28 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from mvl import sharding
-from mvl.evaluate import gather
+from mvl.evaluate import padding
 from mvl.models.model import text_valid
 
 
 class Embedder:
     """Jitted image / text embedding functions for a model; compiled once per shape.
 
-    Each process passes its own rows; the result is every process's rows in global
-    order (mvl/evaluate/gather.py), so any metric computed from it is the global one.
+    Every process passes the same rows (the whole evaluation set) and gets every row's
+    output back, so any metric computed from it is the global one. `batch_size` rows
+    go through the mesh at a time (padded to its batch shards); nothing about it or
+    the number of rows has to divide anything.
     """
 
     def __init__(self, model, mesh, batch_size: int, pool: str = "mean"):
+        if batch_size < 1:
+            raise ValueError(f"embedding batch_size must be >= 1, got {batch_size}")
         self.mesh, self.batch_size = mesh, batch_size
-        out = sharding.batch_sharding(mesh)
+        self._in = sharding.batch_sharding(mesh)
+        # Outputs come back whole on every process (embeddings are small).
+        out = sharding.replicated(mesh)
 
         def image_features(params, images):
             """The image tower's output pooled ([CLS] or the mean of the patches): what
@@ -98,9 +107,8 @@ class Embedder:
         return self._batched(self._text_tokens, params, ids)
 
     def itm_scores(self, params, image_tokens, text_tokens, ids) -> np.ndarray:
-        """Match probability of each (image, text) row pair; every process passes the
-        same pairs (from gathered tokens) and gets one copy of the scores."""
-        return self._batched(self._itm, params, (image_tokens, text_tokens, ids), True)
+        """Match probability of each (image, text) row pair."""
+        return self._batched(self._itm, params, (image_tokens, text_tokens, ids))
 
     def image_features(self, params, images: np.ndarray) -> np.ndarray:
         return self._batched(self._features, params, images)
@@ -108,33 +116,25 @@ class Embedder:
     def images(self, params, images: np.ndarray) -> np.ndarray:
         return self._batched(self._images, params, images)
 
-    def texts(self, params, ids: np.ndarray, same_on_every_process: bool = False) -> np.ndarray:
-        """`same_on_every_process`: every process passes the same ids (e.g. zero-shot
-        prompts); the result is one copy of their embeddings, not one per process."""
-        return self._batched(self._texts, params, ids, same_on_every_process)
+    def texts(self, params, ids: np.ndarray) -> np.ndarray:
+        return self._batched(self._texts, params, ids)
 
-    def _batched(self, fn, params, inputs, one_copy: bool = False) -> np.ndarray:
-        """Runs `fn` on chunks of `batch_size` rows per process (the last padded, so a
-        single compiled shape) and returns every process's real rows in global order.
+    def _batched(self, fn, params, inputs) -> np.ndarray:
+        """`fn` on chunks of `batch_size` rows, each padded to the mesh's batch shards
+        (mvl/evaluate/padding.py); returns the real rows' outputs only, in order.
         `inputs`: one array, or a tuple of arrays with the same rows."""
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-        counts = gather.row_counts(len(inputs[0]))
+        total = len(inputs[0])
+        if not total:
+            raise ValueError("nothing to embed: no rows")
+        # One compiled shape for every chunk (a set smaller than a batch: its own size).
+        size = padding.padded_size(min(self.batch_size, total), self.mesh)
         pieces = []
-        for start in range(0, int(counts.max()), self.batch_size):
-            chunks = [self._padded_chunk(x, start) for x in inputs]
+        for start, stop in padding.chunks(total, self.batch_size):
             with sharding.activate(self.mesh):
-                batch = sharding.global_batch(dict(enumerate(chunks)), self.mesh)
-                result = fn(params, *(batch[i] for i in range(len(chunks))))
-            every = np.asarray(multihost_utils.process_allgather(result, tiled=True))
-            every = every.reshape((len(counts), self.batch_size) + every.shape[1:])
-            rows = gather.chunk_rows(counts, start, self.batch_size)
-            for process in [0] if one_copy else range(len(counts)):
-                pieces.append(every[process, : rows[process]])
+                batch = [
+                    padding.place(padding.pad_rows(x[start:stop], size), self._in) for x in inputs
+                ]
+                result = fn(params, *batch)
+            pieces.append(np.asarray(result)[: stop - start])  # the padding is dropped here
         return np.concatenate(pieces)
-
-    def _padded_chunk(self, inputs: np.ndarray, start: int) -> np.ndarray:
-        chunk = inputs[start : start + self.batch_size]
-        if not len(chunk):  # this process has no rows left: embed a stand-in, drop it
-            chunk = inputs[:1]
-        pad = self.batch_size - len(chunk)
-        return np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])

@@ -4,6 +4,14 @@
 `held_out/<loss>`; "text_only" / "image_only" (single-stream models, MLIM) drop the
 other modality from every example and report `held_out/<mode>/<loss>`, which shows how
 much each objective leans on the other modality.
+
+The losses run on chunks of `eval.batch_size` rows of the held-out set, in order, and
+are averaged weighted by each chunk's rows. A chunk is never padded: contrastive
+losses, ITM's negatives and MLM's token counts see the whole batch, so a padded copy
+would change the real rows' losses. Instead a chunk whose rows do not split evenly over
+the mesh's batch shards (any eval.batch_size, any last chunk) is placed whole on every
+device and XLA shards the computation inside as it can; the others are batch-sharded.
+So the numbers do not depend on the device count (up to floating-point reduction order).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import jax
 
 from mvl import masking, sharding
-from mvl.evaluate import gather
+from mvl.evaluate import padding
 from mvl.train.step import compute_losses
 
 
@@ -54,22 +62,26 @@ class HeldOutLosses:
         self._losses = [losses_under(mode) for mode in modes]
 
     def run(self, params, data: dict, teacher_params=None) -> dict[str, float]:
-        """Mean of each loss over the full eval batches of `data` (process-local rows)."""
-        size = self.cfg.eval.batch_size
-        totals, count = {}, 0
-        # Only chunks that are full on every process (a collective needs all of them).
-        full_chunks = int(gather.row_counts(len(data["image"])).min()) // size
-        for start in range(0, full_chunks * size, size):
-            local = {k: data[k][start : start + size] for k in ("image", "text")}
+        """Each loss over all of `data` (the whole held-out set), in chunks of
+        `eval.batch_size` rows, weighted by the rows of each chunk."""
+        totals, rows = {}, 0
+        for start, stop in padding.chunks(len(data["image"]), self.cfg.eval.batch_size):
             with sharding.activate(self.mesh):
-                batch = sharding.global_batch(local, self.mesh)
+                batch = {k: self._place(data[k][start:stop]) for k in ("image", "text")}
                 values = {}
                 for losses in self._losses:
                     values.update(losses(params, batch, self.rng, teacher_params))
             for name, value in jax.device_get(values).items():
-                totals[name] = totals.get(name, 0.0) + float(value)
-            count += 1
-        return {f"held_out/{k}": v / max(count, 1) for k, v in without_unscored(totals).items()}
+                totals[name] = totals.get(name, 0.0) + float(value) * (stop - start)
+            rows += stop - start
+        return {f"held_out/{k}": v / rows for k, v in without_unscored(totals).items()}
+
+    def _place(self, rows):
+        """Batch-sharded when the rows split evenly over the batch shards, else whole
+        on every device (never padded: see the module docstring)."""
+        even = len(rows) % padding.batch_ways(self.mesh) == 0
+        where = sharding.batch_sharding(self.mesh) if even else sharding.replicated(self.mesh)
+        return padding.place(rows, where)
 
 
 def without_unscored(totals: dict) -> dict:

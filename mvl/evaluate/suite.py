@@ -6,6 +6,12 @@ of the main object's shape and colour (prompt ensembles), MLIM's pair matching a
 with `eval.probe.enabled`, a linear probe and kNN on the image tower's frozen features
 (any method with an image tower, MAE included). Real data has no such labels, so those
 label tasks are left out for it. Each metric is written beside its chance level.
+
+Every process reads the whole held-out set, in the order of the data stream, so every
+evaluation sees the same rows in the same order whatever the process and device
+counts; the towers run on the mesh `eval.batch_size` rows at a time, each batch padded
+to the mesh's batch shards and the padding dropped (mvl/evaluate/padding.py), so no
+size has to divide anything.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import numpy as np
 from mvl.data import pipeline, shapes
 from mvl.errors import UserError
 from mvl.evaluate import (
-    gather,
     itm_rerank,
     knn,
     linear_probe,
@@ -27,8 +32,9 @@ from mvl.evaluate.embeddings import Embedder
 from mvl.evaluate.losses import HeldOutLosses
 
 
-def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dict:
-    """This process's share of the first `data.eval_size` val examples, as numpy arrays."""
+def load_eval_set(cfg, tokenizer, process_index: int = 0, process_count: int = 1) -> dict:
+    """The first `data.eval_size` val examples as numpy arrays, in stream order (with
+    process_count > 1: this process's share of them, as a training stream splits rows)."""
     source = pipeline.source_for_config(cfg.data, "val", cfg.seed)
     dataset = pipeline.make_dataset(
         source,
@@ -53,7 +59,11 @@ def load_eval_set(cfg, tokenizer, process_index: int, process_count: int) -> dic
 
 class EvalSuite:
     """Retrieval and zero-shot when the model embeds both modalities (it has projections);
-    held-out objective losses when `eval.held_out_losses` (e.g. MAE, which embeds nothing)."""
+    held-out objective losses when `eval.held_out_losses` (e.g. MAE, which embeds nothing).
+
+    `process_index` / `process_count` are accepted for callers that pass them; every
+    process loads the whole held-out set (load_eval_set's 0 of 1), so they change nothing.
+    """
 
     def __init__(
         self,
@@ -65,7 +75,7 @@ class EvalSuite:
         process_count: int = 1,
         teacher_model=None,
     ):
-        self.cfg, self.tokenizer, self.mesh = cfg, tokenizer, mesh
+        self.model, self.cfg, self.tokenizer, self.mesh = model, cfg, tokenizer, mesh
         self.embeds = "projections" in model.components
         self.probes = cfg.eval.probe.enabled and "image" in model.components
         self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in model.components
@@ -73,11 +83,9 @@ class EvalSuite:
             self.embeds or "single_stream" in model.components
         )
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
-        self.data = load_eval_set(cfg, tokenizer, process_index, process_count)
+        self.data = load_eval_set(cfg, tokenizer)  # all of it, on every process
         self.labels = {  # only the label tasks the held-out source provides
-            task: gather.in_global_order(self.data[task], cfg.eval.batch_size)
-            for task in ("shape", "colour")
-            if task in self.data
+            task: self.data[task] for task in ("shape", "colour") if task in self.data
         }
         # Pair matching defines a match by shape and colour: shapes-labelled items only.
         self.matches_pairs = self.matches_pairs and set(self.labels) == {"shape", "colour"}
@@ -110,7 +118,7 @@ class EvalSuite:
     def reranked_retrieval(self, params, image_emb, text_emb) -> dict[str, float]:
         image_tokens = self.embedder.image_tokens(params, self.data["image"])
         text_tokens = self.embedder.text_tokens(params, self.data["text"])
-        ids = gather.in_global_order(self.data["text"], self.cfg.eval.batch_size)
+        ids = self.data["text"]
 
         def itm_score(images, texts):
             return self.embedder.itm_scores(
@@ -158,4 +166,4 @@ class EvalSuite:
 
     def _embed_prompts(self, params, texts):
         ids = self.tokenizer.encode(list(texts), self.cfg.data.max_text_len)
-        return self.embedder.texts(params, ids, same_on_every_process=True)
+        return self.embedder.texts(params, ids)
