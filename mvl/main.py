@@ -10,16 +10,21 @@ pods, SLURM or Open MPI; otherwise `--coordinator HOST:PORT --num_processes N
 
 from __future__ import annotations
 
-import sys
+import time
 
-from mvl import config as config_lib, distributed
-from mvl.errors import UserError
+from mvl import cli, config as config_lib, distributed
 
 
 def parse_args(argv):
     parser = config_lib.command_line("python -m mvl.main", __doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg], e.g. :demo")
     parser.add_argument("--workdir", required=True, help="checkpoints, logs and results")
+    parser.add_argument(
+        "--allow_config_change",
+        action="store_true",
+        help="resume WORKDIR under a config that differs from the one it was started "
+        "with (the change is recorded in WORKDIR/config_changes.jsonl)",
+    )
     distributed.add_arguments(parser)
     overrides, args = config_lib.parse_command_line(parser, argv)
     cfg = config_lib.load_config(args.config)
@@ -28,18 +33,29 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg, args = parse_args(argv)
-        from mvl.train import loop  # heavy imports only once the command line is valid
+    return cli.run_main("mvl", _train, argv)
 
-        distributed.initialize_from(args)
-        loop.train_and_evaluate(cfg, args.workdir)
-    except UserError as e:
-        print(f"mvl: error: {e}", file=sys.stderr)
-        return 2
+
+def _train(argv) -> int:
+    started = time.time()
+    cfg, args = parse_args(argv)
+    # The first line comes before the heavy imports (jax, flax, orbax: seconds).
+    print(
+        f"mvl: {args.config} -> {args.workdir}: {cfg.total_steps} steps of batch "
+        f"{cfg.batch_size}; starting up",
+        flush=True,
+    )
+    from mvl.train import loop  # heavy imports only once the command line is valid
+
+    distributed.initialize_from(args)
+    loop.train_and_evaluate(
+        cfg,
+        args.workdir,
+        allow_config_change=args.allow_config_change,
+        command_started=started,
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import time
+import traceback
 
 import jax
 import numpy as np
 
-from mvl import checkpoint, sharding, validate
-from mvl.errors import UserError
+from mvl import checkpoint, run_identity, sharding, validate
+from mvl.errors import RunFailed, UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.models.model import build_model, build_teacher
-from mvl.train import ema, optim, state as state_lib, teacher_architecture
+from mvl.train import ema, optim, state as state_lib, startup as startup_lib, teacher_architecture
 from mvl.train.step import make_train_step
 
 
@@ -108,13 +111,15 @@ def train_dataset(cfg, tokenizer, mesh):
 class Trainer:
     """Everything a run builds once: mesh, tokenizer, model, state, data, checkpoints."""
 
-    def __init__(self, cfg, workdir: str, devices=None):
+    def __init__(self, cfg, workdir: str, devices=None, startup=startup_lib.QUIET):
         cfg = teacher_architecture.resolve(cfg)
         validate.validate(cfg, len(jax.devices() if devices is None else devices))
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
         self.mesh = sharding.make_mesh(cfg.mesh, devices)
-        self.tokenizer = load_tokenizer(cfg, self.workdir)
+        with startup.phase("tokenizer") as note:
+            self.tokenizer = load_tokenizer(cfg, self.workdir)
+            note(f"{self.tokenizer.model_path}, vocab {self.tokenizer.vocab_size}")
         self.vocab_size = self.tokenizer.vocab_size
         self.tokenizer_identity = tokenizer_identity(self.tokenizer)
         self.checkpointer = checkpoint.Checkpointer(
@@ -133,15 +138,17 @@ class Trainer:
                 "config teacher.kind='frozen' needs teacher.checkpoint: a run "
                 "(e.g. of configs/clip.py) whose image tower is the teacher"
             )
-        self.state, self.state_shardings = state_lib.initial_state(
-            self.model,
-            self.optimizer,
-            cfg,
-            self.mesh,
-            jax.random.PRNGKey(cfg.seed),
-            self.teacher_model,
-        )
-        self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
+        with startup.phase("model init"):
+            self.state, self.state_shardings = state_lib.initial_state(
+                self.model,
+                self.optimizer,
+                cfg,
+                self.mesh,
+                jax.random.PRNGKey(cfg.seed),
+                self.teacher_model,
+            )
+        with startup.phase("data"):
+            self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
         self.train_step = jax.jit(
             make_train_step(
                 self.model, cfg, self.optimizer, self.schedule, self.vocab_size, self.teacher_model
@@ -230,6 +237,12 @@ class Trainer:
     def next_batch(self):
         return sharding.global_batch(next(self.data_iterator), self.mesh)
 
+    def compile(self, batch):
+        """Compiles the train step for `batch`'s shapes now (a start-up phase of its own,
+        not hidden in the first step); the step then runs the compiled program."""
+        with sharding.activate(self.mesh):
+            self.train_step = self.train_step.lower(self.state, batch).compile()
+
     def step(self, batch):
         with sharding.activate(self.mesh):
             self.state, metrics = self.train_step(self.state, batch)
@@ -243,37 +256,64 @@ class Trainer:
         )
 
 
-def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
+def train_and_evaluate(
+    cfg, workdir: str, allow_config_change: bool = False, command_started: float | None = None
+) -> dict[str, float]:
     """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation,
-    or {} when SIGTERM / SIGINT stopped it (after saving a checkpoint to resume from)."""
+    or {} when SIGTERM stopped it (after saving a checkpoint to resume from). Ctrl-C
+    raises Interrupted (after saving, once training has started); a failed save or a
+    failed evaluation under eval.on_failure='stop' raises RunFailed."""
     from mvl.evaluate.suite import EvalSuite
     from mvl.train import preemption, reporting  # clu / tensorflow: only when training
 
-    trainer = Trainer(cfg, workdir)
-    cfg = trainer.cfg  # with the frozen teacher's architecture filled in
-    start, loop_state = trainer.restore()
-    reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
-    if start:
-        print(f"resumed from {trainer.checkpointer.directory}/{start}", flush=True)
-    evals = EvalSuite(
-        trainer.model,
-        cfg,
-        trainer.tokenizer,
-        trainer.mesh,
-        jax.process_index(),
-        jax.process_count(),
-        trainer.teacher_model,
-    )
-    stop = preemption.StopRequests()
+    if cfg.eval.on_failure not in ("continue", "stop"):
+        raise UserError(
+            f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'"
+        )
+    startup = startup_lib.StartupPhases(command_started)
+    stop = preemption.StopRequests(lambda: startup.current)
     try:
+        identity = run_identity.RunIdentity(cfg, prepare_workdir(workdir), allow_config_change)
+        identity.check()  # before anything is built: a refused rerun costs nothing
+        trainer = Trainer(cfg, workdir, startup=startup)
+        cfg = trainer.cfg  # with the frozen teacher's architecture filled in
+        with startup.phase("restore") as note:
+            start, loop_state = trainer.restore()
+            note(f"resumed from {trainer.checkpointer.directory}/{start}" if start else "fresh run")
+        reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
+        with startup.phase("eval data"):
+            evals = EvalSuite(
+                trainer.model,
+                cfg,
+                trainer.tokenizer,
+                trainer.mesh,
+                jax.process_index(),
+                jax.process_count(),
+                trainer.teacher_model,
+            )
+        first_batch = None
+        if start < cfg.total_steps:
+            with startup.phase("first batch"):
+                first_batch = trainer.next_batch()
+            with startup.phase("compile"):
+                trainer.compile(first_batch)
+        identity.keep()
+        stop.training_started()
         loop = TrainLoop(trainer, cfg, reporter, evals, loop_state)
-        return loop.run(start, stop)
+        return loop.run(start, stop, first_batch)
     finally:
         stop.close()
 
 
 class TrainLoop:
-    """Steps, logs, evaluates and checkpoints; its own counters go into each checkpoint."""
+    """Steps, logs, checkpoints and evaluates; its own counters go into each checkpoint.
+
+    A checkpoint is saved before every evaluation, so a failed evaluation costs no
+    training (with an eval/ `checkpoint.best_metric` it is saved just after, carrying
+    the metrics that rank it, and saved all the same when the evaluation fails). A
+    failed evaluation is one line on stderr, its traceback goes to
+    WORKDIR/eval_failures.log, and `eval.on_failure` says whether training goes on.
+    """
 
     def __init__(self, trainer, cfg, reporter, evals, saved: dict):
         from mvl.train import faults, reporting
@@ -283,24 +323,34 @@ class TrainLoop:
         self.health = StepHealth(cfg.optim.max_skipped_in_a_row, saved.get("health", {}))
         self.faults = faults.Faults.from_environment()
         self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
+        self.stop = None
 
-    def run(self, start: int, stop) -> dict[str, float]:
+    def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
         cfg, trainer = self.cfg, self.trainer
+        self.stop = stop
         every_eval = cfg.eval.every_steps
         for step in range(start + 1, cfg.total_steps + 1):
             self.reported = {}
-            batch = self.faults.poison(step, trainer.next_batch())
+            batch = first_batch if step == start + 1 and first_batch is not None else None
+            batch = self.faults.poison(step, trainer.next_batch() if batch is None else batch)
+            began = time.time()
             metrics = trainer.step(batch)
             self.averager.add(metrics)
             self.health.check(step, metrics, trainer)
             self.reporter.step_done(step)
+            if step == start + 1:
+                self.reporter.first_step(step, metrics, time.time() - began)
             if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
                 self.report(step, self.train_metrics(), "train")
-            evaluated = every_eval and step % every_eval == 0 and step < cfg.total_steps
-            if evaluated:
-                self.report(step, self.evals.run(trainer.state), "eval")
-            if step % cfg.checkpoint.every_steps == 0 or (evaluated and self.ranks_by_eval):
-                self.save(step)
+            trainer.checkpointer.check_for_errors()  # a failed background save stops here
+            evaluating = bool(every_eval) and step % every_eval == 0 and step < cfg.total_steps
+            if step % cfg.checkpoint.every_steps == 0 or evaluating:
+                if not (evaluating and self.ranks_by_eval):
+                    self.save(step)  # before evaluating: a failed evaluation costs nothing
+            if evaluating:
+                self.evaluate(step)
+                if self.ranks_by_eval:
+                    self.save(step)  # carries the metrics that rank it
             self.faults.after_step(step)
             if stop.should_stop(step) and step < cfg.total_steps:
                 return self.stop_after(step, stop.received)
@@ -324,6 +374,49 @@ class TrainLoop:
                 f"{prefix} metrics: {', '.join(sorted(self.reported))}"
             )
 
+    def evaluate(self, step: int, final: bool = False) -> dict[str, float] | None:
+        """The evaluation suite's metrics, or None when it failed (told and logged;
+        under eval.on_failure='stop', or for the final one, RunFailed after saving)."""
+        try:
+            values = self.evals.run(self.trainer.state)
+            if final:
+                write_reconstructions(self.trainer, self.cfg, self.evals.data, self.reporter)
+        except Exception as e:  # noqa: BLE001 -- any evaluation bug must not cost training
+            self._evaluation_failed(step, e, final)
+            return None
+        self.report(step, values, "eval")
+        return values
+
+    def _evaluation_failed(self, step: int, error: Exception, final: bool):
+        log = os.path.join(self.trainer.workdir, "eval_failures.log")
+        if jax.process_index() == 0:
+            with open(log, "a") as f:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+                f.write(f"--- evaluation at step {step}, {stamp}\n")
+                f.write("".join(traceback.format_exception(error)))
+        what = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        told = f"evaluation at step {step} failed ({what}); traceback in {log}"
+        stop = final or self.cfg.eval.on_failure == "stop"
+        if not stop:
+            print(
+                f"mvl: warning: {told}; training goes on (eval.on_failure='continue')",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        self.save(step)  # no-op when saved before evaluating
+        self._close()
+        where = f"{self.trainer.checkpointer.directory}/{step}"
+        if final:
+            raise RunFailed(
+                f"final {told}; the final checkpoint {where} is saved: fix the cause and "
+                "rerun the same command to evaluate it again"
+            )
+        raise RunFailed(
+            f"{told}; checkpoint {where} is saved (eval.on_failure='stop'): fix the cause "
+            "and rerun the same command to resume"
+        )
+
     def loop_state(self) -> dict:
         self.health.settle(self.trainer)
         return {"averager": self.averager.state(), "health": self.health.state()}
@@ -332,31 +425,42 @@ class TrainLoop:
         best = self.cfg.checkpoint.best_metric
         metrics = self.reported if best in self.reported else None
         saved = self.trainer.save(self.loop_state(), metrics)
+        if saved and self.stop is not None:
+            self.stop.last_checkpoint = f"{self.trainer.checkpointer.directory}/{step}"
         self.faults.after_save(step, saved)
         return saved
 
+    def _close(self):
+        self.reporter.flush()
+        self.trainer.checkpointer.wait()
+        self.trainer.checkpointer.close()
+
     def finish(self) -> dict[str, float]:
-        cfg, trainer, reporter = self.cfg, self.trainer, self.reporter
+        cfg, trainer = self.cfg, self.trainer
         self.health.settle(trainer)
-        final = self.evals.run(trainer.state)
-        self.report(cfg.total_steps, final, "eval")
-        self.save(cfg.total_steps)  # the final state, whatever the interval
-        reporter.json("eval_final.json", final)
-        write_reconstructions(trainer, cfg, self.evals.data, reporter)
-        reporter.flush()
-        trainer.checkpointer.wait()
-        trainer.checkpointer.close()
+        if not self.ranks_by_eval:
+            self.save(cfg.total_steps)  # the final state, before its evaluation
+        final = self.evaluate(cfg.total_steps, final=True)
+        if self.ranks_by_eval:
+            self.save(cfg.total_steps)
+        self.reporter.json("eval_final.json", final)
+        self._close()
         return final
 
     def stop_after(self, step: int, reason: str) -> dict:
-        trainer = self.trainer
+        from mvl.errors import Interrupted
+
         self.save(step)
-        self.reporter.flush()
-        trainer.checkpointer.wait()
-        trainer.checkpointer.close()
+        self._close()
+        where = self.trainer.checkpointer.directory
+        if reason == "SIGINT":
+            raise Interrupted(
+                f"Ctrl-C: stopped after step {step}; checkpoint saved in {where}: rerun "
+                "the same command to resume"
+            )
         print(
             f"stopped after step {step} ({reason}); checkpoint saved in "
-            f"{trainer.checkpointer.directory}: rerun the same command to resume",
+            f"{where}: rerun the same command to resume",
             flush=True,
         )
         return {}
