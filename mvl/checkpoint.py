@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import logging
 import os
 import shutil
 import time
@@ -63,6 +64,22 @@ WRITE_FAILURE_WORDS = (
 )
 
 
+class _WriteFailuresToldOnce(logging.Filter):
+    """orbax logs a failed background save with its traceback (twice); the loop tells
+    the user in one line (CheckpointWriteError), so those records are dropped. Any other
+    orbax error still prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or write_failure_reason(error) is None
+
+
+def _install_log_filter():
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _WriteFailuresToldOnce) for f in absl_logger.filters):
+        absl_logger.addFilter(_WriteFailuresToldOnce())
+
+
 class Checkpointer:
     def __init__(
         self,
@@ -75,6 +92,7 @@ class Checkpointer:
     ):
         self.directory = os.path.abspath(directory)
         self.best_metric = best_metric
+        _install_log_filter()
         self._in_flight: int | None = None  # the step being saved in the background
         keep = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
         best_fn = None
