@@ -64,20 +64,26 @@ WRITE_FAILURE_WORDS = (
 )
 
 
-class _WriteFailuresToldOnce(logging.Filter):
-    """orbax logs a failed background save with its traceback (twice); the loop tells
-    the user in one line (CheckpointWriteError), so those records are dropped. Any other
-    orbax error still prints."""
+class _ToldOtherwise(logging.Filter):
+    """Drops orbax log records that mvl tells the user better or that say nothing: a
+    failed background save's tracebacks (twice; the loop says it in one line,
+    CheckpointWriteError), and the notes that a read-only view (another run's
+    checkpoints, opened to read) is read-only. Any other orbax warning still prints."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return error is None or write_failure_reason(error) is None
+        if error is not None and write_failure_reason(error) is not None:
+            return False
+        return not any(note in record.getMessage() for note in READ_ONLY_NOTES)
+
+
+READ_ONLY_NOTES = ("read_only=True, setting save_interval_steps=0", "Given directory is read only")
 
 
 def _install_log_filter():
     absl_logger = logging.getLogger("absl")
-    if not any(isinstance(f, _WriteFailuresToldOnce) for f in absl_logger.filters):
-        absl_logger.addFilter(_WriteFailuresToldOnce())
+    if not any(isinstance(f, _ToldOtherwise) for f in absl_logger.filters):
+        absl_logger.addFilter(_ToldOtherwise())
 
 
 class Checkpointer:

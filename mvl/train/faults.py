@@ -10,6 +10,7 @@ kill_while_saving SIGKILL right after step N's checkpoint save is dispatched, wh
                   orbax writes it in the background
 term_after_step   SIGTERM to itself after step N (a preemption notice: save, exit 0)
 nan_batch         multiply step N's images by NaN (a non-finite loss, then a skip)
+eval_fails_at     the evaluation at step N raises (a bug in an evaluator)
 disk_full_at_save step N's checkpoint fails in orbax's save thread with ENOSPC once its
                   files are written, before it is committed (as a full disk fails it)
 
@@ -31,6 +32,7 @@ KINDS = (
     "term_after_step",
     "nan_batch",
     "disk_full_at_save",
+    "eval_fails_at",
 )
 
 
@@ -80,6 +82,10 @@ class Faults:
         if step in self.steps["term_after_step"]:
             print(f"fault injection: SIGTERM after step {step}", flush=True)
             os.kill(os.getpid(), signal.SIGTERM)
+
+    def before_eval(self, step: int):
+        if step in self.steps["eval_fails_at"]:
+            raise RuntimeError(f"fault injection: the evaluation at step {step} fails")
 
     def after_save(self, step: int, saved: bool):
         if saved and step in self.steps["kill_while_saving"]:

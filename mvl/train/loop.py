@@ -378,6 +378,7 @@ class TrainLoop:
         """The evaluation suite's metrics, or None when it failed (told and logged;
         under eval.on_failure='stop', or for the final one, RunFailed after saving)."""
         try:
+            self.faults.before_eval(step)
             values = self.evals.run(self.trainer.state)
             if final:
                 write_reconstructions(self.trainer, self.cfg, self.evals.data, self.reporter)
