@@ -3,6 +3,16 @@
 Trains the config's method (resuming from DIR's newest checkpoint), evaluates it every
 `eval.every_steps` and at the end, and writes DIR/eval_final.json.
 
+DIR belongs to one run: DIR/config.json keeps the config it was started with, and a
+rerun with another config is refused (exit 2) naming each changed key, except keys
+safe to change on resume (mvl/run_identity.py RESUMABLE_KEYS: total_steps, the log /
+checkpoint / eval cadences, ...). --allow_config_change goes on under the new config
+and records the change in DIR/config_changes.jsonl.
+
+Exit status: 0 done (or stopped by SIGTERM after saving), 1 the run failed (a
+checkpoint that cannot be written, a failed evaluation: the message says what is
+saved), 2 a user error, 130 Ctrl-C (after saving, once training has started).
+
 Multi-process (run the same command in every process): `--distributed` on Cloud TPU
 pods, SLURM or Open MPI; otherwise `--coordinator HOST:PORT --num_processes N
 --process_id I`.

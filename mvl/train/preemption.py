@@ -39,6 +39,8 @@ class StopRequests:
         self._describe_phase = describe_phase
         self._previous: dict = {}
         self._wakeup = None
+        self._signals_while_training = 0
+        self._exiting = threading.Lock()
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
             self._listen()
 
@@ -48,36 +50,49 @@ class StopRequests:
         self._previous_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         self._wakeup = (read_end, write_end)
         for signum in SIGNALS:
-            # A Python handler must be set for the wakeup fd to be written; the watcher acts.
-            self._previous[signum] = signal.signal(signum, lambda *_: None)
+            self._previous[signum] = signal.signal(signum, self._note)
         threading.Thread(target=self._watch, args=(read_end,), daemon=True).start()
 
+    def _note(self, signum, frame):
+        """In the main thread, between two bytecodes: the first signal once training
+        started asks the loop to stop after this step (the loop sees it at once, so a
+        stop is exactly at the step it came in)."""
+        if not self.training:
+            self._exit_now(signal.Signals(signum))
+            return
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            name = _name(signal.Signals(signum))
+            print(
+                f"{name}: finishing this step, then saving a checkpoint ({name} again "
+                "to exit at once)",
+                flush=True,
+            )
+
     def _watch(self, read_end: int):
+        """In its own thread, so it acts while the main thread is inside XLA."""
         while True:
             data = os.read(read_end, 64)
             if not data:  # close() closed the write end
                 os.close(read_end)
                 return
             for number in data:
-                if number in (int(s) for s in SIGNALS):
-                    self._on_signal(signal.Signals(number))
+                if number not in (int(s) for s in SIGNALS):
+                    continue
+                if self.training:
+                    self._signals_while_training += 1
+                if not self.training or self._signals_while_training > 1:
+                    self._exit_now(signal.Signals(number))
 
-    def _on_signal(self, signum: signal.Signals):
-        name = "Ctrl-C" if signum == signal.SIGINT else signum.name
-        if self.training and self.received is None:
-            self.received = signum.name
-            print(
-                f"{name}: finishing this step, then saving a checkpoint ({name} again "
-                "to exit at once)",
-                flush=True,
-            )
-            return
+    def _exit_now(self, signum: signal.Signals):
+        if not self._exiting.acquire(blocking=False):
+            return  # the other thread is already saying it
         if self.training:
             what = f"exiting at once without saving (last checkpoint: {self.last_checkpoint})"
         else:
             what = f"during {self._describe_phase()}, before any step was trained: nothing to save"
         label = "interrupted" if signum == signal.SIGINT else "stopped"
-        print(f"mvl: {label}: {name} {what}", file=sys.stderr, flush=True)
+        print(f"mvl: {label}: {_name(signum)} {what}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(128 + int(signum))
 
@@ -99,3 +114,7 @@ class StopRequests:
             signal.set_wakeup_fd(self._previous_wakeup)
             os.close(self._wakeup[1])  # the watcher sees the end, closes its side, returns
             self._wakeup = None
+
+
+def _name(signum: signal.Signals) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signum.name
