@@ -52,7 +52,7 @@ def run_main(
         say(prog, "error", e)
         return 2
     except KeyboardInterrupt:
-        say(prog, "interrupted", "Ctrl-C before any work was saved; nothing to keep")
+        say(prog, "interrupted", "Ctrl-C")
         return EXIT_INTERRUPTED
 
 

@@ -27,9 +27,7 @@ def run(args, faults: str = "", timeout: int = 600) -> subprocess.CompletedProce
     env = environment(8)
     if faults:
         env["MVL_INJECT_FAULTS"] = faults
-    return subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def train(tokenizer_path, workdir, *extra, steps=STEPS, faults=""):
@@ -62,7 +60,8 @@ def checkpoints(workdir) -> list[int]:
 def reference(tokenizer_path, tmp_path_factory):
     """An uninterrupted run whose evaluation at step 2 fails (eval.on_failure='continue')."""
     workdir = tmp_path_factory.mktemp("misuse") / "reference"
-    result = train(tokenizer_path, workdir, "--config.eval.every_steps=2", faults="eval_fails_at=2")
+    every = "--config.eval.every_steps=2"
+    result = train(tokenizer_path, workdir, every, faults="eval_fails_at=2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir, result
 
@@ -103,7 +102,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_resume_matches(
     tokenizer_path, tmp_path, reference
 ):
     workdir = tmp_path / "run"
-    full = train(tokenizer_path, workdir, "--config.eval.every_steps=2", faults="disk_full_at_save=4")
+    every = "--config.eval.every_steps=2"
+    full = train(tokenizer_path, workdir, every, faults="disk_full_at_save=4")
     assert full.returncode == 1
     line = one_line(full)
     assert line.startswith(f"mvl: error: cannot write checkpoint {workdir}/checkpoints/4: ")
@@ -111,7 +111,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_resume_matches(
     assert f"the previous checkpoint {workdir}/checkpoints/2 is intact" in line
     assert checkpoints(workdir) == [2]
 
-    resumed = train(tokenizer_path, workdir, "--config.eval.every_steps=2")
+    resumed = train(tokenizer_path, workdir, every)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {workdir}/checkpoints/2" in resumed.stdout
     expected = losses(reference[0])
@@ -164,7 +164,7 @@ def test_a_changed_config_is_refused_with_its_diff_then_accepted_on_request(
     assert json.loads((workdir / "config.json").read_text())["optim"]["lr"] == 0.01
 
 
-def interrupt_when(args, marker: str, workdir_faults: str = "") -> tuple:
+def interrupt_when(args, marker: str) -> tuple:
     """Starts `args`, sends SIGINT one second after a stdout line containing `marker`;
     returns (result-like, seconds from the signal to the exit)."""
     env = environment(8)
@@ -231,7 +231,11 @@ def test_a_changed_config_is_refused_before_anything_is_built(tokenizer_path, tm
     workdir.mkdir()
     started = command(tokenizer_path, workdir, STEPS)
     cfg = config_lib.load_config("configs/clip.py:demo")
-    overrides = {a[9:].split("=")[0]: a.split("=", 1)[1] for a in started if a.startswith("--config.")}
+    overrides = {
+        a[len("--config.") :].split("=")[0]: a.split("=", 1)[1]
+        for a in started
+        if a.startswith("--config.")
+    }
     config_lib.apply_overrides(cfg, overrides)
     (workdir / "config.json").write_text(json.dumps(run_identity.as_json(cfg)))
     result = run(started + ["--config.optim.lr=0.5", "--config.mask.image.ratio=0.5"])
@@ -272,7 +276,14 @@ def test_data_convert_names_its_own_flags(tmp_path):
 
 def test_convert_export_of_a_missing_run(tmp_path):
     result = run(
-        module("mvl.convert", "export", "--checkpoint", str(tmp_path / "no_run"), "--out", "m.safetensors")
+        module(
+            "mvl.convert",
+            "export",
+            "--checkpoint",
+            str(tmp_path / "no_run"),
+            "--out",
+            "m.safetensors",
+        )
     )
     assert result.returncode == 2
     assert one_line(result).startswith("mvl.convert: error: ")
@@ -282,3 +293,53 @@ def test_bad_eval_on_failure_is_named(tokenizer_path, tmp_path):
     result = run(command(tokenizer_path, tmp_path / "run", STEPS, "--config.eval.on_failure=retry"))
     assert result.returncode == 2
     assert "eval.on_failure='retry'" in one_line(result)
+
+
+def test_run_main_gives_every_command_one_line_and_its_status(capsys):
+    from mvl import cli
+    from mvl.errors import RunFailed, UserError
+
+    def fails(error):
+        def work(argv):
+            raise error
+
+        return work
+
+    assert cli.run_main("mvl.x", fails(UserError("config a.b: bad\nvalue")), []) == 2
+    assert capsys.readouterr().err == "mvl.x: error: config a.b: bad value\n"
+    assert cli.run_main("mvl.x", fails(RunFailed("cannot write")), []) == 1
+    assert cli.run_main("mvl.x", fails(KeyboardInterrupt()), []) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "mvl.x: interrupted: Ctrl-C"
+    assert cli.run_main("mvl.x", fails(ValueError("no")), [], also=(ValueError,)) == 2
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        cli.run_main("mvl.x", fails(ZeroDivisionError()), [])
+
+
+def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp_path):
+    from mvl.errors import UserError
+
+    def identity(allow=False, **overrides):
+        cfg = config_lib.load_config("configs/clip.py:demo")
+        config_lib.apply_overrides(cfg, overrides)
+        return run_identity.RunIdentity(cfg, str(tmp_path), allow)
+
+    first = identity()
+    first.check()
+    first.keep()
+    longer = identity(**{"total_steps": "900", "checkpoint.every_steps": "50"})
+    longer.check()  # resumable: no refusal
+    longer.keep()
+    other = identity(**{"optim.lr": "0.5", "total_steps": "900"})
+    with pytest.raises(UserError, match=r"changed: optim.lr 0.001 -> 0.5\. Rerun"):
+        other.check()
+    allowed = identity(True, **{"optim.lr": "0.5", "total_steps": "900"})
+    allowed.check()
+    allowed.keep()
+    record = [json.loads(line) for line in open(tmp_path / run_identity.CHANGES_FILE)]
+    assert [r["allowed_by_flag"] for r in record] == [False, True]
+    assert record[0]["changed"]["total_steps"] == {"old": 300, "new": 900}
+    assert record[1]["changed"] == {
+        "optim.lr": {"old": 0.001, "new": 0.5},
+        "checkpoint.every_steps": {"old": 50, "new": 100},  # back to the default
+    }
+    identity(**{"optim.lr": "0.5", "total_steps": "900"}).check()  # the run's config now

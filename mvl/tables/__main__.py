@@ -22,6 +22,7 @@ import sys
 import traceback
 
 from mvl import cli, config as config_lib, distributed
+from mvl.errors import Interrupted, OneLineError
 
 
 def parse_args(argv):
@@ -93,6 +94,12 @@ def run(args, overrides: dict[str, str], argv) -> int:
         print(f"{where}: running in {stage_run.workdir}", flush=True)
         try:
             seconds = runner.run_stage(stage_run)
+        except Interrupted:
+            raise  # Ctrl-C stops the table, not just this row
+        except OneLineError as e:  # a row's own error, told in one line
+            print(f"{where}: FAILED: {e}; going on with the other rows", flush=True)
+            failed[stage_run.row, stage_run.seed] = stage_run.stage
+            continue
         except Exception:  # noqa: BLE001 -- one broken row must not cost the others
             traceback.print_exc()
             print(f"{where}: FAILED (traceback above); going on with the other rows", flush=True)
