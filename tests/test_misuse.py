@@ -206,6 +206,20 @@ def test_ctrl_c_while_training_saves_and_exits_130(tokenizer_path, tmp_path):
     assert checkpoints(workdir) == [step]
 
 
+@pytest.mark.slow(minutes=1.5)
+def test_ctrl_c_during_an_evaluation_keeps_its_checkpoint(tokenizer_path, tmp_path):
+    """Step 2's checkpoint is written before its evaluation: Ctrl-C there exits at once
+    (or, if it came before the evaluation began, right after it, saving nothing new)."""
+    workdir = tmp_path / "run"
+    every = ("--config.eval.every_steps=2", "--config.checkpoint.every_steps=1000")
+    result, _ = interrupt_when(command(tokenizer_path, workdir, 500, *every), "[train 2/")
+    assert result.returncode == 130, result.stderr[-3000:]
+    line = one_line(result)
+    assert line.startswith("mvl: interrupted: Ctrl-C")
+    assert f"{workdir}/checkpoints/2" in line or f"saved in {workdir}/checkpoints" in line
+    assert checkpoints(workdir) == [2]
+
+
 @pytest.mark.slow(minutes=0.5)
 def test_evaluate_with_a_config_that_does_not_match_the_run(tokenizer_path, reference):
     result = run(

@@ -280,6 +280,8 @@ def train_and_evaluate(
         with startup.phase("restore") as note:
             start, loop_state = trainer.restore()
             note(f"resumed from {trainer.checkpointer.directory}/{start}" if start else "fresh run")
+        if start:
+            stop.last_checkpoint = f"{trainer.checkpointer.directory}/{start}"
         reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
         with startup.phase("eval data"):
             evals = EvalSuite(
@@ -316,14 +318,14 @@ class TrainLoop:
     """
 
     def __init__(self, trainer, cfg, reporter, evals, saved: dict):
-        from mvl.train import faults, reporting
+        from mvl.train import faults, preemption, reporting
 
         self.trainer, self.cfg, self.reporter, self.evals = trainer, cfg, reporter, evals
         self.averager = reporting.MetricAverager.from_state(saved.get("averager", {}))
         self.health = StepHealth(cfg.optim.max_skipped_in_a_row, saved.get("health", {}))
         self.faults = faults.Faults.from_environment()
         self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
-        self.stop = None
+        self.stop = preemption.StopRequests(listen=False)  # until run() is given one
 
     def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
         cfg, trainer = self.cfg, self.trainer
@@ -377,14 +379,22 @@ class TrainLoop:
     def evaluate(self, step: int, final: bool = False) -> dict[str, float] | None:
         """The evaluation suite's metrics, or None when it failed (told and logged;
         under eval.on_failure='stop', or for the final one, RunFailed after saving)."""
+        if not self.ranks_by_eval:
+            # The checkpoint saved just before is on disk before evaluating: even a
+            # crash that takes the process (out of host memory) costs no training, and
+            # Ctrl-C may end the evaluation at once.
+            self.trainer.checkpointer.wait()
+            self.stop.all_saved_during = f"the evaluation at step {step}"
         try:
             self.faults.before_eval(step)
             values = self.evals.run(self.trainer.state)
             if final:
                 write_reconstructions(self.trainer, self.cfg, self.evals.data, self.reporter)
         except Exception as e:  # noqa: BLE001 -- any evaluation bug must not cost training
+            self.stop.all_saved_during = None
             self._evaluation_failed(step, e, final)
             return None
+        self.stop.all_saved_during = None
         self.report(step, values, "eval")
         return values
 
@@ -426,7 +436,7 @@ class TrainLoop:
         best = self.cfg.checkpoint.best_metric
         metrics = self.reported if best in self.reported else None
         saved = self.trainer.save(self.loop_state(), metrics)
-        if saved and self.stop is not None:
+        if saved:
             self.stop.last_checkpoint = f"{self.trainer.checkpointer.directory}/{step}"
         self.faults.after_save(step, saved)
         return saved

@@ -1,7 +1,8 @@
 """Stopping cleanly on SIGTERM or SIGINT (Ctrl-C).
 
 During start-up (tokenizer, data, model init, compile, restore) nothing is trained yet,
-so a signal ends the process at once, with one line: 130 for Ctrl-C, 143 for SIGTERM.
+so a signal ends the process at once, with one line: 130 for Ctrl-C, 143 for SIGTERM;
+likewise during an evaluation whose checkpoint is already written.
 Once training has started, the current step finishes, the loop saves a checkpoint and
 stops: a preempted run (SIGTERM) exits 0 and resumes by rerunning; Ctrl-C exits 130. A
 second signal while that happens ends the process at once (the last checkpoint stays).
@@ -32,16 +33,20 @@ class StopRequests:
     """Remembers the first SIGTERM / SIGINT once training started (`should_stop(step)`
     after each step); before that, and at a second signal, exits at once."""
 
-    def __init__(self, describe_phase=lambda: "start-up"):
+    def __init__(self, describe_phase=lambda: "start-up", listen: bool = True):
         self.received: str | None = None
         self.training = False
         self.last_checkpoint = "none yet"
+        # Set while nothing is unsaved (an evaluation after its checkpoint was written):
+        # a signal then exits at once, naming what it was doing.
+        self.all_saved_during: str | None = None
         self._describe_phase = describe_phase
         self._previous: dict = {}
         self._wakeup = None
         self._signals_while_training = 0
         self._exiting = threading.Lock()
-        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+        main_thread = threading.current_thread() is threading.main_thread()
+        if listen and jax.process_count() == 1 and main_thread:
             self._listen()
 
     def _listen(self):
@@ -57,7 +62,7 @@ class StopRequests:
         """In the main thread, between two bytecodes: the first signal once training
         started asks the loop to stop after this step (the loop sees it at once, so a
         stop is exactly at the step it came in)."""
-        if not self.training:
+        if not self.training or self.all_saved_during:
             self._exit_now(signal.Signals(signum))
             return
         if self.received is None:
@@ -81,13 +86,19 @@ class StopRequests:
                     continue
                 if self.training:
                     self._signals_while_training += 1
-                if not self.training or self._signals_while_training > 1:
+                exit_now = not self.training or self.all_saved_during
+                if exit_now or self._signals_while_training > 1:
                     self._exit_now(signal.Signals(number))
 
     def _exit_now(self, signum: signal.Signals):
         if not self._exiting.acquire(blocking=False):
             return  # the other thread is already saying it
-        if self.training:
+        if self.training and self.all_saved_during:
+            what = (
+                f"during {self.all_saved_during}: checkpoint {self.last_checkpoint} is "
+                "saved; rerun the same command to resume"
+            )
+        elif self.training:
             what = f"exiting at once without saving (last checkpoint: {self.last_checkpoint})"
         else:
             what = f"during {self._describe_phase()}, before any step was trained: nothing to save"
