@@ -164,10 +164,10 @@ def test_a_changed_config_is_refused_with_its_diff_then_accepted_on_request(
     assert json.loads((workdir / "config.json").read_text())["optim"]["lr"] == 0.01
 
 
-def interrupt_when(args, marker: str) -> tuple:
-    """Starts `args`, sends SIGINT one second after a stdout line containing `marker`;
-    returns (result-like, seconds from the signal to the exit)."""
-    env = environment(8)
+def interrupt_when(args, marker: str, delay: float = 1.0, **env_overrides) -> tuple:
+    """Starts `args`, sends SIGINT `delay` seconds after a stdout line containing
+    `marker`; returns (result-like, seconds from the signal to the exit)."""
+    env = {**environment(8), **env_overrides}
     proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -175,7 +175,7 @@ def interrupt_when(args, marker: str) -> tuple:
     for line in proc.stdout:
         seen.append(line)
         if marker in line:
-            time.sleep(1.0)
+            time.sleep(delay)
             break
     sent = time.time()
     proc.send_signal(signal.SIGINT)
@@ -187,7 +187,14 @@ def interrupt_when(args, marker: str) -> tuple:
 @pytest.mark.slow(minutes=1)
 def test_ctrl_c_during_compilation_exits_130_at_once(tokenizer_path, tmp_path):
     workdir = tmp_path / "run"
-    result, took = interrupt_when(command(tokenizer_path, workdir, STEPS), "[start] first batch")
+    # A compilation cache of its own: with the session's, this program (compiled by the
+    # other tests) would load in a blink and the signal would come during training.
+    result, took = interrupt_when(
+        command(tokenizer_path, workdir, STEPS),
+        "[start] first batch",
+        delay=0.2,
+        JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"),
+    )
     assert result.returncode == 130, result.stderr[-3000:]
     line = one_line(result)
     assert line.startswith("mvl: interrupted: Ctrl-C during compile") and "nothing to save" in line
@@ -212,7 +219,12 @@ def test_ctrl_c_during_an_evaluation_keeps_its_checkpoint(tokenizer_path, tmp_pa
     (or, if it came before the evaluation began, right after it, saving nothing new)."""
     workdir = tmp_path / "run"
     every = ("--config.eval.every_steps=2", "--config.checkpoint.every_steps=1000")
-    result, _ = interrupt_when(command(tokenizer_path, workdir, 500, *every), "[train 2/")
+    result, _ = interrupt_when(
+        command(tokenizer_path, workdir, 500, *every),
+        "[train 2/",
+        delay=0.3,
+        JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"),  # the evaluation compiles: seconds
+    )
     assert result.returncode == 130, result.stderr[-3000:]
     line = one_line(result)
     assert line.startswith("mvl: interrupted: Ctrl-C")
