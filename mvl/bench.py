@@ -13,7 +13,6 @@ architecture and batch on this machine (mvl/bench_open_clip.py) and prints the r
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import config as config_lib
+from mvl import cli, config as config_lib
 from mvl.errors import UserError
 from mvl.peak_memory import peak_rss_bytes
 
@@ -202,18 +201,17 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg, args = parse_args(argv)
-        workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
-        if args.compare:
-            check_comparable(cfg)
-        result = benchmark(cfg, workdir, args.steps)
-        if args.compare:
-            result.update(compared_with_open_clip(cfg, result, args))
-    except UserError as e:
-        print(f"mvl.bench: error: {e}", file=sys.stderr)
-        return 2
+    return cli.run_main("mvl.bench", _bench, argv)
+
+
+def _bench(argv) -> int:
+    cfg, args = parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
+    if args.compare:
+        check_comparable(cfg)
+    result = benchmark(cfg, workdir, args.steps)
+    if args.compare:
+        result.update(compared_with_open_clip(cfg, result, args))
     result["config"] = args.config
     for key, value in result.items():
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
@@ -224,4 +222,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

@@ -13,12 +13,22 @@ complete checkpoint carries one. A checkpoint
 that cannot be read back or fails its manifest (a file damaged later) is moved to
 `unreadable_checkpoints/` beside the checkpoints, reported, and the next newest is used.
 Retention: the newest `max_to_keep`, plus the best by `best_metric` when set.
+When every checkpoint is unreadable the run says so and starts from step 0.
+
+Write failures (disk full, permission, quota) happen in orbax's background thread; the
+loop asks after every step (`check_for_errors`), so the run stops one step after the
+failed save with one line naming the checkpoint, the reason and the free space. The
+previous checkpoint is untouched: orbax removes older ones only after a save completes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
+import logging
 import os
+import shutil
 import time
 
 import grain
@@ -27,7 +37,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mvl import checksums
-from mvl.errors import UserError
+from mvl.errors import RunFailed, UserError
 
 
 class CheckpointMismatchError(UserError, ValueError):
@@ -36,6 +46,44 @@ class CheckpointMismatchError(UserError, ValueError):
 
 class UnreadableCheckpoint(Exception):
     """A complete checkpoint whose files cannot be read back."""
+
+
+class CheckpointWriteError(RunFailed, OSError):
+    """A checkpoint could not be written (disk full, no permission, quota)."""
+
+
+# errno values and the words storage libraries (tensorstore, gcsfs) use for them.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+WRITE_FAILURE_WORDS = (
+    "no space left",
+    "resource_exhausted",
+    "disk quota",
+    "permission denied",
+    "read-only file system",
+    "file too large",
+)
+
+
+class _ToldOtherwise(logging.Filter):
+    """Drops orbax log records that mvl tells the user better or that say nothing: a
+    failed background save's tracebacks (twice; the loop says it in one line,
+    CheckpointWriteError), and the notes that a read-only view (another run's
+    checkpoints, opened to read) is read-only. Any other orbax warning still prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and write_failure_reason(error) is not None:
+            return False
+        return not any(note in record.getMessage() for note in READ_ONLY_NOTES)
+
+
+READ_ONLY_NOTES = ("read_only=True, setting save_interval_steps=0", "Given directory is read only")
+
+
+def _install_log_filter():
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _ToldOtherwise) for f in absl_logger.filters):
+        absl_logger.addFilter(_ToldOtherwise())
 
 
 class Checkpointer:
@@ -50,6 +98,7 @@ class Checkpointer:
     ):
         self.directory = os.path.abspath(directory)
         self.best_metric = best_metric
+        _install_log_filter()
         self._in_flight: int | None = None  # the step being saved in the background
         keep = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
         best_fn = None
@@ -101,18 +150,52 @@ class Checkpointer:
         ranked = (
             {self.best_metric: metrics[self.best_metric]} if self.best_metric and metrics else None
         )
-        self.manager.wait_until_finished()  # one save in flight at a time
+        self.wait()  # one save in flight at a time (and the last one's failure named)
         self._in_flight = step
-        return self.manager.save(
-            step,
-            force=True,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(data_iterator),
-                config=ocp.args.JsonSave(config.to_dict()),
-                run=ocp.args.JsonSave(run),
-            ),
-            metrics=ranked,
+        with self._write_failures_named():
+            return self.manager.save(
+                step,
+                force=True,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    data=grain.checkpoint.CheckpointSave(data_iterator),
+                    config=ocp.args.JsonSave(config.to_dict()),
+                    run=ocp.args.JsonSave(run),
+                ),
+                metrics=ranked,
+            )
+
+    def check_for_errors(self):
+        """Raises CheckpointWriteError if the save in the background has failed."""
+        with self._write_failures_named():
+            self.manager.check_for_errors()
+
+    @contextlib.contextmanager
+    def _write_failures_named(self):
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 -- only write failures are translated
+            reason = write_failure_reason(e)
+            if reason is None:
+                raise
+            raise CheckpointWriteError(self._describe_write_failure(reason)) from e
+
+    def _describe_write_failure(self, reason: str) -> str:
+        target = f"{self.directory}/{self._in_flight}"
+        try:
+            free = f"{shutil.disk_usage(self.directory).free / 2**20:.1f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        previous = [s for s in self.manager.all_steps() if s != self._in_flight]
+        kept = (
+            f"the previous checkpoint {self.directory}/{max(previous)} is intact"
+            if previous
+            else "no earlier checkpoint exists"
+        )
+        return (
+            f"cannot write checkpoint {target}: {reason} ({free}); {kept}. Free space or "
+            "fix the permissions (or choose another --workdir), then rerun the same "
+            "command to resume"
         )
 
     def save_params(self, step: int, params, config, run: dict):
@@ -145,13 +228,20 @@ class Checkpointer:
         checkpoint of another architecture is an error (CheckpointMismatchError); one
         whose files are damaged is set aside and the next newest is tried.
         """
-        for step in sorted(self.manager.all_steps(), reverse=True):
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for step in steps:
             try:
                 restored = self._restore(step, abstract_state, data_iterator)
             except UnreadableCheckpoint as e:
                 self._set_aside(step, e.__cause__ or e)
                 continue
             return step, restored.state, restored.data, restored.run
+        if steps:
+            print(
+                f"warning: no readable checkpoint in {self.directory} (all {len(steps)} "
+                "moved to unreadable_checkpoints/): starting from step 0",
+                flush=True,
+            )
         return None
 
     def _restore(self, step: int, abstract_state, data_iterator):
@@ -210,10 +300,27 @@ class Checkpointer:
         checksums.write_manifest(pending[0] if len(pending) == 1 else final)
 
     def wait(self):
-        self.manager.wait_until_finished()
+        with self._write_failures_named():
+            self.manager.wait_until_finished()
 
     def close(self):
         self.manager.close()
+
+
+def write_failure_reason(error: BaseException) -> str | None:
+    """"No space left on device" (and the like) when `error` or an exception it was
+    raised from is a failure to write storage; None for anything else (a bug)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+            return os.strerror(error.errno)
+        text = str(error).lower()
+        for words in WRITE_FAILURE_WORDS:
+            if words in text:
+                return "disk full (RESOURCE_EXHAUSTED)" if words == "resource_exhausted" else words
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _read_on_every_process(step: int, read):

@@ -500,6 +500,11 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(
         dict(
             every_steps=s["eval_every"],  # 0 = only at the end
+            # A failed evaluation (the checkpoint is saved before it) is one line on
+            # stderr, its traceback in WORKDIR/eval_failures.log; then "continue"
+            # training, or "stop" (exit 1; rerunning the command resumes). A failed
+            # final evaluation always ends the run (exit 1) with its checkpoint saved.
+            on_failure="continue",
             batch_size=250,
             num_reconstructions=8,  # images in the PNG grid (needs the `mim` objective)
             held_out_losses=False,  # also report each objective's loss on val batches

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
+from mvl import cli
 from mvl.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -50,6 +50,18 @@ def parse_args(argv):
     if not (args.images or args.image_dir or args.texts or args.token_ids):
         parser.error("give images (--images / --image-dir), texts (--texts / --token-ids) or both")
     return args
+
+
+def check_inputs_exist(args):
+    for flag, path, is_dir in (
+        ("--images", args.images, False),
+        ("--image-dir", args.image_dir, True),
+        ("--texts", args.texts, False),
+        ("--token-ids", args.token_ids, False),
+    ):
+        if path and not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            kind = "directory" if is_dir else "file"
+            raise UserError(f"{flag} {path}: no such {kind}")
 
 
 def load_images(args, size: int) -> tuple[np.ndarray, list[str]]:
@@ -147,12 +159,13 @@ def embed(args) -> dict[str, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        out = embed(args)
-    except UserError as e:
-        print(f"mvl.embed: error: {e}", file=sys.stderr)
-        return 2
+    return cli.run_main("mvl.embed", _embed, argv)
+
+
+def _embed(argv) -> int:
+    args = parse_args(argv)
+    check_inputs_exist(args)  # before the checkpoint is read (seconds)
+    out = embed(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez(args.out, **out)
     shapes = ", ".join(f"{k} {v.shape}" for k, v in out.items() if k.endswith("embeddings"))
@@ -161,4 +174,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

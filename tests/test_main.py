@@ -175,7 +175,10 @@ def test_checkpoint_from_a_different_architecture_is_named(tokenizer_path, tmp_p
     wider = main_args(
         tokenizer_path, workdir, "clip", total_steps=4, **{"model.image.mlp_dim": "96"}
     )
-    assert mvl_main.main(wider) == 2
+    assert mvl_main.main(wider) == 2  # the run identity refuses it first
+    assert "model.image.mlp_dim 64 -> 96" in capsys.readouterr().err
+    # Accepting the change still cannot load a checkpoint of another shape.
+    assert mvl_main.main(wider + ["--allow_config_change"]) == 2
     err = capsys.readouterr().err
     assert "does not match this config's model" in err
     assert "image/encoder/block0/mlp/fc1/kernel saved (32, 64) vs model (32, 96)" in err

@@ -23,10 +23,10 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
+from mvl import cli
 from mvl.errors import UserError
 
 
@@ -108,14 +108,14 @@ def export(args):
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        export(args) if args.command == "export" else import_clip(args)
-    except UserError as e:
-        print(f"mvl.convert: error: {e}", file=sys.stderr)
-        return 2
+    return cli.run_main("mvl.convert", _convert, argv)
+
+
+def _convert(argv) -> int:
+    args = parse_args(argv)
+    export(args) if args.command == "export" else import_clip(args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

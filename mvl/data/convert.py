@@ -29,12 +29,12 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from mvl import cli
 from mvl.data import decode, sources
 from mvl.data.bad_sample import SKIP_KINDS, kind_of
 from mvl.data.sources import array_record
@@ -297,6 +297,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def plan_from_args(args: argparse.Namespace) -> Plan:
     options = sources.SourceOptions(
         table_image_key=args.image_key,
+        table_keys_named="--image_key / --caption_key",
         table_caption_key=args.caption_key,
         tfds_data_dir=args.tfds_data_dir,
         tfds_image_key=args.tfds_image_key,
@@ -313,13 +314,13 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return cli.run_main("mvl.data.convert", _convert, argv, also=(ValueError,))
+
+
+def _convert(argv) -> int:
     args = parse_args(argv)
-    try:
-        plan = plan_from_args(args)
-        report = run(plan, args.workers)
-    except (UserError, ValueError) as e:
-        print(f"mvl.data.convert: error: {e}", file=sys.stderr)
-        return 2
+    plan = plan_from_args(args)
+    report = run(plan, args.workers)
     kinds = ", ".join(f"{k}={n}" for k, n in report["skipped_by_kind"].items()) or "none"
     print(
         f"wrote {report['written']} samples in {report['shards']} shards to {plan.output}; "
@@ -331,4 +332,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = sources.SourceOptions(
         table_image_key=args.image_key,
         table_caption_key=args.caption_key,
+        table_keys_named="--image_key / --caption_key",
         tfds_data_dir=args.tfds_data_dir,
         tfds_caption_key=args.tfds_caption_key,
     )

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import types
 
 import ml_collections
 
-from mvl import config as config_lib
+from mvl import cli, config as config_lib
 from mvl.errors import UserError
 
 
@@ -74,7 +73,8 @@ def suite_for(cfg, checkpoint_dir: str):
     step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.special_ids)
     suite = EvalSuite(model, cfg, tokenizer, mesh, teacher_model=build_teacher(cfg))
-    params = types.SimpleNamespace(params=state["params"], teacher=state.get("teacher"))
+    saved = params_matching(model, cfg, state["params"], checkpoint_dir)
+    params = types.SimpleNamespace(params=saved, teacher=state.get("teacher"))
     return suite, params, step
 
 
@@ -83,14 +83,38 @@ def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
     return {"step": step, **suite.run(params)}
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def params_matching(model, cfg, saved: dict, checkpoint_dir: str) -> dict:
+    """The checkpoint's parameters for this config's model (entries the model does not
+    use are left out); a missing or reshaped one is a UserError naming it, instead of
+    flax's ScopeParamNotFoundError in the middle of an evaluator."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    from mvl import checkpoint
+
+    images = jnp.zeros((1, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32)
+    ids = jnp.zeros((1, cfg.data.max_text_len), jnp.int32)
+    expected = jax.eval_shape(
+        lambda rng: nn.unbox(model.init(rng, images, ids)["params"]), jax.random.PRNGKey(0)
+    )
+    where = f"--checkpoint {checkpoint_dir}"
     try:
-        overrides, args = parse_args(argv)
-        metrics = evaluate(config_for(args, overrides), args.checkpoint)
+        params, _ = checkpoint.merge_params(expected, saved, True, where)
     except UserError as e:
-        print(f"mvl.evaluate: error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(
+            f"{e}. Evaluate it with the config it was trained with (leave out --config)"
+        ) from None
+    return params
+
+
+def main(argv=None) -> int:
+    return cli.run_main("mvl.evaluate", _evaluate, argv)
+
+
+def _evaluate(argv) -> int:
+    overrides, args = parse_args(argv)
+    metrics = evaluate(config_for(args, overrides), args.checkpoint)
     for name, value in sorted(metrics.items()):
         print(f"{name:45s} {value:.4g}")
     if args.json:
@@ -100,4 +124,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

@@ -60,21 +60,10 @@ def load_eval_set(cfg, tokenizer, process_index: int = 0, process_count: int = 1
 class EvalSuite:
     """Retrieval and zero-shot when the model embeds both modalities (it has projections);
     held-out objective losses when `eval.held_out_losses` (e.g. MAE, which embeds nothing).
-
-    `process_index` / `process_count` are accepted for callers that pass them; every
-    process loads the whole held-out set (load_eval_set's 0 of 1), so they change nothing.
+    Every process loads the whole held-out set, so no process split is passed in.
     """
 
-    def __init__(
-        self,
-        model,
-        cfg,
-        tokenizer,
-        mesh,
-        process_index: int = 0,
-        process_count: int = 1,
-        teacher_model=None,
-    ):
+    def __init__(self, model, cfg, tokenizer, mesh, teacher_model=None):
         self.model, self.cfg, self.tokenizer, self.mesh = model, cfg, tokenizer, mesh
         self.embeds = "projections" in model.components
         self.probes = cfg.eval.probe.enabled and "image" in model.components

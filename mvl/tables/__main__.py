@@ -21,8 +21,8 @@ import shlex
 import sys
 import traceback
 
-from mvl import config as config_lib, distributed
-from mvl.errors import UserError
+from mvl import cli, config as config_lib, distributed
+from mvl.errors import Interrupted, OneLineError
 
 
 def parse_args(argv):
@@ -41,13 +41,12 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        overrides, args = parse_args(argv)
-        return run(args, overrides, argv)
-    except UserError as e:
-        print(f"mvl: error: {e}", file=sys.stderr)
-        return 2
+    return cli.run_main("mvl.tables", _tables, argv)
+
+
+def _tables(argv) -> int:
+    overrides, args = parse_args(argv)
+    return run(args, overrides, argv)
 
 
 def run(args, overrides: dict[str, str], argv) -> int:
@@ -95,6 +94,12 @@ def run(args, overrides: dict[str, str], argv) -> int:
         print(f"{where}: running in {stage_run.workdir}", flush=True)
         try:
             seconds = runner.run_stage(stage_run)
+        except Interrupted:
+            raise  # Ctrl-C stops the table, not just this row
+        except OneLineError as e:  # a row's own error, told in one line
+            print(f"{where}: FAILED: {e}; going on with the other rows", flush=True)
+            failed[stage_run.row, stage_run.seed] = stage_run.stage
+            continue
         except Exception:  # noqa: BLE001 -- one broken row must not cost the others
             traceback.print_exc()
             print(f"{where}: FAILED (traceback above); going on with the other rows", flush=True)
@@ -105,7 +110,8 @@ def run(args, overrides: dict[str, str], argv) -> int:
     write_results()
     print(f"wrote {out} and {record_path}", flush=True)
     if failed:
-        print(f"mvl: error: {len(failed)} row runs failed: {sorted(failed)}", file=sys.stderr)
+        failures = f"{len(failed)} row runs failed: {sorted(failed)}"
+        print(f"mvl.tables: error: {failures}", file=sys.stderr)
         return 1
     return 0
 
@@ -139,4 +145,4 @@ def write(table, collected: dict, args, command: str, out: str):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

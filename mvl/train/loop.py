@@ -1,4 +1,6 @@
-"""The loop: data -> train_step -> metrics, checkpoints and evaluations.
+"""A run: the Trainer (mesh, tokenizer, model, state, data, checkpoints) and
+`train_and_evaluate`, which starts it up phase by phase and hands it to TrainLoop
+(mvl/train/train_loop.py: data -> train_step -> metrics, checkpoints and evaluations).
 
 Rerunning the same command on the same workdir resumes from the newest checkpoint:
 parameters, optimizer, EMA teacher, step (and so every rng), the data iterator's
@@ -12,13 +14,12 @@ import hashlib
 import os
 
 import jax
-import numpy as np
 
-from mvl import checkpoint, sharding, validate
+from mvl import checkpoint, run_identity, sharding, validate
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.models.model import build_model, build_teacher
-from mvl.train import ema, optim, state as state_lib, teacher_architecture
+from mvl.train import ema, optim, state as state_lib, startup as startup_lib, teacher_architecture
 from mvl.train.step import make_train_step
 
 
@@ -114,13 +115,15 @@ def train_dataset(cfg, tokenizer, mesh):
 class Trainer:
     """Everything a run builds once: mesh, tokenizer, model, state, data, checkpoints."""
 
-    def __init__(self, cfg, workdir: str, devices=None):
+    def __init__(self, cfg, workdir: str, devices=None, startup=startup_lib.QUIET):
         cfg = teacher_architecture.resolve(cfg)
         validate.validate(cfg, len(jax.devices() if devices is None else devices))
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
         self.mesh = sharding.make_mesh(cfg.mesh, devices)
-        self.tokenizer = load_tokenizer(cfg, self.workdir)
+        with startup.phase("tokenizer") as note:
+            self.tokenizer = load_tokenizer(cfg, self.workdir)
+            note(f"{self.tokenizer.model_path}, vocab {self.tokenizer.vocab_size}")
         self.vocab_size = self.tokenizer.vocab_size
         self.tokenizer_identity = tokenizer_identity(self.tokenizer)
         self.checkpointer = checkpoint.Checkpointer(
@@ -139,15 +142,17 @@ class Trainer:
                 "config teacher.kind='frozen' needs teacher.checkpoint: a run "
                 "(e.g. of configs/clip.py) whose image tower is the teacher"
             )
-        self.state, self.state_shardings = state_lib.initial_state(
-            self.model,
-            self.optimizer,
-            cfg,
-            self.mesh,
-            jax.random.PRNGKey(cfg.seed),
-            self.teacher_model,
-        )
-        self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
+        with startup.phase("model init"):
+            self.state, self.state_shardings = state_lib.initial_state(
+                self.model,
+                self.optimizer,
+                cfg,
+                self.mesh,
+                jax.random.PRNGKey(cfg.seed),
+                self.teacher_model,
+            )
+        with startup.phase("data"):
+            self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
         self.train_step = jax.jit(
             make_train_step(
                 self.model, cfg, self.optimizer, self.schedule, self.vocab_size, self.teacher_model
@@ -236,6 +241,12 @@ class Trainer:
     def next_batch(self):
         return sharding.global_batch(next(self.data_iterator), self.mesh)
 
+    def compile(self, batch):
+        """Compiles the train step for `batch`'s shapes now (a start-up phase of its own,
+        not hidden in the first step); the step then runs the compiled program."""
+        with sharding.activate(self.mesh):
+            self.train_step = self.train_step.lower(self.state, batch).compile()
+
     def step(self, batch):
         with sharding.activate(self.mesh):
             self.state, metrics = self.train_step(self.state, batch)
@@ -249,191 +260,47 @@ class Trainer:
         )
 
 
-def train_and_evaluate(cfg, workdir: str) -> dict[str, float]:
+def train_and_evaluate(
+    cfg, workdir: str, allow_config_change: bool = False, command_started: float | None = None
+) -> dict[str, float]:
     """Trains `cfg.total_steps` steps (resuming if possible); returns the final evaluation,
-    or {} when SIGTERM / SIGINT stopped it (after saving a checkpoint to resume from)."""
+    or {} when SIGTERM stopped it (after saving a checkpoint to resume from). Ctrl-C
+    raises Interrupted (after saving, once training has started); a failed save or a
+    failed evaluation under eval.on_failure='stop' raises RunFailed."""
     from mvl.evaluate.suite import EvalSuite
     from mvl.train import preemption, reporting  # clu / tensorflow: only when training
+    from mvl.train.train_loop import TrainLoop
 
-    trainer = Trainer(cfg, workdir)
-    cfg = trainer.cfg  # with the frozen teacher's architecture filled in
-    start, loop_state = trainer.restore()
-    reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
-    if start:
-        print(f"resumed from {trainer.checkpointer.directory}/{start}", flush=True)
-    evals = EvalSuite(
-        trainer.model,
-        cfg,
-        trainer.tokenizer,
-        trainer.mesh,
-        jax.process_index(),
-        jax.process_count(),
-        trainer.teacher_model,
-    )
-    stop = preemption.StopRequests()
+    if cfg.eval.on_failure not in ("continue", "stop"):
+        raise UserError(
+            f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'"
+        )
+    startup = startup_lib.StartupPhases(command_started)
+    stop = preemption.StopRequests(lambda: startup.current)
     try:
+        identity = run_identity.RunIdentity(cfg, prepare_workdir(workdir), allow_config_change)
+        identity.check()  # before anything is built: a refused rerun costs nothing
+        trainer = Trainer(cfg, workdir, startup=startup)
+        cfg = trainer.cfg  # with the frozen teacher's architecture filled in
+        with startup.phase("restore") as note:
+            start, loop_state = trainer.restore()
+            note(f"resumed from {trainer.checkpointer.directory}/{start}" if start else "fresh run")
+        if start:
+            stop.last_checkpoint = f"{trainer.checkpointer.directory}/{start}"
+        reporter = reporting.Reporter(trainer.workdir, cfg.total_steps, cfg.log_every_steps)
+        with startup.phase("eval data"):
+            evals = EvalSuite(
+                trainer.model, cfg, trainer.tokenizer, trainer.mesh, trainer.teacher_model
+            )
+        first_batch = None
+        if start < cfg.total_steps:
+            with startup.phase("first batch"):
+                first_batch = trainer.next_batch()
+            with startup.phase("compile"):
+                trainer.compile(first_batch)
+        identity.keep()
+        stop.training_started()
         loop = TrainLoop(trainer, cfg, reporter, evals, loop_state)
-        return loop.run(start, stop)
+        return loop.run(start, stop, first_batch)
     finally:
         stop.close()
-
-
-class TrainLoop:
-    """Steps, logs, evaluates and checkpoints; its own counters go into each checkpoint."""
-
-    def __init__(self, trainer, cfg, reporter, evals, saved: dict):
-        from mvl.train import faults, reporting
-
-        self.trainer, self.cfg, self.reporter, self.evals = trainer, cfg, reporter, evals
-        self.averager = reporting.MetricAverager.from_state(saved.get("averager", {}))
-        self.health = StepHealth(cfg.optim.max_skipped_in_a_row, saved.get("health", {}))
-        self.faults = faults.Faults.from_environment()
-        self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
-
-    def run(self, start: int, stop) -> dict[str, float]:
-        cfg, trainer = self.cfg, self.trainer
-        every_eval = cfg.eval.every_steps
-        for step in range(start + 1, cfg.total_steps + 1):
-            self.reported = {}
-            batch = self.faults.poison(step, trainer.next_batch())
-            metrics = trainer.step(batch)
-            self.averager.add(metrics)
-            self.health.check(step, metrics, trainer)
-            self.reporter.step_done(step)
-            if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
-                self.report(step, self.train_metrics(), "train")
-            evaluated = every_eval and step % every_eval == 0 and step < cfg.total_steps
-            if evaluated:
-                self.report(step, self.evals.run(trainer.state), "eval")
-            if step % cfg.checkpoint.every_steps == 0 or (evaluated and self.ranks_by_eval):
-                self.save(step)
-            self.faults.after_step(step)
-            if stop.should_stop(step) and step < cfg.total_steps:
-                return self.stop_after(step, stop.received)
-        return self.finish()
-
-    @property
-    def ranks_by_eval(self) -> bool:
-        return self.cfg.checkpoint.best_metric.startswith("eval/")
-
-    def train_metrics(self) -> dict[str, float]:
-        self.health.settle(self.trainer)
-        return {**self.averager.compute_and_reset(), **self.health.totals()}
-
-    def report(self, step: int, values: dict[str, float], prefix: str):
-        self.reporter.scalars(step, values, prefix=prefix)
-        self.reported.update({f"{prefix}/{k}": v for k, v in values.items()})
-        best = self.cfg.checkpoint.best_metric
-        if best.startswith(prefix + "/") and best not in self.reported:
-            raise UserError(
-                f"config checkpoint.best_metric={best!r} is not among the reported "
-                f"{prefix} metrics: {', '.join(sorted(self.reported))}"
-            )
-
-    def loop_state(self) -> dict:
-        self.health.settle(self.trainer)
-        return {"averager": self.averager.state(), "health": self.health.state()}
-
-    def save(self, step: int) -> bool:
-        best = self.cfg.checkpoint.best_metric
-        metrics = self.reported if best in self.reported else None
-        saved = self.trainer.save(self.loop_state(), metrics)
-        self.faults.after_save(step, saved)
-        return saved
-
-    def finish(self) -> dict[str, float]:
-        cfg, trainer, reporter = self.cfg, self.trainer, self.reporter
-        self.health.settle(trainer)
-        final = self.evals.run(trainer.state)
-        self.report(cfg.total_steps, final, "eval")
-        self.save(cfg.total_steps)  # the final state, whatever the interval
-        reporter.json("eval_final.json", final)
-        write_reconstructions(trainer, cfg, self.evals.data, reporter)
-        reporter.flush()
-        trainer.checkpointer.wait()
-        trainer.checkpointer.close()
-        return final
-
-    def stop_after(self, step: int, reason: str) -> dict:
-        trainer = self.trainer
-        self.save(step)
-        self.reporter.flush()
-        trainer.checkpointer.wait()
-        trainer.checkpointer.close()
-        print(
-            f"stopped after step {step} ({reason}); checkpoint saved in "
-            f"{trainer.checkpointer.directory}: rerun the same command to resume",
-            flush=True,
-        )
-        return {}
-
-
-class StepHealth:
-    """Counts skipped steps (non-finite loss or gradient) and skipped samples (broken
-    data), reading each step's flags one step behind: the host dispatches the next step
-    before it waits for the previous one. `settle` catches up (before a log or a save).
-    """
-
-    def __init__(self, limit: int, saved: dict):
-        self.limit = limit
-        self.in_a_row = saved.get("in_a_row", 0)
-        self.steps_skipped = saved.get("steps_skipped", 0)
-        self.samples_skipped = saved.get("samples_skipped", 0)
-        self.pending = None
-
-    def check(self, step: int, metrics: dict, trainer):
-        previous = self.pending
-        self.pending = (step, metrics["skipped"], metrics.get("data/skipped_samples", 0))
-        if previous is not None:
-            self._count(*previous, trainer)
-
-    def settle(self, trainer):
-        if self.pending is not None:
-            previous, self.pending = self.pending, None
-            self._count(*previous, trainer)
-
-    def _count(self, step: int, skipped, samples, trainer):
-        self.samples_skipped += int(samples)
-        skipped = bool(float(skipped))
-        self.steps_skipped += skipped
-        self.in_a_row = self.in_a_row + 1 if skipped else 0
-        if self.in_a_row >= self.limit:
-            last = trainer.checkpointer.latest_step()
-            where = f"{trainer.checkpointer.directory}/{last}" if last is not None else "none yet"
-            raise UserError(
-                f"non-finite loss or gradient in {self.in_a_row} steps in a row, the last at "
-                f"step {step} (optim.max_skipped_in_a_row={self.limit}); last "
-                f"checkpoint: {where}. Lower optim.lr, "
-                "raise optim.warmup_steps or check the data, then rerun to resume from it."
-            )
-
-    def totals(self) -> dict[str, float]:
-        return {
-            "skipped_steps_total": float(self.steps_skipped),
-            "data/skipped_samples_total": float(self.samples_skipped),
-        }
-
-    def state(self) -> dict:
-        assert self.pending is None, "settle() before saving"
-        return {
-            "in_a_row": self.in_a_row,
-            "steps_skipped": self.steps_skipped,
-            "samples_skipped": self.samples_skipped,
-        }
-
-
-def write_reconstructions(trainer, cfg, eval_data, reporter):
-    """The PNG grid of original / masked / reconstructed images (when pixels are a target)."""
-    from mvl.evaluate import reconstruction
-
-    if not reconstruction.pixel_objective(cfg) or not cfg.eval.num_reconstructions:
-        return
-    count = cfg.eval.num_reconstructions
-    batch = {k: np.asarray(v[:count]) for k, v in eval_data.items() if k in ("image", "text")}
-    reconstruct = reconstruction.make_reconstruct_fn(trainer.model, cfg, trainer.vocab_size)
-    with sharding.activate(trainer.mesh):
-        hidden, images = reconstruct(trainer.state.params, batch, jax.random.PRNGKey(cfg.seed))
-    picture = reconstruction.grid_image(
-        batch["image"], np.asarray(hidden), np.asarray(images), cfg.model.image.patch_size
-    )
-    reporter.image(cfg.total_steps, "reconstructions", picture)

@@ -70,6 +70,19 @@ class Reporter:
     def step_done(self, step: int):
         self.progress(step)
 
+    def first_step(self, step: int, step_metrics: dict, seconds: float):
+        """A progress line after the first step a process runs, from that step alone
+        (the averages of the logging interval and TensorBoard are left as they are, so
+        a resumed run logs exactly what an uninterrupted one does)."""
+        values = {k: float(v) for k, v in step_metrics.items() if k.endswith("loss")}
+        body = " ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()))
+        print(
+            f"[train {step}/{self.total_steps}] {body} | first step {seconds:.1f}s; "
+            "averages every log_every_steps",
+            flush=True,
+        )
+        self._last_time, self._last_step = time.time(), step
+
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train"):
         self.writer.write_scalars(step, {f"{prefix}/{k}": v for k, v in values.items()})
         print(self._line(step, values, prefix), flush=True)

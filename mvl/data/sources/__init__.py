@@ -25,6 +25,8 @@ class SourceOptions:
 
     table_image_key: str = "filepath"
     table_caption_key: str = "title"
+    # how an error names the two settings above (a command's own flags, or the config's)
+    table_keys_named: str = "data.table.image_key / data.table.caption_key"
     tfds_data_dir: str = ""
     tfds_image_key: str = "image"
     tfds_caption_key: str = "caption"
@@ -65,7 +67,12 @@ def from_spec(spec: str, image_size: int, options: SourceOptions = DEFAULT_OPTIO
         from mvl.data.sources.table import TableSource
 
         return TableSource(
-            path, fmt, options.table_image_key, options.table_caption_key, image_size
+            path,
+            fmt,
+            options.table_image_key,
+            options.table_caption_key,
+            image_size,
+            options.table_keys_named,
         )
     if fmt == "webdataset":
         from mvl.data.sources.webdataset import WebDatasetSource

@@ -23,11 +23,20 @@ MAX_FIELD_BYTES = 1 << 26
 
 
 class TableSource(EncodedSource):
-    def __init__(self, path: str, fmt: str, image_key: str, caption_key: str, image_size: int):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        image_key: str,
+        caption_key: str,
+        image_size: int,
+        keys_named: str = "data.table.image_key / data.table.caption_key",
+    ):
         if fmt not in ("csv", "tsv", "jsonl"):
             raise ValueError(f"unknown table format {fmt!r}")
         self.path, self.fmt, self.image_size = path, fmt, image_size
         self.image_key, self.caption_key = image_key, caption_key
+        self.keys_named = keys_named
         self.root = os.path.dirname(os.path.abspath(path))
         try:
             # surrogateescape: a non-UTF-8 caption becomes one broken row, not a crash.
@@ -47,7 +56,7 @@ class TableSource(EncodedSource):
         if missing:
             raise UserError(
                 f"{self.path}: no column {missing[0]!r} (columns: {reader.fieldnames}); set "
-                "data.table.image_key / data.table.caption_key to its column names"
+                f"{self.keys_named} to its column names"
             )
         # Line numbers (header = line 1) so a skipped row can be found in the file.
         return [(row[self.image_key], row[self.caption_key], reader.line_num) for row in reader]

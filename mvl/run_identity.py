@@ -1,0 +1,143 @@
+"""A workdir belongs to one run: WORKDIR/config.json keeps the config the run was
+started with, and rerunning with another config is refused before anything is built,
+naming every changed key (old -> new). A silent resume under another method or
+learning rate would train on and overwrite the run's results as if nothing changed.
+
+Keys that only say how long, how often or how many (RESUMABLE_KEYS) may change on a
+resume: a longer total_steps, a denser log. Anything else needs
+`--allow_config_change`, which accepts the new config as the run's own from then on and
+appends what changed, and when, to WORKDIR/config_changes.jsonl. Safe changes are
+recorded there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+
+from mvl.errors import UserError
+
+CONFIG_FILE = "config.json"
+CHANGES_FILE = "config_changes.jsonl"
+
+# The keys a resumed run may change freely: the schedule's length, the cadence of
+# logs, checkpoints and evaluations, how many checkpoints are kept, how evaluation is
+# batched and what a failed evaluation does. None of them changes what a step computes
+# up to the step the run is at. (total_steps does stretch the learning-rate schedule
+# from there on: that is what a longer run means.)
+RESUMABLE_KEYS = (
+    "total_steps",
+    "log_every_steps",
+    "checkpoint.every_steps",
+    "checkpoint.max_to_keep",
+    "eval.every_steps",
+    "eval.batch_size",
+    "eval.on_failure",
+    "eval.num_reconstructions",
+)
+
+SHOWN_CHANGES = 8  # a method swap changes dozens of keys: the message names the first
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, object]:
+    """{"optim.lr": 0.001, ...} with JSON values (tuples as lists), for comparison."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def as_json(cfg) -> dict:
+    """The config as JSON would read it back (tuples become lists, and so on)."""
+    return json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=str))
+
+
+def changes(old: dict, new: dict) -> dict[str, tuple]:
+    """{key: (old, new)} for every key whose value differs (absent on one side: None)."""
+    old_flat, new_flat = flatten(old), flatten(new)
+    keys = sorted(set(old_flat) | set(new_flat))
+    return {
+        k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
+    }
+
+
+def describe(changed: dict[str, tuple]) -> str:
+    shown = [f"{k} {old!r} -> {new!r}" for k, (old, new) in list(changed.items())[:SHOWN_CHANGES]]
+    more = len(changed) - SHOWN_CHANGES
+    return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+class RunIdentity:
+    """`check()` before anything is built; `keep()` once training starts, so a first
+    attempt that failed during start-up (a bad path, a typo) pins nothing."""
+
+    def __init__(self, cfg, workdir: str, allow_change: bool = False):
+        self.workdir, self.allow_change = workdir, allow_change
+        self.path = os.path.join(workdir, CONFIG_FILE)
+        self.config = as_json(cfg)
+        self.changed: dict[str, tuple] = {}
+        self.unsafe: dict[str, tuple] = {}
+
+    def check(self):
+        """Raises UserError when the workdir's run was started with another config and
+        a changed key is not resumable (unless --allow_config_change)."""
+        if not os.path.exists(self.path):
+            return
+        try:
+            with open(self.path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(
+                f"{self.path} is unreadable ({e}); it records the config this workdir's "
+                "run was started with: restore it, or use a fresh --workdir"
+            ) from None
+        self.changed = changes(old, self.config)
+        self.unsafe = {k: v for k, v in self.changed.items() if k not in RESUMABLE_KEYS}
+        if self.unsafe and not self.allow_change:
+            raise UserError(
+                f"workdir {self.workdir} holds a run started with another config "
+                f"({self.path}); changed: {describe(self.unsafe)}. Rerun with that run's "
+                "config, use a fresh --workdir, or add --allow_config_change to go on "
+                "under the new config"
+            )
+
+    def keep(self):
+        """Writes the config as the run's own, and what changed since the last start."""
+        if self.changed:
+            _record(self.workdir, self.changed, self.unsafe)
+        if self.unsafe:
+            print(
+                f"config changed on resume (--allow_config_change, recorded in "
+                f"{os.path.join(self.workdir, CHANGES_FILE)}): {describe(self.unsafe)}",
+                flush=True,
+            )
+        if self.changed or not os.path.exists(self.path):
+            _write(self.path, self.config)
+
+
+def _record(workdir: str, changed: dict[str, tuple], unsafe: dict[str, tuple]):
+    if jax.process_index() != 0:
+        return
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "allowed_by_flag": bool(unsafe),
+        "changed": {k: {"old": old, "new": new} for k, (old, new) in changed.items()},
+    }
+    with open(os.path.join(workdir, CHANGES_FILE), "a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _write(path: str, config: dict):
+    if jax.process_index() != 0:
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(config, f, indent=1, sort_keys=True)
+    os.replace(temporary, path)
