@@ -136,3 +136,27 @@ def test_distill_is_cross_entropy_of_codeword_distributions_on_hidden_patches():
     assert float(loss) == pytest.approx(-(target * log_probs).sum(), rel=1e-5)
     entropy = -(target * np.log(target)).sum()
     assert float(metrics["teacher_perplexity"]) == pytest.approx(np.exp(entropy), rel=1e-5)
+
+
+@pytest.mark.parametrize("depth,scan", [(1, False), (2, False), (2, True)])
+def test_cls_only_fusion_equals_the_full_pass_first_token(depth, scan):
+    # ITM reads only [CLS]; its fusion passes skip the other tokens of the last block.
+    from mvl.models.fusion import CrossModalEncoder
+
+    encoder = CrossModalEncoder(depth=depth, num_heads=2, mlp_dim=32, scan=scan)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    queries = jax.random.normal(keys[0], (3, 5, 8))
+    context = jax.random.normal(keys[1], (3, 4, 8))
+    context_valid = jnp.arange(4)[None] < jnp.array([4, 2, 1])[:, None]
+    params = encoder.init(keys[2], queries, None, context, context_valid)
+
+    def first_token(params, cls_only):
+        out = encoder.apply(params, queries, None, context, context_valid, cls_only)
+        return out[:, 0]
+
+    trimmed, full = first_token(params, True), first_token(params, False)
+    assert encoder.apply(params, queries, None, context, context_valid, True).shape == (3, 1, 8)
+    np.testing.assert_allclose(trimmed, full, atol=1e-5)
+    grads = [jax.grad(lambda p, c=c: first_token(p, c).sum())(params) for c in (True, False)]
+    for trimmed_grad, full_grad in zip(*map(jax.tree.leaves, grads)):
+        np.testing.assert_allclose(trimmed_grad, full_grad, atol=1e-5)

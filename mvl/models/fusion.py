@@ -23,7 +23,7 @@ class CrossModalEncoder(nn.Module):
     scan: bool = False  # layers as one nn.scan (see layers.Transformer)
 
     @nn.compact
-    def __call__(self, queries, queries_valid, context, context_valid):
+    def __call__(self, queries, queries_valid, context, context_valid, first_token_only=False):
         return layers.Transformer(
             self.depth,
             self.num_heads,
@@ -35,4 +35,4 @@ class CrossModalEncoder(nn.Module):
             name="blocks",
             remat=self.remat,
             scan=self.scan,
-        )(queries, queries_valid, context, context_valid)
+        )(queries, queries_valid, context, context_valid, first_token_only)

@@ -147,14 +147,22 @@ class Block(nn.Module):
     causal: bool = False
     layer_scale: float = 0.0
     stochastic_depth: bool = False
+    # Compute only the first token's output (its queries still attend to every token):
+    # the same numbers as the full block's [:, :1], for heads that read only [CLS].
+    first_token_only: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None, drop_rate=0.0):
         x = nn.with_logical_constraint(x, ACT_TOKENS)
+        normed = LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x)
+        if self.first_token_only:
+            if self.causal:
+                raise ValueError("first_token_only needs bidirectional self-attention")
+            x, queries, keys = x[:, :1], normed[:, :1], normed
+        else:
+            queries, keys = normed, None  # None: self-attention over `queries`
         branch = Attention(self.num_heads, self.dtype, name="self_attn")(
-            LayerNorm(self.ln_eps, self.dtype, name="ln_self")(x),
-            context_valid=valid,
-            causal=self.causal,
+            queries, keys, context_valid=valid, causal=self.causal
         )
         x = x + self._residual("self_attn", branch, drop_rate)
         if self.cross_attention:
@@ -218,7 +226,9 @@ class Transformer(nn.Module):
     drop_path: float = 0.0
 
     @nn.compact
-    def __call__(self, x, valid=None, context=None, context_valid=None):
+    def __call__(self, x, valid=None, context=None, context_valid=None, first_token_only=False):
+        """`first_token_only`: return [B, 1, D], the first token's output alone (the last
+        block computes no other token; same values as the full stack's [:, :1])."""
         if self.remat not in REMAT_POLICIES:
             raise ValueError(
                 f"config model.remat={self.remat!r} is not one of {', '.join(REMAT_POLICIES)}"
@@ -250,13 +260,18 @@ class Transformer(nn.Module):
             if rates is None:
                 rates = jnp.zeros((self.depth,), jnp.float32)
             x, _ = stack(*block_args, name="blocks")(x, valid, context, context_valid, rates)
+            if first_token_only:  # a scanned stack has no separate last block to trim
+                x = x[:, :1]
         else:
             block = Block
             if self.remat != "none":
                 block = nn.remat(Block, policy=REMAT_POLICIES[self.remat])
             for i in range(self.depth):
                 rate = 0.0 if rates is None else rates[i]
-                x = block(*block_args, name=f"block{i}")(x, valid, context, context_valid, rate)
+                last_and_trimmed = first_token_only and i == self.depth - 1
+                x = block(*block_args, first_token_only=last_and_trimmed, name=f"block{i}")(
+                    x, valid, context, context_valid, rate
+                )
         return LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
 
 

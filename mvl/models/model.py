@@ -154,13 +154,14 @@ class MultimodalModel(nn.Module):
         return self.sigmoid()
 
     # Fusion ---------------------------------------------------------------------
-    def fuse_image(self, image_tokens, text_tokens, ids):
-        """Image queries attend to the text."""
-        return self.image_fusion(image_tokens, None, text_tokens, self._valid(ids))
+    def fuse_image(self, image_tokens, text_tokens, ids, cls_only=False):
+        """Image queries attend to the text; `cls_only`: only the [CLS] output [B, 1, D]
+        (what ITM reads), skipping the other tokens' work in the last block."""
+        return self.image_fusion(image_tokens, None, text_tokens, self._valid(ids), cls_only)
 
-    def fuse_text(self, text_tokens, ids, image_tokens):
-        """Text queries attend to the image."""
-        return self.text_fusion(text_tokens, self._valid(ids), image_tokens, None)
+    def fuse_text(self, text_tokens, ids, image_tokens, cls_only=False):
+        """Text queries attend to the image; `cls_only` as for fuse_image."""
+        return self.text_fusion(text_tokens, self._valid(ids), image_tokens, None, cls_only)
 
     # Heads ----------------------------------------------------------------------
     def itm_logits(self, fused_image, fused_text):

@@ -44,8 +44,10 @@ def itm(forward, cfg):
     pair_images = jnp.concatenate([images, images, images[negative_image]])
     pair_texts = jnp.concatenate([texts, texts[negative_text], texts])
     pair_ids = jnp.concatenate([ids, ids[negative_text], ids])
-    fused_image = forward.call("fuse_image", pair_images, pair_texts, pair_ids)
-    fused_text = forward.call("fuse_text", pair_texts, pair_ids, pair_images)
+    # The ITM head reads only each encoder's [CLS]: the last fusion block computes that
+    # token alone (the same values; a third of MaskVLM's demo step was the other tokens).
+    fused_image = forward.call("fuse_image", pair_images, pair_texts, pair_ids, True)
+    fused_text = forward.call("fuse_text", pair_texts, pair_ids, pair_images, True)
     logits = forward.call("itm_logits", fused_image, fused_text)
     n = images.shape[0]
     labels = jnp.concatenate([jnp.ones(n, jnp.int32), jnp.zeros(2 * n, jnp.int32)])
