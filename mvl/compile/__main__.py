@@ -161,8 +161,10 @@ def table(args, overrides, argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    with quiet_stderr():
-        import jax  # noqa: F401 -- the CUDA plugin reports the missing driver on import
+    with quiet_stderr():  # the CUDA plugin reports the missing driver on import and start
+        import jax
+
+        jax.devices()
     try:
         overrides, args = parse_args(argv)
         return table(args, overrides, argv) if args.table else one(args, overrides)
