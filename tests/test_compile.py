@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 
-
 def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -24,7 +23,8 @@ HAVE_TPU_COMPILER = installed("libtpu")
 HAVE_GPU_COMPILER = installed("jax_plugins.xla_cuda12")
 needs_aot = pytest.mark.skipif(
     not (HAVE_TPU_COMPILER and HAVE_GPU_COMPILER),
-    reason="AOT compilers absent: pip install -r requirements-aot.txt (.ci/run does, in .ci-venv-aot)",
+    reason="AOT compilers absent: pip install -r requirements-aot.txt "
+    "(.ci/run does, in .ci-venv-aot)",
 )
 
 # A CLIP step small enough to compile in well under a minute, with widths of whole

@@ -25,10 +25,14 @@ from mvl.compile import topology
 
 topology.quiet_platform_environment()  # before jax is imported
 
-from mvl import config as config_lib  # noqa: E402
-from mvl.errors import UserError  # noqa: E402
+from mvl import config as config_lib
+from mvl.errors import UserError
 
 EXIT_DOES_NOT_FIT = 3
+HINT = (
+    "shard more (--config.mesh.fsdp), recompute (--config.model.remat), split the batch "
+    "(--config.optim.microbatches), or try --search"
+)
 
 
 def parse_args(argv):
@@ -78,7 +82,7 @@ def target_devices(name: str, num_slices: int = 1):
 
 
 def one(args, overrides) -> int:
-    from mvl.compile import report, run, search
+    from mvl.compile import report, run
 
     target, devices = target_devices(args.topology or args.gpu, args.num_slices)
     cfg = run.load(args.config, overrides)
@@ -91,7 +95,9 @@ def one(args, overrides) -> int:
         result = results[0]
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result if not args.search else {"best": result, "ranked": results}, f, indent=1)
+            json.dump(
+                result if not args.search else {"best": result, "ranked": results}, f, indent=1
+            )
     if not result["fits"]:
         print(f"mvl.compile: does not fit: {report.not_fitting_hint(result)}", file=sys.stderr)
         return EXIT_DOES_NOT_FIT
@@ -105,9 +111,11 @@ def search_results(cfg, name, target, devices, limit: int) -> list[dict]:
     results = []
     for settings in search.candidates(cfg, len(devices), target.num_slices)[:limit]:
         try:
-            result = run.compile_and_report(run.with_settings(cfg, settings), name, target, devices, rate)
-        except UserError as e:
-            print(f"  skipped {settings}: {e}", flush=True)
+            result = run.compile_and_report(
+                run.with_settings(cfg, settings), name, target, devices, rate
+            )
+        except UserError as e:  # DoesNotFit included: the compiler ran out of HBM
+            print(f"  {settings}: {e}", flush=True)
             continue
         results.append(result)
         print(
@@ -123,7 +131,8 @@ def search_results(cfg, name, target, devices, limit: int) -> list[dict]:
     for place, r in enumerate(ranked, 1):
         m = r["mesh"]
         print(
-            f"  {place}. data {m['data']} fsdp {m['fsdp']} tensor {m['tensor']} remat {r['remat']}: "
+            f"  {place}. data {m['data']} fsdp {m['fsdp']} tensor {m['tensor']} "
+            f"remat {r['remat']}: "
             f"{r['roofline_step_s'] * 1e3:.1f} ms, {report.gib(r['per_chip_bytes']['total'])}"
             f"{'' if r['fits'] else ' (does not fit)'}"
         )
@@ -140,8 +149,8 @@ def table(args, overrides, argv) -> int:
         paths = sorted(glob.glob(path)) or [path]
         specs += [p + sep + arg for p in paths]
     rows, results = [], []
-    for spec in specs:
-        for name in args.topologies.split(","):
+    for name in args.topologies.split(","):  # a topology's rows together: GPU ones compile fast
+        for spec in specs:
             print(f"== {spec} on {name}", flush=True)
             try:
                 target, devices = target_devices(name)
@@ -165,9 +174,14 @@ def main(argv=None) -> int:
         import jax
 
         jax.devices()
+    from mvl.compile.aot import DoesNotFit
+
     try:
         overrides, args = parse_args(argv)
         return table(args, overrides, argv) if args.table else one(args, overrides)
+    except DoesNotFit as e:
+        print(f"mvl.compile: does not fit: {e}; {HINT}", file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
     except UserError as e:
         print(f"mvl.compile: error: {e}", file=sys.stderr)
         return 2

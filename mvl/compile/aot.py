@@ -12,8 +12,18 @@ import time
 from mvl import sharding, validate
 from mvl.compile import collectives, flops
 from mvl.data import batch_spec
+from mvl.errors import UserError
 from mvl.train import teacher_architecture
 from mvl.train.program import build_program
+
+
+class DoesNotFit(UserError):
+    """The compiler itself refused: the step cannot fit in the chip's memory (TPU)."""
+
+
+def _out_of_memory(error: Exception) -> bool:
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "Ran out of memory" in text
 
 
 def compile_step(cfg, devices) -> dict:
@@ -28,7 +38,13 @@ def compile_step(cfg, devices) -> dict:
         traced = program.train_step.trace(program.abstract_state, batch)
         lowered = traced.lower()
     lowered_at = time.perf_counter()
-    compiled = lowered.compile()
+    try:
+        compiled = lowered.compile()
+    except Exception as e:  # noqa: BLE001 -- only XLA's out-of-memory refusal is ours
+        if not _out_of_memory(e):
+            raise
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        raise DoesNotFit(f"XLA could not fit the step in HBM: {first[:300]}") from None
     compiled_at = time.perf_counter()
     return {
         "mesh": {axis: int(size) for axis, size in mesh.shape.items()},
@@ -63,4 +79,7 @@ def _cost(analysis) -> dict | None:
         analysis = analysis[0] if analysis else None
     if not analysis or "flops" not in analysis:
         return None
-    return {"flops": float(analysis["flops"]), "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
+    return {
+        "flops": float(analysis["flops"]),
+        "bytes_accessed": float(analysis.get("bytes accessed", 0.0)),
+    }

@@ -48,7 +48,9 @@ def build(cfg, config_name: str, target: Target, devices, found: dict, decode_ra
         "hbm_bytes": chip.hbm_bytes,
         "usable_bytes": chip.usable_bytes,
         "fits": memory["total"] <= chip.usable_bytes,
-        "xla_flops_per_step": None if not xla else {"per_device": xla["flops"], "global": xla["flops"] * n},
+        "xla_flops_per_step": None
+        if not xla
+        else {"per_device": xla["flops"], "global": xla["flops"] * n},
         "analytic_flops_per_step": analytic,
         "bytes_accessed_per_device": bytes_per_chip,
         "bytes_accessed_source": bytes_source,
@@ -94,7 +96,11 @@ def duration(seconds: float) -> str:
 
 
 def text(result: dict) -> str:
-    m, a, x = result["per_chip_bytes"], result["analytic_flops_per_step"], result["xla_flops_per_step"]
+    m, a, x = (
+        result["per_chip_bytes"],
+        result["analytic_flops_per_step"],
+        result["xla_flops_per_step"],
+    )
     lines = [
         f"{result['config']} on {result['topology']} ({result['num_devices']} devices, "
         f"{result['processes']} hosts), mesh {result['mesh']}, remat {result['remat']}, "
@@ -105,7 +111,8 @@ def text(result: dict) -> str:
         f"({gib(result['usable_bytes'])} usable): {'fits' if result['fits'] else 'DOES NOT FIT'}",
         f"  FLOPs per step: mvl {a['global']:.3e} global, {a['per_device']:.3e} per chip; "
         + (f"XLA {x['per_device']:.3e} per chip" if x else "XLA: none on GPU"),
-        f"  roofline step {result['roofline_step_s'] * 1e3:.1f} ms ({result['roofline_bound']}-bound), "
+        f"  roofline step {result['roofline_step_s'] * 1e3:.1f} ms "
+        f"({result['roofline_bound']}-bound), "
         f"MFU ceiling {result['mfu_ceiling']:.0%}, {result['total_steps']} steps: "
         f"{duration(result['schedule_s_at_roofline'])}",
         "  collectives: "

@@ -133,7 +133,11 @@ def devices(target: Target):
             return _tpu_devices(topologies, target)
         return _gpu_devices(topologies, target)
     except (ImportError, RuntimeError, ValueError) as e:
-        if "not found" in str(e).lower() or isinstance(e, ImportError) or "plugin" in str(e).lower():
+        if (
+            "not found" in str(e).lower()
+            or isinstance(e, ImportError)
+            or "plugin" in str(e).lower()
+        ):
             raise TopologyError(
                 f"topology {target.name}: the {target.platform.upper()} compiler is not "
                 f"installed ({str(e).splitlines()[0][:120]}); pip install -r requirements-aot.txt"
@@ -164,16 +168,37 @@ def _gpu_devices(topologies, target: Target):
 # text proto): the published architecture figures of each GPU.
 _GPU_SPECS = {
     "a100": dict(
-        name="NVIDIA A100-SXM4-80GB", major=8, minor=0, cores=108, fpus=64,
-        smem_core=167936, smem_optin=166912, l2=41943040, clock=1.41,
+        name="NVIDIA A100-SXM4-80GB",
+        major=8,
+        minor=0,
+        cores=108,
+        fpus=64,
+        smem_core=167936,
+        smem_optin=166912,
+        l2=41943040,
+        clock=1.41,
     ),
     "h100": dict(
-        name="NVIDIA H100 80GB HBM3", major=9, minor=0, cores=132, fpus=128,
-        smem_core=233472, smem_optin=232448, l2=52428800, clock=1.98,
+        name="NVIDIA H100 80GB HBM3",
+        major=9,
+        minor=0,
+        cores=132,
+        fpus=128,
+        smem_core=233472,
+        smem_optin=232448,
+        l2=52428800,
+        clock=1.98,
     ),
     "h200": dict(
-        name="NVIDIA H200", major=9, minor=0, cores=132, fpus=128,
-        smem_core=233472, smem_optin=232448, l2=52428800, clock=1.98,
+        name="NVIDIA H200",
+        major=9,
+        minor=0,
+        cores=132,
+        fpus=128,
+        smem_core=233472,
+        smem_optin=232448,
+        l2=52428800,
+        clock=1.98,
     ),
 }
 
@@ -183,17 +208,17 @@ def gpu_target_config(chip: str) -> str:
     return f"""
 gpu_device_info {{
   threads_per_block_limit: 1024 threads_per_warp: 32 shared_memory_per_block: 49152
-  shared_memory_per_core: {spec['smem_core']} threads_per_core_limit: 2048
-  core_count: {spec['cores']} fpus_per_core: {spec['fpus']}
+  shared_memory_per_core: {spec["smem_core"]} threads_per_core_limit: 2048
+  core_count: {spec["cores"]} fpus_per_core: {spec["fpus"]}
   block_dim_limit_x: 2147483647 block_dim_limit_y: 65535 block_dim_limit_z: 65535
-  memory_bandwidth: {int(figures.hbm_bytes_per_s)} l2_cache_size: {spec['l2']}
-  clock_rate_ghz: {spec['clock']} device_memory_size: {figures.hbm_bytes}
-  shared_memory_per_block_optin: {spec['smem_optin']}
-  cuda_compute_capability {{ major: {spec['major']} minor: {spec['minor']} }}
+  memory_bandwidth: {int(figures.hbm_bytes_per_s)} l2_cache_size: {spec["l2"]}
+  clock_rate_ghz: {spec["clock"]} device_memory_size: {figures.hbm_bytes}
+  shared_memory_per_block_optin: {spec["smem_optin"]}
+  cuda_compute_capability {{ major: {spec["major"]} minor: {spec["minor"]} }}
   registers_per_core_limit: 65536 registers_per_block_limit: 65536
 }}
 runtime_version {{ major: 12 minor: 8 patch: 0 }}
 platform_name: "CUDA"
 dnn_version_info {{ major: 9 minor: 7 }}
-device_description_str: "{spec['name']}"
+device_description_str: "{spec["name"]}"
 """

@@ -38,7 +38,9 @@ def batch_entries(cfg) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return entries
 
 
-def batch_spec(cfg, batch_size: int | None = None, sharding=None) -> dict[str, jax.ShapeDtypeStruct]:
+def batch_spec(
+    cfg, batch_size: int | None = None, sharding=None
+) -> dict[str, jax.ShapeDtypeStruct]:
     """The global batch of `cfg` (`batch_size` rows, default cfg.batch_size) as
     ShapeDtypeStructs, each with `sharding` when given."""
     rows = cfg.batch_size if batch_size is None else batch_size

@@ -32,9 +32,7 @@ class Program:
     train_step: Any  # jitted: (state, batch) -> (state, metrics); donates the state
 
 
-def build_program(
-    cfg, mesh, vocab_size: int, special=special_tokens.SENTENCEPIECE
-) -> Program:
+def build_program(cfg, mesh, vocab_size: int, special=special_tokens.SENTENCEPIECE) -> Program:
     """`vocab_size` and `special` are the tokenizer's."""
     model = build_model(cfg, vocab_size, special)
     optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
