@@ -4,6 +4,7 @@ markdown table (the README's paper-scale table) plus the full results as JSON.""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from mvl.compile import report
@@ -51,6 +52,7 @@ def write(path: str, rows: list[str], results: list[dict], command: str):
         *rows,
         "",
     ]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         f.write("\n".join(body))
     with open(path.rsplit(".", 1)[0] + ".json", "w") as f:
