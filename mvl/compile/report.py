@@ -5,7 +5,7 @@ moved at the chip's HBM bandwidth, per chip: roofline_step_s = max(FLOPs / peak,
 bytes / bandwidth). FLOPs are XLA's where it reports them (TPU), else mvl's count
 (flops.py); bytes are XLA's `bytes accessed` (TPU), else the arguments read and
 outputs written once (a lower bound: GPU's compiler reports no cost). The MFU ceiling
-is the model's FLOPs (mvl's count) over what the chip could do in that time: what the
+is the model's matmul FLOPs (mvl's count) over what the chip could do in that time: what the
 best possible step would reach; remat, padding or a memory-bound step lower it.
 """
 
@@ -27,6 +27,7 @@ def build(cfg, config_name: str, target: Target, devices, found: dict, decode_ra
     else:
         bytes_per_chip = memory["argument"] + memory["output"]
         bytes_source = "arguments + outputs (lower bound)"
+    model_flops = analytic["matmul_global"] / n  # what MFU counts: the model's matmuls
     compute_s = flops_per_chip / chip.peak_bf16_flops
     memory_s = bytes_per_chip / chip.hbm_bytes_per_s
     step_s = max(compute_s, memory_s)
@@ -56,7 +57,7 @@ def build(cfg, config_name: str, target: Target, devices, found: dict, decode_ra
         "bytes_accessed_source": bytes_source,
         "roofline_step_s": step_s,
         "roofline_bound": "compute" if compute_s >= memory_s else "memory",
-        "mfu_ceiling": analytic["per_device"] / (step_s * chip.peak_bf16_flops) if step_s else None,
+        "mfu_ceiling": model_flops / (step_s * chip.peak_bf16_flops) if step_s else None,
         "total_steps": cfg.total_steps,
         "schedule_s_at_roofline": step_s * cfg.total_steps,
         "chip": chip.as_dict(),
