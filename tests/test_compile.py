@@ -150,3 +150,19 @@ print(json.dumps([[list(d.coords) for d in row] for row in mesh.devices[:, :, 0]
     for row in rows:
         box = (row.max(0) - row.min(0) + 1).prod()
         assert box == len(row), rows
+
+
+def test_batch_spec_matches_a_real_batch(tiny_config):
+    """The shapes and dtypes mvl.compile compiles for are the input pipeline's."""
+    from mvl import sharding
+    from mvl.data import batch_spec
+    from mvl.train import loop
+
+    cfg = tiny_config("clip")
+    mesh = sharding.make_mesh(cfg.mesh)
+    tokenizer = loop.load_tokenizer(cfg, "/nonexistent")  # cfg.data.tokenizer is set
+    batch = next(iter(loop.train_dataset(cfg, tokenizer, mesh)))
+    spec = batch_spec.batch_spec(cfg)
+    assert set(batch) == set(spec)
+    for key, value in batch.items():
+        assert (value.shape, value.dtype) == (spec[key].shape, spec[key].dtype), key
