@@ -46,12 +46,16 @@ def compile_step(cfg, devices) -> dict:
         first = next((line for line in str(e).splitlines() if line.strip()), "")
         raise DoesNotFit(f"XLA could not fit the step in HBM: {first[:300]}") from None
     compiled_at = time.perf_counter()
+    hlo = compiled.as_text()
     return {
         "mesh": {axis: int(size) for axis, size in mesh.shape.items()},
         "memory": _memory(compiled.memory_analysis()),
         "xla_cost": _cost(compiled.cost_analysis()),
         "analytic_flops": flops.step_flops(traced, len(devices)),
-        "collectives": collectives.collectives(compiled.as_text()),
+        "collectives": collectives.collectives(hlo),
+        # XLA's cost analysis and the HLO's instructions count a while loop's body once,
+        # whatever its trip count (scanned layers, microbatches)
+        "has_loops": " while(" in hlo,
         "lower_s": lowered_at - start,
         "compile_s": compiled_at - lowered_at,
     }

@@ -1,6 +1,8 @@
 """The collectives in a compiled program's HLO: how many of each kind, and the bytes
 they produce per device, so a user sees what FSDP gathers and reduces and that nothing
-large is replicated or reduced by accident."""
+large is replicated or reduced by accident. Counts are instructions in the program: a
+collective inside a loop (scanned layers, microbatches) is counted once, not per
+iteration."""
 
 from __future__ import annotations
 

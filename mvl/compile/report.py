@@ -4,7 +4,9 @@ Roofline: a step cannot be faster than its FLOPs at the chip's peak nor than its
 moved at the chip's HBM bandwidth, per chip: roofline_step_s = max(FLOPs / peak,
 bytes / bandwidth). FLOPs are XLA's where it reports them (TPU), else mvl's count
 (flops.py); bytes are XLA's `bytes accessed` (TPU), else the arguments read and
-outputs written once (a lower bound: GPU's compiler reports no cost). The MFU ceiling
+outputs written once (a lower bound: GPU's compiler reports no cost). XLA counts the
+body of a loop once (`model.scan_layers`, `optim.microbatches` > 1 make loops): then
+the FLOPs are mvl's and the bytes a lower bound (`xla_counts_loop_bodies_once`). The MFU ceiling
 is the model's matmul FLOPs (mvl's count) over what the chip could do in that time: what the
 best possible step would reach; remat, padding or a memory-bound step lower it.
 """
@@ -21,11 +23,18 @@ def build(cfg, config_name: str, target: Target, devices, found: dict, decode_ra
     memory = found["memory"]
     analytic = found["analytic_flops"]
     xla = found["xla_cost"]
-    flops_per_chip = xla["flops"] if xla else analytic["per_device"]
+    # Loops (scanned layers, microbatches) make XLA's figures count one iteration: then
+    # mvl's FLOPs (which multiply by the trip count) and a lower bound on bytes are used.
+    loops = found["has_loops"]
+    flops_per_chip = max(xla["flops"], analytic["per_device"]) if xla else analytic["per_device"]
+    lower_bound_bytes = memory["argument"] + memory["output"]
     if xla and xla["bytes_accessed"]:
-        bytes_per_chip, bytes_source = xla["bytes_accessed"], "xla"
+        bytes_per_chip = (
+            max(xla["bytes_accessed"], lower_bound_bytes) if loops else xla["bytes_accessed"]
+        )
+        bytes_source = "xla (loop bodies once: a lower bound)" if loops else "xla"
     else:
-        bytes_per_chip = memory["argument"] + memory["output"]
+        bytes_per_chip = lower_bound_bytes
         bytes_source = "arguments + outputs (lower bound)"
     model_flops = analytic["matmul_global"] / n  # what MFU counts: the model's matmuls
     compute_s = flops_per_chip / chip.peak_bf16_flops
@@ -53,6 +62,7 @@ def build(cfg, config_name: str, target: Target, devices, found: dict, decode_ra
         if not xla
         else {"per_device": xla["flops"], "global": xla["flops"] * n},
         "analytic_flops_per_step": analytic,
+        "xla_counts_loop_bodies_once": loops,
         "bytes_accessed_per_device": bytes_per_chip,
         "bytes_accessed_source": bytes_source,
         "roofline_step_s": step_s,
