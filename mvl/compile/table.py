@@ -23,7 +23,8 @@ def row(result: dict) -> str:
     source = "XLA" if xla else "mvl"
     return (
         f"| {result['config']} | {result['topology']} "
-        f"| {m['data']}, {m['fsdp']}, {m['tensor']} / {result['remat']} "
+        f"| {m['data']}, {m['fsdp']}, {m['tensor']} / {result['remat']}"
+        f"{', scanned layers' if result['scan_layers'] else ''} "
         f"| {report.gib(result['per_chip_bytes']['total'])} / {report.gib(result['hbm_bytes'])} "
         f"| {'yes' if result['fits'] else '**no**'} | {result['global_batch']} "
         f"| {step_flops:.3g} ({source}) | {result['roofline_step_s'] * 1e3:.0f} ms "
