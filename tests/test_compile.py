@@ -63,8 +63,9 @@ def compile_cli(tmp_path, *args, overrides=SMALL):
 def check_memory(found):
     memory = found["per_chip_bytes"]
     assert set(memory) == {"argument", "output", "alias", "temp", "code", "total"}
-    assert all(memory[k] > 0 for k in ("argument", "temp", "total"))
-    assert all(memory[k] >= 0 for k in ("output", "alias", "code"))  # TPU: donated outputs are 0
+    assert memory["argument"] > 0 and memory["total"] > 0
+    # TPU reports donated outputs as 0 bytes, and small temporaries outside HBM
+    assert all(memory[k] >= 0 for k in ("output", "alias", "temp", "code"))
     assert found["hbm_bytes"] > memory["total"]
 
 

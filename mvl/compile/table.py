@@ -19,8 +19,9 @@ HEADER = (
 def row(result: dict) -> str:
     m = result["mesh"]
     xla = result["xla_flops_per_step"]
-    step_flops = xla["global"] if xla else result["analytic_flops_per_step"]["global"]
-    source = "XLA" if xla else "mvl"
+    use_xla = xla and not result["xla_counts_loop_bodies_once"]  # see report.py
+    step_flops = xla["global"] if use_xla else result["analytic_flops_per_step"]["global"]
+    source = "XLA" if use_xla else "mvl"
     return (
         f"| {result['config']} | {result['topology']} "
         f"| {m['data']}, {m['fsdp']}, {m['tensor']} / {result['remat']}"
