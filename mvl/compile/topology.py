@@ -132,15 +132,12 @@ def devices(target: Target):
         if target.platform == "tpu":
             return _tpu_devices(topologies, target)
         return _gpu_devices(topologies, target)
-    except (ImportError, RuntimeError, ValueError) as e:
-        if (
-            "not found" in str(e).lower()
-            or isinstance(e, ImportError)
-            or "plugin" in str(e).lower()
-        ):
+    except (RuntimeError, NotImplementedError) as e:
+        text = str(e)
+        if "not installed" in text or "not implemented for" in text:
             raise TopologyError(
                 f"topology {target.name}: the {target.platform.upper()} compiler is not "
-                f"installed ({str(e).splitlines()[0][:120]}); pip install -r requirements-aot.txt"
+                "installed here; pip install -r requirements-aot.txt (own environment)"
             ) from None
         raise
 
