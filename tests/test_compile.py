@@ -168,3 +168,20 @@ def test_batch_spec_matches_a_real_batch(tiny_config):
     assert set(batch) == set(spec)
     for key, value in batch.items():
         assert (value.shape, value.dtype) == (spec[key].shape, spec[key].dtype), key
+
+
+def test_flop_count_multiplies_scans_and_counts_the_backward_pass():
+    import jax
+    import jax.numpy as jnp
+
+    from mvl.compile import flops
+
+    def layers(w, x):  # 3 layers of [8, 16] @ [16, 16], scanned
+        return jax.lax.scan(lambda h, wi: (h @ wi, None), x, w)[0].sum()
+
+    w, x = jnp.zeros((3, 16, 16)), jnp.zeros((8, 16))
+    matmul, _ = flops.count(jax.jit(layers).trace(w, x).jaxpr.jaxpr)
+    assert matmul == 3 * 2 * 8 * 16 * 16
+    # forward + the two products of the backward pass (weights and activations)
+    matmul, _ = flops.count(jax.jit(jax.grad(layers)).trace(w, x).jaxpr.jaxpr)
+    assert matmul == 3 * 3 * 2 * 8 * 16 * 16

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.extend
 
 # Elementwise primitives, one FLOP per output element (as XLA's cost model counts them),
 # and reductions, one per input element.
