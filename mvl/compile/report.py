@@ -103,6 +103,8 @@ def duration(seconds: float) -> str:
         return f"{seconds / 86400:.1f} d"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
     return f"{seconds:.3g} s"
 
 
