@@ -44,8 +44,9 @@ def write(path: str, rows: list[str], results: list[dict], command: str):
         "# Paper-scale configs on TPU pods and GPU hosts (compiled ahead of time on a CPU)",
         "",
         f"Made by `{command}` ({stamp}). Per-chip memory is XLA's for the compiled step "
-        "(arguments + outputs - aliased + temporaries + code); step FLOPs are XLA's on TPU and "
-        "mvl's own count on GPU; the roofline step is the lower bound "
+        "(arguments + outputs - aliased + temporaries + code); step FLOPs are XLA's on TPU "
+        "(unless scanned layers make XLA count one iteration) and mvl's own count otherwise, "
+        "as each cell says; the roofline step is the lower bound "
         "max(FLOPs / peak bf16, bytes / HBM bandwidth) per chip (mvl/compile/report.py), "
         "so the schedule time is a best case. Each row's mesh and remat policy are the "
         "fastest fitting ones `--search` compiled.",
