@@ -185,3 +185,25 @@ def test_flop_count_multiplies_scans_and_counts_the_backward_pass():
     # forward + the two products of the backward pass (weights and activations)
     matmul, _ = flops.count(jax.jit(jax.grad(layers)).trace(w, x).jaxpr.jaxpr)
     assert matmul == 3 * 3 * 2 * 8 * 16 * 16
+
+
+def test_an_ema_teacher_follows_scanned_student_layers(tiny_config):
+    """Found by mvl.compile: MaskCLIP's EMA teacher was built unscanned beside a scanned
+    student, so the step could not average their parameters."""
+    from mvl import sharding
+    from mvl.data import batch_spec
+    from mvl.train.program import build_program
+
+    cfg = tiny_config("maskclip", **{"model.scan_layers": "True"})
+    mesh = sharding.make_mesh(cfg.mesh)
+    program = build_program(cfg, mesh, cfg.data.vocab_size)
+    batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
+    with sharding.activate(mesh):
+        state, _ = jax_eval_step(program, batch)
+    assert "blocks" in state.teacher["encoder"]
+
+
+def jax_eval_step(program, batch):
+    import jax
+
+    return jax.eval_shape(program.train_step, program.abstract_state, batch)

@@ -156,9 +156,10 @@ def table(args, overrides, argv) -> int:
                 target, devices = target_devices(name)
                 cfg = run.load(spec, overrides)
                 best = search_results(cfg, spec, target, devices, args.search_limit)[0]
-            except UserError as e:
-                print(f"  failed: {e}", flush=True)
-                rows.append(table_lib.failed_row(spec, name, str(e)))
+            except Exception as e:  # a broken cell is reported; the other rows still run
+                message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                print(f"  failed: {message}", flush=True)
+                rows.append(table_lib.failed_row(spec, name, message))
                 continue
             rows.append(table_lib.row(best))
             results.append(best)
