@@ -6,6 +6,8 @@
 #     launch/tpu_pod.sh [--dry-run] CONFIG WORKDIR [--config.key=value ...]
 # WORKDIR must be visible to every worker (a gs:// bucket). CREATE=0 reuses an
 # existing TPU VM; VERSION picks its software image. --dry-run prints every command.
+# Before the run, every worker prints (process, local chips, all chips, chip kind);
+# CHECK_ONLY=1 stops there. Whether a config fits: python -m mvl.compile --topology.
 set -euo pipefail
 dry_run=0
 if [[ "${1:-}" == "--dry-run" ]]; then dry_run=1; shift; fi
@@ -33,6 +35,10 @@ if (( CREATE )); then
     --accelerator-type "$ACCELERATOR" --version "$VERSION"
 fi
 run gcloud compute tpus tpu-vm scp --recurse --zone "$ZONE" --worker=all . "$TPU_NAME":~/mvl
-on_all_workers "cd ~/mvl && pip install -q -r requirements.txt 'jax[tpu]'"
+JAX_VERSION=0.10.2  # mvl's jax (requirements.txt); jax[tpu] brings the libtpu it was built with
+on_all_workers "cd ~/mvl && pip install -q -r requirements.txt 'jax[tpu]==$JAX_VERSION'"
+# Every worker must see the whole slice (device_count) and its own chips before training.
+on_all_workers "cd ~/mvl && python -c 'import jax; jax.distributed.initialize(); print(jax.process_index(), jax.local_device_count(), jax.device_count(), jax.devices()[0].device_kind)'"
+if [[ "${CHECK_ONLY:-0}" == 1 ]]; then exit 0; fi
 train=(python -m mvl.main --config "$config" --workdir "$workdir" --distributed "$@")
 on_all_workers "cd ~/mvl && $(printf '%q ' "${train[@]}")"

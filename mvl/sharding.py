@@ -58,9 +58,42 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, ...]:
 
 
 def make_mesh(mesh_cfg, devices=None) -> Mesh:
-    devices = jax.devices() if devices is None else devices
+    """The (data, fsdp, tensor) mesh laid over the devices' physical topology.
+
+    A plain reshape of the device list can put mesh neighbours far apart on a TPU torus,
+    so FSDP's all-gathers would cross it the long way; `mesh_utils` places each mesh axis
+    along physical links (tensor innermost: it talks most). Devices of several slices
+    (TPU multi-slice, linked by the slower data-centre network) get a hybrid mesh: the
+    slices split the `data` axis, the only one whose traffic (one gradient reduction per
+    step) tolerates that network. CPU devices keep their plain order.
+    """
+    devices = jax.devices() if devices is None else list(devices)
     shape = mesh_shape(mesh_cfg, len(devices))
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    return Mesh(device_grid(shape, devices), MESH_AXES)
+
+
+def num_slices(devices) -> int:
+    return len({getattr(d, "slice_index", 0) for d in devices})
+
+
+def device_grid(shape: tuple[int, ...], devices) -> np.ndarray:
+    """`devices` as an array of `shape` that follows the physical interconnect."""
+    from jax.experimental import mesh_utils
+
+    slices = num_slices(devices)
+    if slices == 1:
+        return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+    if shape[0] % slices:
+        from mvl.config import ConfigError
+
+        raise ConfigError(
+            f"config mesh.data={shape[0]}: the {slices} slices split the data axis, "
+            f"so it must be a multiple of {slices}"
+        )
+    per_slice = (shape[0] // slices,) + tuple(shape[1:])
+    return mesh_utils.create_hybrid_device_mesh(
+        per_slice, (slices,) + (1,) * (len(shape) - 1), devices, allow_split_physical_axes=True
+    )
 
 
 def logical_shardings(boxed_tree, mesh: Mesh, rules=DEFAULT_RULES):

@@ -12,6 +12,10 @@ os.environ["XLA_FLAGS"] = (
     + " --xla_llvm_disable_expensive_passes=true"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# CPU only, said explicitly: with the optional AOT compilers installed (libtpu, the CUDA
+# plugin; requirements-aot.txt) JAX would otherwise probe for a TPU at start-up.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
 
 import tempfile  # noqa: E402
 

@@ -108,7 +108,7 @@ def test_resuming_with_another_tokenizer_is_refused_before_building(
     def no_building(*args):
         raise AssertionError("the model was built before the tokenizer was checked")
 
-    monkeypatch.setattr(loop, "build_model", no_building)
+    monkeypatch.setattr(loop, "build_program", no_building)
     cfg = tiny_config("clip", **{"data.tokenizer": other, "data.vocab_size": "120"})
     with pytest.raises(UserError, match=r"data.tokenizer: .*other.model \(vocab 120.*vocab 128"):
         Trainer(cfg, str(tmp_path / "run"))

@@ -304,4 +304,7 @@ def build_teacher(cfg) -> VisionTower | None:
         ln_eps=cfg.teacher.get("ln_eps") or cfg.model.ln_eps,
         dtype=jnp.dtype(cfg.model.dtype),
     )
-    return VisionTower(**dict(cfg.teacher.image), **common)
+    # An EMA teacher averages the student's parameters, so it needs their layout
+    # (scanned blocks or not); a frozen one is read from a run saved unscanned.
+    scan = cfg.model.scan_layers if cfg.teacher.kind == "ema" else False
+    return VisionTower(**dict(cfg.teacher.image), **common, scan=scan)

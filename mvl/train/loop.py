@@ -18,9 +18,8 @@ import jax
 from mvl import checkpoint, run_identity, sharding, validate
 from mvl.errors import UserError
 from mvl.data import pipeline, tokenizer as tokenizer_lib
-from mvl.models.model import build_model, build_teacher
-from mvl.train import ema, optim, state as state_lib, startup as startup_lib, teacher_architecture
-from mvl.train.step import make_train_step
+from mvl.train import ema, state as state_lib, startup as startup_lib, teacher_architecture
+from mvl.train.program import build_program
 
 
 class WorkdirError(UserError, OSError):
@@ -133,34 +132,30 @@ class Trainer:
             best_mode=cfg.checkpoint.best_mode,
         )
         self._check_tokenizer_before_building()
-        self.model = build_model(cfg, self.vocab_size, self.tokenizer.special_ids)
-        self.optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
-        self.schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
-        self.teacher_model = build_teacher(cfg)
         if cfg.teacher.kind == "frozen" and not cfg.teacher.checkpoint:
             raise UserError(
                 "config teacher.kind='frozen' needs teacher.checkpoint: a run "
                 "(e.g. of configs/clip.py) whose image tower is the teacher"
             )
         with startup.phase("model init"):
-            self.state, self.state_shardings = state_lib.initial_state(
+            # The same model, state shardings and jitted step mvl.compile compiles ahead
+            # of time.
+            program = build_program(cfg, self.mesh, self.vocab_size, self.tokenizer.special_ids)
+            self.model, self.teacher_model = program.model, program.teacher_model
+            self.optimizer, self.schedule = program.optimizer, program.schedule
+            self.state_shardings = program.state_shardings
+            self.state, _ = state_lib.initial_state(
                 self.model,
                 self.optimizer,
                 cfg,
                 self.mesh,
                 jax.random.PRNGKey(cfg.seed),
                 self.teacher_model,
+                self.state_shardings,
             )
         with startup.phase("data"):
             self.data_iterator = iter(train_dataset(cfg, self.tokenizer, self.mesh))
-        self.train_step = jax.jit(
-            make_train_step(
-                self.model, cfg, self.optimizer, self.schedule, self.vocab_size, self.teacher_model
-            ),
-            in_shardings=(self.state_shardings, sharding.batch_sharding(self.mesh)),
-            out_shardings=(self.state_shardings, sharding.replicated(self.mesh)),
-            donate_argnums=0,
-        )
+        self.train_step = program.train_step
 
     def _check_tokenizer_before_building(self):
         """Resuming with another tokenizer is named before anything compiles (the

@@ -1,4 +1,9 @@
-"""The train state: everything a step reads and writes, and nothing else."""
+"""The train state: everything a step reads and writes, and nothing else.
+
+Its shapes and shardings are built in one place (`abstract_state`) for both a real run
+(mvl.main: `initial_state` then fills it with parameters) and an ahead-of-time compile
+for a topology this machine does not have (mvl.compile: nothing is ever allocated).
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,9 @@ class TrainState:
     teacher: Any = None  # a teacher image tower's params: never in the optimizer (MVP)
 
 
-def initial_state(model, optimizer, cfg, mesh, rng, teacher=None):
-    """Builds the sharded initial state; returns (state, state shardings).
-
-    Parameters are created directly on their devices (jit with out_shardings), so a
-    model larger than one device's memory never materialises in one place.
-    """
-    import flax.linen as nn
+def _init_fn(model, optimizer, cfg, teacher=None):
+    """rng -> the initial TrainState, parameters still in flax's partitioning boxes."""
     import jax.numpy as jnp
-
-    from mvl import sharding
 
     images = jnp.zeros((1, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32)
     ids = jnp.zeros((1, cfg.data.max_text_len), jnp.int32)
@@ -42,7 +40,45 @@ def initial_state(model, optimizer, cfg, mesh, rng, teacher=None):
             teacher=None if teacher is None else teacher.init(teacher_rng, images)["params"],
         )
 
-    boxed = jax.eval_shape(init, rng)
+    return init
+
+
+def _run_key(cfg):
+    return jax.random.PRNGKey(cfg.seed)
+
+
+def abstract_state(model, optimizer, cfg, mesh, teacher=None):
+    """(state of jax.ShapeDtypeStructs carrying their shardings, state shardings).
+
+    Traced with `jax.eval_shape`: no parameter is created, so any model size and any
+    mesh (an abstract TPU or GPU topology included) costs nothing here.
+    """
+    import flax.linen as nn
+
+    from mvl import sharding
+
+    boxed = jax.eval_shape(_init_fn(model, optimizer, cfg, teacher), _run_key(cfg))
     shardings = sharding.logical_shardings(boxed, mesh)
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        nn.unbox(boxed),
+        shardings,
+    )
+    return abstract, shardings
+
+
+def initial_state(model, optimizer, cfg, mesh, rng=None, teacher=None, shardings=None):
+    """Builds the sharded initial state; returns (state, state shardings).
+
+    Parameters are created directly on their devices (jit with out_shardings), so a
+    model larger than one device's memory never materialises in one place. `rng`
+    defaults to the config's seed; `shardings` to `abstract_state`'s.
+    """
+    import flax.linen as nn
+
+    init = _init_fn(model, optimizer, cfg, teacher)
+    if shardings is None:
+        _, shardings = abstract_state(model, optimizer, cfg, mesh, teacher)
+    rng = _run_key(cfg) if rng is None else rng
     state = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
     return state, shardings

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ml_collections
 
-from mvl import checkpoint
 from mvl.errors import UserError
 
 
@@ -20,6 +19,8 @@ def resolve(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """`cfg` with teacher.image / act / ln_eps from `teacher.checkpoint` (frozen only)."""
     if cfg.teacher.kind != "frozen" or not cfg.teacher.checkpoint:
         return cfg
+    from mvl import checkpoint  # orbax and grain: only when there is a checkpoint to read
+
     try:
         saved = checkpoint.load_saved_config(cfg.teacher.checkpoint)["model"]
     except UserError as e:

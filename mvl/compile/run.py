@@ -1,0 +1,27 @@
+"""One config on one target: compile, measure, report (shared by the single-config
+command, --search and --table)."""
+
+from __future__ import annotations
+
+import copy
+
+from mvl import config as config_lib
+from mvl.compile import aot, decode_rate, report
+
+
+def load(spec: str, overrides: dict[str, str]):
+    cfg = config_lib.load_config(spec)
+    config_lib.apply_overrides(cfg, overrides)
+    return cfg
+
+
+def with_settings(cfg, settings: dict):
+    cfg = copy.deepcopy(cfg)
+    config_lib.apply_overrides(cfg, {k: str(v) for k, v in settings.items()})
+    return cfg
+
+
+def compile_and_report(cfg, config_name: str, target, devices, decode=None) -> dict:
+    found = aot.compile_step(cfg, devices)
+    rate = decode if decode is not None else decode_rate.images_per_second(cfg.data.image_size)
+    return report.build(cfg, config_name, target, devices, found, rate)
