@@ -371,3 +371,36 @@ def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp
         "checkpoint.every_steps": {"old": 50, "new": 100},  # back to the default
     }
     identity(**{"optim.lr": "0.5", "total_steps": "900"}).check()  # the run's config now
+
+
+@pytest.mark.slow(minutes=1)
+def test_8_devices_with_an_eval_set_that_divides_nothing_trains_evaluates_and_saves(
+    tokenizer_path, tmp_path
+):
+    """The issue's crash: 8 devices, eval.batch_size 250 (the default) and 61 held-out
+    pairs, neither of which divides 8 or the other; it used to die at the final
+    evaluation with IndivisibleError and no checkpoint."""
+    workdir = tmp_path / "run"
+    result = train(
+        tokenizer_path,
+        workdir,
+        "--config.eval.batch_size=250",
+        "--config.data.eval_size=61",
+        steps=4,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(workdir / "eval_final.json") as f:
+        final = json.load(f)
+    assert 0.0 <= final["retrieval/image_to_text/r@1"] <= 1.0
+    assert final["retrieval/chance/r@1"] == pytest.approx(1 / 61)
+    assert checkpoints(workdir)[-1] == 4
+
+
+def test_a_typo_in_the_config_argument_is_refused_in_one_line(tmp_path):
+    result = run(
+        module("mvl.main", "--config", "configs/clip.py:demoo", "--workdir", str(tmp_path))
+    )
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "'demoo'" in line and "accepted" in line and "demo | paper" in line
+    assert not os.path.exists(tmp_path / "config.json")
