@@ -25,10 +25,9 @@ from mvl.compile import topology
 
 topology.quiet_platform_environment()  # before jax is imported
 
-from mvl import config as config_lib
+from mvl import cli, config as config_lib
 from mvl.errors import UserError
 
-EXIT_DOES_NOT_FIT = 3
 HINT = (
     "shard more (--config.mesh.fsdp), recompute (--config.model.remat), split the batch "
     "(--config.optim.microbatches), or try --search"
@@ -99,8 +98,9 @@ def one(args, overrides) -> int:
                 result if not args.search else {"best": result, "ranked": results}, f, indent=1
             )
     if not result["fits"]:
-        print(f"mvl.compile: does not fit: {report.not_fitting_hint(result)}", file=sys.stderr)
-        return EXIT_DOES_NOT_FIT
+        from mvl.compile.aot import DoesNotFit
+
+        raise DoesNotFit(report.not_fitting_hint(result))
     return 0
 
 
@@ -170,23 +170,26 @@ def table(args, overrides, argv) -> int:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    return cli.run_main("mvl.compile", _compile, argv)
+
+
+def _compile(argv) -> int:
+    """DoesNotFit (exit 3, with the hint) and UserError (exit 2) become one line in
+    cli.run_main."""
     with quiet_stderr():  # the CUDA plugin reports the missing driver on import and start
         import jax
 
         jax.devices()
     from mvl.compile.aot import DoesNotFit
 
+    overrides, args = parse_args(argv)
     try:
-        overrides, args = parse_args(argv)
         return table(args, overrides, argv) if args.table else one(args, overrides)
     except DoesNotFit as e:
-        print(f"mvl.compile: does not fit: {e}; {HINT}", file=sys.stderr)
-        return EXIT_DOES_NOT_FIT
-    except UserError as e:
-        print(f"mvl.compile: error: {e}", file=sys.stderr)
-        return 2
+        if "--config.mesh.fsdp" in str(e):  # the report's own hint, with today's values
+            raise
+        raise DoesNotFit(f"{e}; {HINT}") from None  # the compiler refused: general hint
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit_with(main())

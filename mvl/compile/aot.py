@@ -18,7 +18,11 @@ from mvl.train.program import build_program
 
 
 class DoesNotFit(UserError):
-    """The compiler itself refused: the step cannot fit in the chip's memory (TPU)."""
+    """The step cannot fit in the chip's memory: the compiler refused it (TPU), or its
+    compiled size is over HBM. One line with what to change; exit status 3."""
+
+    exit_code = 3
+    label = "does not fit"
 
 
 def _out_of_memory(error: Exception) -> bool:
