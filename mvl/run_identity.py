@@ -18,6 +18,7 @@ import time
 
 import jax
 
+from mvl import json_file
 from mvl.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -119,7 +120,7 @@ class RunIdentity:
                 flush=True,
             )
         if self.changed or not os.path.exists(self.path):
-            _write(self.path, self.config)
+            json_file.write(self.path, self.config)
 
 
 def _record(workdir: str, changed: dict[str, tuple], unsafe: dict[str, tuple]):
@@ -132,12 +133,3 @@ def _record(workdir: str, changed: dict[str, tuple], unsafe: dict[str, tuple]):
     }
     with open(os.path.join(workdir, CHANGES_FILE), "a") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
-
-
-def _write(path: str, config: dict):
-    if jax.process_index() != 0:
-        return
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(config, f, indent=1, sort_keys=True)
-    os.replace(temporary, path)

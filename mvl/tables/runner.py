@@ -22,7 +22,7 @@ import shlex
 import time
 from typing import Any
 
-from mvl import config as config_lib
+from mvl import config as config_lib, json_file
 from mvl.errors import UserError
 from mvl.tables.spec import Row, Table
 
@@ -182,23 +182,11 @@ def run_stage(run: StageRun) -> float:
     if os.path.exists(record_path):  # resuming: keep the time already spent
         with open(record_path) as f:
             record["seconds"] = json.load(f).get("seconds", 0.0)
-    _write_json(record_path, record)
+    json_file.write(record_path, record)
     start = time.time()
     loop.train_and_evaluate(cfg, run.workdir)
     record["seconds"] = record.get("seconds", 0.0) + time.time() - start
-    _write_json(record_path, record)
+    json_file.write(record_path, record)
     jax.clear_caches()  # each row compiles its own step: don't let the cache pile up
     gc.collect()
     return record["seconds"]
-
-
-def _write_json(path: str, value: dict):
-    """Atomically, by process 0 only (all processes of a pod run the same table)."""
-    import jax
-
-    if jax.process_index() != 0:
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
