@@ -75,6 +75,12 @@ def get_config(arg=None):
 def paper_recipe(c):
     """MaskCLIP ViT-B/16's recipe (tags in the module docstring)."""
     c.batch_size = 4096
+    # What makes 4096 pairs fit, per hardware (mvl/fit.py; found and checked with
+    # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
+    # entry of the machine it runs on.
+    c.fit.update(
+        h100_1x1x8="model.remat=dots",
+    )
     mvl_config.schedule_in_epochs(c, epochs=25, num_examples=15_000_000, warmup_epochs=1)
     c.optim.update(
         lr=5e-4,

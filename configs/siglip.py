@@ -46,6 +46,14 @@ def get_config(arg=None):
 def paper_recipe(c):
     """SigLIP B/16's recipe (tags in the module docstring); siglip_mvp starts from it."""
     c.batch_size = 32768
+    # What makes 32768 pairs fit, per hardware (mvl/fit.py; found and checked with
+    # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
+    # entry of the machine it runs on.
+    c.fit.update(
+        h100_1x1x8="model.remat=full",
+        v5e_16x16="model.remat=dots",
+        v5p_4x4x4="model.remat=dots",
+    )
     mvl_config.schedule_in_epochs(c, epochs=0.9, num_examples=10_000_000_000)
     c.optim.update(
         lr=1e-3,

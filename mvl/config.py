@@ -385,9 +385,10 @@ def base_config(size: str) -> ml_collections.ConfigDict:
             act="gelu",
             ln_eps=1e-6,
             # compute dtype (float32 | bfloat16); parameters and optimizer state stay float32
-            dtype="float32",
+            dtype=s.get("dtype", "float32"),
             remat="none",  # recompute blocks in the backward pass: none | full | dots
-            scan_layers=False,  # each block stack as one nn.scan (faster compiles)
+            # each block stack as one nn.scan: compile time independent of depth
+            scan_layers=s.get("scan_layers", False),
         )
     )
     c.mask = ml_collections.ConfigDict(
@@ -460,6 +461,10 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         )
     )
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    # Per-hardware settings that make the config fit, "key=value,..." under a hardware
+    # name (h100_1x1x8, v5e_16x16); applied by mvl.main on that hardware and by
+    # mvl.compile for that topology (mvl/fit.py). Empty: the config's own settings.
+    c.fit = ml_collections.ConfigDict()
     c.teacher = ml_collections.ConfigDict(
         dict(
             # "frozen": a fixed image tower from `checkpoint` (MVP); "ema": a moving average
@@ -566,6 +571,10 @@ SIZES = {
         heads=12,
         decoder_width=768,
         embed_dim=512,
+        # Every paper trained in mixed precision (fp16 on GPUs, bf16 on TPUs); mvl
+        # computes in bf16 with float32 parameters and optimizer state.
+        dtype="bfloat16",
+        scan_layers=True,  # a pod-scale compile in minutes rather than tens of minutes
         checkpoint_every=5000,
         stem="patch",
         log_every=100,

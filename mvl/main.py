@@ -39,7 +39,7 @@ def parse_args(argv):
     overrides, args = config_lib.parse_command_line(parser, argv)
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
-    return cfg, args
+    return cfg, args, overrides
 
 
 def main(argv=None) -> int:
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
 def _train(argv) -> int:
     started = time.time()
-    cfg, args = parse_args(argv)
+    cfg, args, overrides = parse_args(argv)
     # The first line comes before the heavy imports (jax, flax, orbax: seconds).
     print(
         f"mvl: {args.config} -> {args.workdir}: {cfg.total_steps} steps of batch "
@@ -58,6 +58,7 @@ def _train(argv) -> int:
     from mvl.train import loop  # heavy imports only once the command line is valid
 
     distributed.initialize_from(args)
+    fit_to_hardware(cfg, overrides)
     loop.train_and_evaluate(
         cfg,
         args.workdir,
@@ -65,6 +66,24 @@ def _train(argv) -> int:
         command_started=started,
     )
     return 0
+
+
+def fit_to_hardware(cfg, overrides):
+    """Applies the config's fit entry for the devices this run has (mvl/fit.py)."""
+    import jax
+
+    from mvl import fit
+
+    hardware = fit.hardware_of(jax.devices(), jax.process_count())
+    if hardware is None or not len(cfg.fit):
+        return
+    chosen = fit.apply(cfg, hardware, keep=overrides)
+    if chosen:
+        text = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        print(f"[fit] {hardware}: {text} (the config's fit.{hardware})", flush=True)
+    else:
+        known = ", ".join(cfg.fit.keys())
+        print(f"[fit] {hardware}: no fit entry (the config has {known}); own settings", flush=True)
 
 
 if __name__ == "__main__":

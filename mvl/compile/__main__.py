@@ -84,7 +84,7 @@ def one(args, overrides) -> int:
     from mvl.compile import report, run
 
     target, devices = target_devices(args.topology or args.gpu, args.num_slices)
-    cfg = run.load(args.config, overrides)
+    cfg = run.load(args.config, overrides, target)
     if not args.search:
         result = run.compile_and_report(cfg, args.config, target, devices)
         print(report.text(result), flush=True)
@@ -108,15 +108,26 @@ def search_results(cfg, name, target, devices, limit: int) -> list[dict]:
     from mvl.compile import decode_rate, report, run, search
 
     rate = decode_rate.images_per_second(cfg.data.image_size)
-    results = []
-    for settings in search.candidates(cfg, len(devices), target.num_slices)[:limit]:
+    results, tried, own_fits = [], [], None
+    while len(tried) < limit:
+        pending = [
+            c
+            for c in search.candidates(cfg, len(devices), target.num_slices, own_fits)
+            if c not in tried
+        ]
+        if not pending:
+            break
+        settings = pending[0]
+        tried.append(settings)
         try:
             result = run.compile_and_report(
                 run.with_settings(cfg, settings), name, target, devices, rate
             )
         except UserError as e:  # DoesNotFit included: the compiler ran out of HBM
             print(f"  {settings}: {e}", flush=True)
+            own_fits = False if own_fits is None else own_fits
             continue
+        own_fits = result["fits"] if own_fits is None else own_fits
         results.append(result)
         print(
             f"  {settings}: {report.gib(result['per_chip_bytes']['total'])}, "
@@ -154,7 +165,7 @@ def table(args, overrides, argv) -> int:
             print(f"== {spec} on {name}", flush=True)
             try:
                 target, devices = target_devices(name)
-                cfg = run.load(spec, overrides)
+                cfg = run.load(spec, overrides, target)
                 best = search_results(cfg, spec, target, devices, args.search_limit)[0]
             except Exception as e:  # a broken cell is reported; the other rows still run
                 message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

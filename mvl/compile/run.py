@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import copy
 
-from mvl import config as config_lib
+from mvl import config as config_lib, fit
 from mvl.compile import aot, decode_rate, report
 
 
-def load(spec: str, overrides: dict[str, str]):
+def load(spec: str, overrides: dict[str, str], target=None):
+    """The config with the command line's overrides and, for `target`, its fit entry
+    (mvl/fit.py; the command line wins)."""
     cfg = config_lib.load_config(spec)
     config_lib.apply_overrides(cfg, overrides)
+    if target is not None:
+        chosen = fit.apply(cfg, target.fit_key, keep=overrides)
+        if chosen:
+            text = ", ".join(f"{k}={v}" for k, v in chosen.items())
+            print(f"  [fit] {target.fit_key}: {text}", flush=True)
     return cfg
 
 

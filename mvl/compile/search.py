@@ -17,8 +17,41 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def candidates(cfg, num_devices: int, num_slices: int = 1) -> list[dict]:
-    """[{mesh.data, mesh.fsdp, mesh.tensor, model.remat}], most promising first."""
+REMAT_LIGHT_TO_HEAVY = ("none", "dots", "full")
+
+
+def candidates(cfg, num_devices: int, num_slices: int = 1, own_fits=None) -> list[dict]:
+    """[{mesh.data, mesh.fsdp, mesh.tensor, model.remat}], the config's own settings
+    first (its fit entry for the target applied), then the most promising others.
+
+    Once the own settings are compiled (`own_fits` known), the next candidate is their
+    neighbour: the next lighter remat policy when they fit (a faster step if it still
+    fits), the next heavier one when they do not.
+    """
+    own = _own(cfg, num_devices)
+    others = _others(cfg, num_devices, num_slices)
+    if own is not None and own_fits is not None:
+        place = REMAT_LIGHT_TO_HEAVY.index(own["model.remat"]) + (-1 if own_fits else 1)
+        if 0 <= place < len(REMAT_LIGHT_TO_HEAVY):
+            neighbour = {**own, "model.remat": REMAT_LIGHT_TO_HEAVY[place]}
+            others = [neighbour] + [c for c in others if c != neighbour]
+    return ([own] if own else []) + [c for c in others if c != own]
+
+
+def _own(cfg, num_devices: int) -> dict | None:
+    from mvl.sharding import mesh_shape
+
+    try:
+        data, fsdp, tensor = mesh_shape(cfg.mesh, num_devices)
+    except Exception:  # the config's mesh does not divide this topology
+        return None
+    if cfg.batch_size % (data * fsdp):
+        return None
+    layout = {"mesh.data": data, "mesh.fsdp": fsdp, "mesh.tensor": tensor}
+    return {**layout, "model.remat": cfg.model.remat}
+
+
+def _others(cfg, num_devices: int, num_slices: int) -> list[dict]:
     heads = cfg.model.image.num_heads
     per_slice = num_devices // num_slices
     layouts = []

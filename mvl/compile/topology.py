@@ -52,6 +52,12 @@ class Target:
         return f"{self.chip}:{dims}{slices}"
 
     @property
+    def fit_key(self) -> str:
+        """The name of this hardware in a config's `fit` section (mvl/fit.py)."""
+        dims = "x".join(map(str, self.shape))
+        return f"{self.chip}_{dims}" + (f"_{self.num_slices}slices" if self.num_slices > 1 else "")
+
+    @property
     def num_chips(self) -> int:
         return math.prod(self.shape) * self.num_slices
 
