@@ -36,6 +36,10 @@ def clip_config(arch: architectures.Architecture, tokenizer_path: str) -> ml_col
     cfg = config_lib.load_config(os.path.abspath(CLIP_CONFIG) + ":paper")
     architectures.apply(cfg, arch)
     cfg.data.tokenizer = tokenizer_path
+    # Imported weights are a reference: their embeddings (mvl.embed, parity checks) are
+    # computed in float32, not in the bf16 the :paper recipe trains with; a run that
+    # starts from them keeps its own dtype (config_overrides.txt does not set it).
+    cfg.model.dtype = "float32"
     return cfg
 
 
