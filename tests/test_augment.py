@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mvl import config as config_lib
-from mvl.data import augment, pipeline
+from mvl.data import augment, pipeline, preprocess
 from mvl.data.shapes import ShapesSource
 from mvl.data.tokenizer import captions_from_source, train_tokenizer
 
@@ -122,12 +122,12 @@ def test_the_jitter_draws_what_it_drew_before_and_independently_of_the_flip(toke
     """The crop / flip stream must not change the jitter's draws (the demos use it)."""
     example = {"image": ShapesSource("train", size=8, image_size=32)[3]["image"], "caption": "a"}
     image = np.asarray(example["image"], np.float32) * np.float32(1 / 255)
-    jitter_only = pipeline.make_preprocess(tokenizer, 24, 0, True, 32)((5, example))["image"]
+    jitter_only = preprocess.make_preprocess(tokenizer, 24, 0, True, 32)((5, example))["image"]
     before = augment.jitter(image, np.random.default_rng([0, 5]))  # the pre-crop formula
     np.testing.assert_array_equal(jitter_only, before)
     aug = augment.Augmentation(flip=True, jitter=True)
     outputs = [
-        pipeline.make_preprocess(tokenizer, 24, 0, aug, 32)((p, example))["image"]
+        preprocess.make_preprocess(tokenizer, 24, 0, aug, 32)((p, example))["image"]
         for p in range(5, 25)
     ]
     for position, out in zip(range(5, 25), outputs):

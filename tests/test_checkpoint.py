@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from mvl import checksums
+from mvl.checkpoint import checksums
 from mvl.data import pipeline, tokenizer as tokenizer_lib
 from mvl.errors import UserError
 from mvl.train import loop

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from mvl.data import pipeline
+from mvl.data import pipeline, preprocess
+from mvl.data.bad_sample import BadSample
 from mvl.data.shapes import ShapesSource
 from mvl.errors import UserError
 from mvl.train.loop import Trainer
@@ -153,5 +154,5 @@ def test_a_source_of_nothing_but_junk_stops_with_the_last_reason(tokenizer_path)
 def test_each_fault_is_named(kind, reason):
     index = BrokenShapes.KINDS.index(kind)
     example = BrokenShapes(8, {index})[index]
-    with pytest.raises(pipeline.BadSample, match=reason):
-        pipeline.check_example(example, 32)
+    with pytest.raises(BadSample, match=reason):
+        preprocess.check_example(example, 32)

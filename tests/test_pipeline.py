@@ -6,7 +6,8 @@ import grain
 import numpy as np
 import pytest
 
-from mvl.data.pipeline import SKIP_KINDS, make_dataset, make_source
+from mvl.data.bad_sample import SKIP_KINDS
+from mvl.data.pipeline import make_dataset, make_source
 from mvl.data.shapes import ShapesSource
 from mvl.data.tokenizer import captions_from_source, train_tokenizer
 

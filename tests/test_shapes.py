@@ -6,8 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from mvl.data import shapes
-from mvl.data.shapes import COLOURS, POSITION_PHRASES, RGB, SHAPES, ShapesSource
+from mvl.data import shapes, shapes_render, shapes_scene
+from mvl.data.shapes import ShapesSource
+from mvl.data.shapes_render import RGB
+from mvl.data.shapes_scene import COLOURS, POSITION_PHRASES, SHAPES
 
 NUM_CHECKED = 300
 
@@ -131,24 +133,24 @@ def test_large_object_is_clearly_larger_than_small_ones():
 
 
 def test_relation_words():
-    anchor = shapes.SceneObject(shape=0, colour=0, cell=4, large=True)
-    below = shapes.SceneObject(shape=1, colour=1, cell=7, large=False)
-    left = shapes.SceneObject(shape=1, colour=1, cell=3, large=False)
-    diagonal = shapes.SceneObject(shape=1, colour=1, cell=0, large=False)
-    assert shapes.relation(below, anchor) == "below it"
-    assert shapes.relation(anchor, below) == "above it"
-    assert shapes.relation(left, anchor) == "to the left of it"
-    assert shapes.relation(anchor, left) == "to the right of it"
-    assert shapes.relation(diagonal, anchor) is None
+    anchor = shapes_scene.SceneObject(shape=0, colour=0, cell=4, large=True)
+    below = shapes_scene.SceneObject(shape=1, colour=1, cell=7, large=False)
+    left = shapes_scene.SceneObject(shape=1, colour=1, cell=3, large=False)
+    diagonal = shapes_scene.SceneObject(shape=1, colour=1, cell=0, large=False)
+    assert shapes_scene.relation(below, anchor) == "below it"
+    assert shapes_scene.relation(anchor, below) == "above it"
+    assert shapes_scene.relation(left, anchor) == "to the left of it"
+    assert shapes_scene.relation(anchor, left) == "to the right of it"
+    assert shapes_scene.relation(diagonal, anchor) is None
 
 
 def test_objects_stay_inside_image():
     rng = np.random.default_rng(0)
     for size in (32, 64):
         for cell in range(9):
-            obj = shapes.SceneObject(shape=3, colour=0, cell=cell, large=True)
-            cy, cx, r = shapes.place(obj, size, rng)
-            reach = shapes.MAX_EXTENT * r
+            obj = shapes_scene.SceneObject(shape=3, colour=0, cell=cell, large=True)
+            cy, cx, r = shapes_render.place(obj, size, rng)
+            reach = shapes_render.MAX_EXTENT * r
             assert reach <= cy <= size - reach and reach <= cx <= size - reach
 
 

@@ -2,9 +2,9 @@
 
 Order of operations (each a grain dataset transformation):
   source indices -> shuffle (global, reshuffled each epoch) -> repeat
-  -> this process's rows of each global batch -> read + preprocess (crop, flip and
-     jitter of training images: mvl/data/augment.py)
-  -> iterator with prefetch threads -> skip broken samples -> batch
+  -> this process's rows of each global batch -> read + preprocess (mvl/data/preprocess.py;
+     crop, flip and jitter of training images: mvl/data/augment.py)
+  -> iterator with prefetch threads -> skip broken samples (mvl/data/skip_broken.py) -> batch
   (-> optional worker processes).
 Everything before `to_iter_dataset` is random access, so an iterator's state
 is just a position and checkpoints are tiny and exact.
@@ -29,29 +29,19 @@ Batches are flat dicts of numpy arrays (no strings, so they can go to jax):
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import grain
-import numpy as np
 from absl import flags
 
-from mvl.data import augment as augment_lib, decode, sources
-
-# BadSample and Skipped are used here and re-exported (sources and tests raise them).
-from mvl.data.bad_sample import SKIP_KINDS, BadSample, Skipped, kind_of
+from mvl.data import augment as augment_lib
+from mvl.data import sources
+from mvl.data.preprocess import TextEncoder, make_preprocess, make_read_and_preprocess
 from mvl.data.shapes import ShapesSource
+from mvl.data.skip_broken import SkipBroken
 from mvl.data.sources.subset import Subset
 from mvl.errors import UserError
-
-log = logging.getLogger(__name__)
-
-
-class TextEncoder(Protocol):
-    def encode(self, texts: str, max_len: int) -> np.ndarray: ...
-
 
 # Generated sources: name -> factory(split, size, seed, image_size). Files and datasets
 # are named by a spec "FORMAT:PATH" instead (mvl/data/sources/__init__.py).
@@ -151,139 +141,6 @@ def _named_source(
         )
     except (ValueError, UserError) as e:
         raise ConfigError(f"config {key}={spec!r}: {e}") from None
-
-
-augment_image = augment_lib.jitter  # the photometric jitter (data.augment)
-
-
-def check_example(example: dict[str, Any], image_size: int | None) -> str:
-    """The example's caption as text; raises BadSample naming what is wrong with it."""
-    image = np.asarray(example.get("image"))
-    expected = (image_size, image_size, 3) if image_size else None
-    if image.ndim != 3 or image.shape[-1] != 3 or (expected and image.shape != expected):
-        want = expected or "(H, W, 3)"
-        raise BadSample(f"image of shape {image.shape}, expected {want}", "bad_image")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise BadSample("image has NaN or infinite pixels", "bad_image")
-    return decode.clean_caption(example.get("caption"))
-
-
-def make_preprocess(
-    tokenizer: TextEncoder,
-    max_text_len: int,
-    seed: int,
-    augment: bool | augment_lib.Augmentation,
-    image_size: int | None = None,
-    labels: tuple[str, ...] = (),
-) -> Callable[[tuple[int, dict[str, Any]]], dict[str, np.ndarray]]:
-    """Per-example transform of (global position, example).
-
-    The position is the example's place in the global (shuffled, repeated) stream, so
-    the augmentation differs between epochs, is reproducible after a restore, and does
-    not depend on how many processes share the stream. `augment`: an Augmentation
-    (crop, flip, jitter; mvl/data/augment.py), or a bool for the jitter alone.
-    `labels`: the integer labels the source provides (shapes: shape, colour).
-    """
-    if not isinstance(augment, augment_lib.Augmentation):
-        augment = augment_lib.Augmentation(jitter=bool(augment))
-    if augment.needs_whole_image and not image_size:
-        raise ValueError("a random resized crop needs image_size (the size it resizes to)")
-    geometric = augment.crop != "centre" or augment.flip
-
-    def preprocess(positioned: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray]:
-        position, example = positioned
-        # A random resized crop takes any image size; the crop makes it image_size.
-        caption = check_example(example, None if augment.needs_whole_image else image_size)
-        image = example["image"]
-        if geometric:
-            rng = augment_lib.geometry_rng(seed, position)
-            image = augment_lib.geometry(np.asarray(image), augment, image_size, rng)
-        image = np.asarray(image, np.float32) * np.float32(1 / 255)
-        if augment.jitter:
-            image = augment_image(image, np.random.default_rng([seed, position]))
-        return {
-            "image": image,
-            "text": tokenizer.encode(caption, max_text_len),
-            **{label: np.asarray(example[label], np.int32) for label in labels},
-        }
-
-    return preprocess
-
-
-def make_read_and_preprocess(source: Any, preprocess: Callable) -> Callable:
-    """(global position, source index) -> preprocessed example, or Skipped when the
-    source cannot read it or `preprocess` rejects it (any exception: a sample must not
-    stop a run; the consecutive-skip limit catches a pipeline that rejects everything)."""
-    describe = getattr(source, "describe", lambda index: f"sample {index} of {source!r:.80}")
-
-    def read_and_preprocess(positioned: tuple[int, int]):
-        position, index = positioned
-        try:
-            return preprocess((position, source[index]))
-        except Exception as e:  # noqa: BLE001 -- reported and counted, see above
-            return Skipped(describe(index), f"{type(e).__name__}: {e}", kind_of(e))
-
-    return read_and_preprocess
-
-
-class _SkipBrokenIterator(grain.DatasetIterator):
-    def __init__(self, parent: grain.DatasetIterator, max_in_a_row: int, counter: SkipLog):
-        super().__init__(parent)
-        self.max_in_a_row, self.counter = max_in_a_row, counter
-
-    def __next__(self) -> dict[str, np.ndarray]:
-        skipped, kinds = 0, np.zeros(len(SKIP_KINDS), np.int32)
-        while True:
-            element = next(self._parent)
-            if not isinstance(element, Skipped):
-                return {**element, "skipped_before": np.int32(skipped), "skipped_kinds": kinds}
-            skipped += 1
-            kinds[SKIP_KINDS.index(element.kind)] += 1
-            self.counter.record(element)
-            if skipped >= self.max_in_a_row:
-                raise UserError(
-                    f"{skipped} samples in a row could not be used "
-                    f"(data.max_skipped_in_a_row={self.max_in_a_row}); the last, "
-                    f"{element.where}: {element.reason}"
-                )
-
-    # Between two elements nothing is pending, so the parent's position is the state.
-    def get_state(self):
-        return self._parent.get_state()
-
-    def set_state(self, state):
-        self._parent.set_state(state)
-
-
-class SkipBroken(grain.IterDataset):
-    """Drops Skipped stand-ins; each kept example records how many it follows."""
-
-    def __init__(self, parent: grain.IterDataset, max_in_a_row: int):
-        super().__init__(parent)
-        self.max_in_a_row = max_in_a_row
-
-    def __iter__(self) -> _SkipBrokenIterator:
-        return _SkipBrokenIterator(self._parent.__iter__(), self.max_in_a_row, SKIP_LOG)
-
-
-class SkipLog:
-    """Logs skipped samples: the first `first` of them, then every `every`-th."""
-
-    def __init__(self, first: int = 20, every: int = 1000):
-        self.first, self.every, self.count = first, every, 0
-        self._lock = threading.Lock()
-
-    def record(self, skipped: Skipped):
-        with self._lock:
-            self.count += 1
-            count = self.count
-        if count <= self.first or count % self.every == 0:
-            log.warning(
-                "skipped %s: %s (%d skipped in this process)", skipped.where, skipped.reason, count
-            )
-
-
-SKIP_LOG = SkipLog()
 
 
 class ProcessRows:

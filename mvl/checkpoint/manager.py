@@ -1,32 +1,10 @@
-"""Checkpoints with orbax: the train state, the data iterator's position, the config,
-and the run's host-side state (metric sums, skip counters, the tokenizer's identity).
-
-`Checkpointer.restore_latest` returns None on a fresh workdir, so rerunning the same
-command resumes. Before restoring, the saved tree is compared with the model the config
-builds, and a mismatch is reported as the entries that differ, not an orbax traceback.
-
-Integrity: orbax writes each checkpoint into a temporary directory and renames it when
-complete, so a save killed mid-write never looks like a checkpoint; the leftover is
-removed when the next run opens the directory (`cleanup_tmp_directories`). Just before
-that rename, mvl adds a SHA-256 manifest of the files (mvl/checksums.py), so every
-complete checkpoint carries one. A checkpoint
-that cannot be read back or fails its manifest (a file damaged later) is moved to
-`unreadable_checkpoints/` beside the checkpoints, reported, and the next newest is used.
-Retention: the newest `max_to_keep`, plus the best by `best_metric` when set.
-When every checkpoint is unreadable the run says so and starts from step 0.
-
-Write failures (disk full, permission, quota) happen in orbax's background thread; the
-loop asks after every step (`check_for_errors`), so the run stops one step after the
-failed save with one line naming the checkpoint, the reason and the free space. The
-previous checkpoint is untouched: orbax removes older ones only after a save completes.
-"""
+"""The Checkpointer: a run's own checkpoints with orbax (the package docstring,
+mvl/checkpoint/__init__.py, says what is saved and how damage is handled)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
-import logging
 import os
 import shutil
 import time
@@ -36,54 +14,17 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mvl import checksums
-from mvl.errors import RunFailed, UserError
-
-
-class CheckpointMismatchError(UserError, ValueError):
-    """The checkpoint on disk was written by a different architecture or config."""
+from mvl.checkpoint import checksums
+from mvl.checkpoint.tree_match import CheckpointMismatchError, describe_mismatch, shapes_by_path
+from mvl.checkpoint.write_failures import (
+    CheckpointWriteError,
+    install_log_filter,
+    write_failure_reason,
+)
 
 
 class UnreadableCheckpoint(Exception):
     """A complete checkpoint whose files cannot be read back."""
-
-
-class CheckpointWriteError(RunFailed, OSError):
-    """A checkpoint could not be written (disk full, no permission, quota)."""
-
-
-# errno values and the words storage libraries (tensorstore, gcsfs) use for them.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
-WRITE_FAILURE_WORDS = (
-    "no space left",
-    "resource_exhausted",
-    "disk quota",
-    "permission denied",
-    "read-only file system",
-    "file too large",
-)
-
-
-class _ToldOtherwise(logging.Filter):
-    """Drops orbax log records that mvl tells the user better or that say nothing: a
-    failed background save's tracebacks (twice; the loop says it in one line,
-    CheckpointWriteError), and the notes that a read-only view (another run's
-    checkpoints, opened to read) is read-only. Any other orbax warning still prints."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is not None and write_failure_reason(error) is not None:
-            return False
-        return not any(note in record.getMessage() for note in READ_ONLY_NOTES)
-
-
-READ_ONLY_NOTES = ("read_only=True, setting save_interval_steps=0", "Given directory is read only")
-
-
-def _install_log_filter():
-    absl_logger = logging.getLogger("absl")
-    if not any(isinstance(f, _ToldOtherwise) for f in absl_logger.filters):
-        absl_logger.addFilter(_ToldOtherwise())
 
 
 class Checkpointer:
@@ -98,12 +39,12 @@ class Checkpointer:
     ):
         self.directory = os.path.abspath(directory)
         self.best_metric = best_metric
-        _install_log_filter()
+        install_log_filter()
         self._in_flight: int | None = None  # the step being saved in the background
         keep = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
         best_fn = None
         if best_metric:
-            best_fn = lambda metrics: metrics[best_metric]  # noqa: E731
+            best_fn = lambda metrics: metrics[best_metric]
             keep.append(
                 ocp.checkpoint_managers.BestN(
                     get_metric_fn=best_fn,
@@ -174,7 +115,7 @@ class Checkpointer:
     def _write_failures_named(self):
         try:
             yield
-        except Exception as e:  # noqa: BLE001 -- only write failures are translated
+        except Exception as e:
             reason = write_failure_reason(e)
             if reason is None:
                 raise
@@ -280,7 +221,7 @@ class Checkpointer:
         )
 
     def check_compatible(self, step: int, abstract_state, saved):
-        problems = describe_mismatch(_shapes_by_path(saved), _shapes_by_path(abstract_state))
+        problems = describe_mismatch(shapes_by_path(saved), shapes_by_path(abstract_state))
         if problems:
             raise CheckpointMismatchError(
                 f"checkpoint {self.directory}/{step} does not match this config's model: "
@@ -307,22 +248,6 @@ class Checkpointer:
         self.manager.close()
 
 
-def write_failure_reason(error: BaseException) -> str | None:
-    """"No space left on device" (and the like) when `error` or an exception it was
-    raised from is a failure to write storage; None for anything else (a bug)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
-            return os.strerror(error.errno)
-        text = str(error).lower()
-        for words in WRITE_FAILURE_WORDS:
-            if words in text:
-                return "disk full (RESOURCE_EXHAUSTED)" if words == "resource_exhausted" else words
-        error = error.__cause__ or error.__context__
-    return None
-
-
 def _read_on_every_process(step: int, read):
     """`read()`, or UnreadableCheckpoint on every process when it failed on any (any
     failure to read is damage; the processes agree, so none waits for the others)."""
@@ -342,119 +267,3 @@ def _on_every_process(ok: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
-
-
-def _shapes_by_path(tree) -> dict[str, tuple]:
-    leaves = jax.tree_util.tree_leaves_with_path(tree)
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="/"): tuple(leaf.shape)
-        for path, leaf in leaves
-    }
-
-
-def describe_mismatch(saved: dict, expected: dict, limit: int = 4) -> list[str]:
-    """Human-readable differences between two {path: shape} maps (first few of each kind)."""
-    problems = []
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    reshaped = sorted(p for p in set(saved) & set(expected) if saved[p] != expected[p])
-
-    def listed(paths, show):
-        more = f" (+{len(paths) - limit} more)" if len(paths) > limit else ""
-        return ", ".join(show(p) for p in paths[:limit]) + more
-
-    if missing:
-        problems.append(f"missing in checkpoint: {listed(missing, str)}")
-    if unexpected:
-        problems.append(f"not in this model: {listed(unexpected, str)}")
-    if reshaped:
-        problems.append(
-            "shape differs: "
-            + listed(reshaped, lambda p: f"{p} saved {saved[p]} vs model {expected[p]}")
-        )
-    return problems
-
-
-def _newest_read_only(directory: str) -> tuple[Checkpointer, int]:
-    """A read-only view of the newest checkpoint under `directory` (a workdir or its
-    checkpoints/ folder): nothing there is cleaned up or deleted."""
-    nested = os.path.join(directory, "checkpoints")
-    directory = nested if os.path.isdir(nested) else directory
-    if not os.path.isdir(directory):
-        raise UserError(f"{directory} is not a directory")
-    checkpointer = Checkpointer(directory, max_to_keep=None, read_only=True)
-    step = checkpointer.latest_step()
-    if step is None:
-        raise UserError(f"{directory} holds no checkpoint")
-    return checkpointer, step
-
-
-def load_state(directory: str, sharding) -> tuple[int, dict]:
-    """(step, train state as nested dicts) of the newest checkpoint under `directory`,
-    every array restored with one `sharding`."""
-    checkpointer, step = _newest_read_only(directory)
-    saved = checkpointer.manager.item_metadata(step)["state"]
-    target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved
-    )
-    restored = checkpointer.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
-    )
-    checkpointer.manager.close()
-    return step, restored.state
-
-
-def load_saved_config(directory: str) -> dict:
-    """The config (as a dict) the newest checkpoint under `directory` was written with."""
-    checkpointer, step = _newest_read_only(directory)
-    config = checkpointer.json_item(step, "config")
-    checkpointer.manager.close()
-    return config
-
-
-def load_run_record(directory: str) -> dict:
-    """The `run` item (tokenizer identity, loop state) of the newest checkpoint under
-    `directory`; {} for checkpoints written without one (e.g. converted weights)."""
-    checkpointer, step = _newest_read_only(directory)
-    try:
-        return checkpointer.json_item(step, "run")
-    except Exception:  # noqa: BLE001 -- no run item: nothing recorded to compare with
-        return {}
-    finally:
-        checkpointer.manager.close()
-
-
-def load_params(directory: str, sharding, key: str = "init.checkpoint") -> dict:
-    """The newest checkpoint's parameters (see load_state). The whole saved state is
-    read (orbax's StandardRestore needs the full tree), then only `params` is kept:
-    memory for the optimizer state is needed briefly."""
-    try:
-        return load_state(directory, sharding)[1]["params"]
-    except UserError as e:
-        raise UserError(f"config {key}: {e}") from None
-
-
-def merge_params(target, source, strict: bool, where: str):
-    """`target` with every entry that `source` has at the same path and shape replaced.
-
-    With `strict`, any entry of `target` that `source` lacks or shapes differently is an
-    error naming it; otherwise those entries keep their fresh initialisation.
-    Returns (merged params, number of arrays taken from `source`).
-    """
-    by_path = {
-        jax.tree_util.keystr(p, simple=True, separator="/"): v
-        for p, v in jax.tree_util.tree_leaves_with_path(source)
-    }
-    expected = _shapes_by_path(target)
-    problems = describe_mismatch({p: tuple(v.shape) for p, v in by_path.items()}, expected)
-    taken = [p for p in expected if p in by_path and tuple(by_path[p].shape) == expected[p]]
-    if strict and any(not p.startswith("not in this model") for p in problems):
-        raise CheckpointMismatchError(
-            f"{where} does not match this config's model: " + "; ".join(problems)
-        )
-
-    def pick(path, leaf):
-        key = jax.tree_util.keystr(path, simple=True, separator="/")
-        return by_path[key] if key in taken else leaf
-
-    return jax.tree_util.tree_map_with_path(pick, target), len(taken)
