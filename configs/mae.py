@@ -61,12 +61,6 @@ def get_config(arg=None):
 def paper_recipe(c):
     """MAE ViT-B/16's recipe (tags in the module docstring)."""
     c.batch_size = 4096
-    # What makes 4096 images fit, per hardware (mvl/fit.py; found and checked with
-    # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
-    # entry of the machine it runs on.
-    c.fit.update(
-        h100_1x1x8="model.remat=dots",
-    )
     mvl_config.schedule_in_epochs(c, epochs=800, num_examples=1_281_167, warmup_epochs=40)
     mvl_config.scale_lr_with_batch(c, base_lr=1.5e-4)
     c.optim.update(

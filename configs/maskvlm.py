@@ -83,6 +83,10 @@ def paper_recipe(c):
     """MaskVLM's (ALBEF-style) recipe (tags in the module docstring); the MaskVLM
     compositions and retrieval fine-tuning start from it."""
     c.batch_size = 512
+    # 512 pairs fit 8 H100s as they are; sharding parameters and optimizer state over
+    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/fit.py;
+    # python -m mvl.compile --search, docs/paper_scale.md).
+    c.fit.update(h100_1x1x8="mesh.fsdp=8")
     mvl_config.schedule_in_epochs(c, epochs=30, num_examples=5_100_000)
     c.optim.update(
         lr=1e-4,

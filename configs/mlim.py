@@ -78,6 +78,10 @@ def get_config(arg=None):
 def paper_recipe(c):
     """MLIM's documented-guess recipe (BERT-base's; see the module docstring)."""
     c.update(batch_size=256, total_steps=1_000_000)
+    # 256 pairs fit 8 H100s as they are; sharding parameters and optimizer state over
+    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/fit.py;
+    # python -m mvl.compile --search, docs/paper_scale.md).
+    c.fit.update(h100_1x1x8="mesh.fsdp=8")
     c.optim.update(
         lr=1e-4,
         warmup_steps=10_000,

@@ -66,12 +66,6 @@ def get_config(arg=None):
 def paper_recipe(c):
     """MVP ViT-B/16's recipe (BEiT's schedule; tags in the module docstring)."""
     c.batch_size = 2048
-    # What makes 2048 images fit, per hardware (mvl/fit.py; found and checked with
-    # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
-    # entry of the machine it runs on.
-    c.fit.update(
-        h100_1x1x8="model.remat=dots",
-    )
     mvl_config.schedule_in_epochs(c, epochs=300, num_examples=1_281_167, warmup_epochs=10)
     c.optim.update(
         lr=1.5e-3,

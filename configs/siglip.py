@@ -50,7 +50,7 @@ def paper_recipe(c):
     # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
     # entry of the machine it runs on.
     c.fit.update(
-        h100_1x1x8="model.remat=full",
+        h100_1x1x8="model.remat=full,optim.microbatches=2,mesh.fsdp=8",
         v5e_16x16="model.remat=dots",
         v5p_4x4x4="model.remat=dots",
     )

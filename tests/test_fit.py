@@ -50,7 +50,9 @@ def test_the_hardware_is_named_as_mvl_compile_names_topologies():
     assert fit.hardware_of(v5e) == "v5e_16x16"
     v5p = [device("TPU v5", "tpu", (x, y, z)) for x in range(4) for y in range(4) for z in range(4)]
     assert fit.hardware_of(v5p) == "v5p_4x4x4"
-    two = [device("TPU v5 lite", "tpu", (x, y, 0), s) for s in (0, 1) for x in (0, 1) for y in (0, 1)]
+    two = [
+        device("TPU v5 lite", "tpu", (x, y, 0), s) for s in (0, 1) for x in (0, 1) for y in (0, 1)
+    ]
     assert fit.hardware_of(two) == "v5e_2x2_2slices"
     assert fit.hardware_of([device("cpu", "cpu")]) is None
 

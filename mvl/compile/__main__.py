@@ -46,6 +46,9 @@ def parse_args(argv):
     parser.add_argument("--table", nargs="+", help="config specs (globs allowed) for --out")
     parser.add_argument("--topologies", default="v5e:16x16,v5p:4x4x4,h100:1x1x8")
     parser.add_argument("--out", default="docs/paper_scale.md", help="--table's markdown")
+    parser.add_argument(
+        "--update", action="store_true", help="--table: keep --out's other cells, redo these"
+    )
     overrides, args = config_lib.parse_command_line(parser, argv)
     if not args.table and not args.config:
         parser.error("give --config (one config) or --table (several)")
@@ -152,6 +155,8 @@ def search_results(cfg, name, target, devices, limit: int) -> list[dict]:
 
 
 def table(args, overrides, argv) -> int:
+    """Every config x topology; with --update, the cells of an earlier table that this
+    command does not recompile are kept (each command is listed in the table)."""
     from mvl.compile import run, table as table_lib
 
     specs = []
@@ -159,23 +164,21 @@ def table(args, overrides, argv) -> int:
         path, sep, arg = pattern.partition(":")
         paths = sorted(glob.glob(path)) or [path]
         specs += [p + sep + arg for p in paths]
-    rows, results = [], []
+    saved = table_lib.Saved.read(args.out) if args.update else table_lib.Saved()
+    saved.commands.append(table_lib.stamped("python -m mvl.compile " + " ".join(argv)))
     for name in args.topologies.split(","):  # a topology's rows together: GPU ones compile fast
         for spec in specs:
             print(f"== {spec} on {name}", flush=True)
             try:
                 target, devices = target_devices(name)
                 cfg = run.load(spec, overrides, target)
-                best = search_results(cfg, spec, target, devices, args.search_limit)[0]
+                saved.put(search_results(cfg, spec, target, devices, args.search_limit)[0])
             except Exception as e:  # a broken cell is reported; the other rows still run
                 message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 print(f"  failed: {message}", flush=True)
-                rows.append(table_lib.failed_row(spec, name, message))
-                continue
-            rows.append(table_lib.row(best))
-            results.append(best)
-            table_lib.write(args.out, rows, results, "python -m mvl.compile " + " ".join(argv))
-    table_lib.write(args.out, rows, results, "python -m mvl.compile " + " ".join(argv))
+                saved.put({"config": spec, "topology": name, "failed": message})
+            saved.write(args.out)
+    saved.write(args.out)
     print(f"wrote {args.out}")
     return 0
 

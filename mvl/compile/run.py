@@ -14,6 +14,12 @@ def load(spec: str, overrides: dict[str, str], target=None):
     (mvl/fit.py; the command line wins)."""
     cfg = config_lib.load_config(spec)
     config_lib.apply_overrides(cfg, overrides)
+    # A fine-tuning config names the run it starts from; its shapes are the config's,
+    # and nothing is read here.
+    if cfg.init.required and not cfg.init.checkpoint:
+        cfg.unlock()
+        cfg.init.required = False
+        cfg.lock()
     if target is not None:
         chosen = fit.apply(cfg, target.fit_key, keep=overrides)
         if chosen:

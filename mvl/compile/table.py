@@ -1,8 +1,10 @@
 """`--table`: every given config x topology, each with the layout `--search` picks, as a
-markdown table (the README's paper-scale table) plus the full results as JSON."""
+markdown table (the README's paper-scale table) plus the full results as JSON beside it.
+`--update` recompiles some cells of an existing table and keeps the others."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -17,15 +19,19 @@ HEADER = (
 
 
 def row(result: dict) -> str:
+    if "failed" in result:
+        return f"| {result['config']} | {result['topology']} | — | — | failed: {result['failed'][:120]} | | | | | |"
     m = result["mesh"]
     xla = result["xla_flops_per_step"]
     use_xla = xla and not result["xla_counts_loop_bodies_once"]  # see report.py
     step_flops = xla["global"] if use_xla else result["analytic_flops_per_step"]["global"]
     source = "XLA" if use_xla else "mvl"
+    extras = [f"{result['microbatches']} microbatches"] if result["microbatches"] > 1 else []
+    extras += ["scanned layers"] if result["scan_layers"] else []
     return (
         f"| {result['config']} | {result['topology']} "
         f"| {m['data']}, {m['fsdp']}, {m['tensor']} / {result['remat']}"
-        f"{', scanned layers' if result['scan_layers'] else ''} "
+        f"{''.join(', ' + e for e in extras)} "
         f"| {report.gib(result['per_chip_bytes']['total'])} / {report.gib(result['hbm_bytes'])} "
         f"| {'yes' if result['fits'] else '**no**'} | {result['global_batch']} "
         f"| {step_flops:.3g} ({source}) | {result['roofline_step_s'] * 1e3:.0f} ms "
@@ -34,29 +40,60 @@ def row(result: dict) -> str:
     )
 
 
-def failed_row(config: str, topology: str, error: str) -> str:
-    return f"| {config} | {topology} | — | — | failed: {error[:120]} | | | | | |"
+def stamped(command: str) -> str:
+    return f"`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
 
 
-def write(path: str, rows: list[str], results: list[dict], command: str):
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    body = [
-        "# Paper-scale configs on TPU pods and GPU hosts (compiled ahead of time on a CPU)",
-        "",
-        f"Made by `{command}` ({stamp}). Per-chip memory is XLA's for the compiled step "
-        "(arguments + outputs - aliased + temporaries + code); step FLOPs are XLA's on TPU "
-        "(unless scanned layers make XLA count one iteration) and mvl's own count otherwise, "
-        "as each cell says; the roofline step is the lower bound "
-        "max(FLOPs / peak bf16, bytes / HBM bandwidth) per chip (mvl/compile/report.py), "
-        "so the schedule time is a best case. Each row's mesh and remat policy are the "
-        "fastest fitting ones `--search` compiled.",
-        "",
-        HEADER,
-        *rows,
-        "",
-    ]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(body))
-    with open(path.rsplit(".", 1)[0] + ".json", "w") as f:
-        json.dump(results, f, indent=1)
+@dataclasses.dataclass
+class Saved:
+    """The table's cells, one per (config, topology), and the commands that made them."""
+
+    commands: list = dataclasses.field(default_factory=list)
+    cells: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def read(cls, markdown_path: str) -> "Saved":
+        path = _json_path(markdown_path)
+        if not os.path.exists(path):
+            return cls()
+        with open(path) as f:
+            found = json.load(f)
+        if isinstance(found, list):  # a table written before --update existed
+            return cls([], found)
+        return cls(found["commands"], found["cells"])
+
+    def put(self, cell: dict):
+        where = (cell["config"], cell["topology"])
+        self.cells = [c for c in self.cells if (c["config"], c["topology"]) != where]
+        self.cells.append(cell)
+
+    def ordered(self) -> list[dict]:
+        topologies = list(dict.fromkeys(c["topology"] for c in self.cells))
+        return sorted(self.cells, key=lambda c: (topologies.index(c["topology"]), c["config"]))
+
+    def write(self, markdown_path: str):
+        body = [
+            "# Paper-scale configs on TPU pods and GPU hosts (compiled ahead of time on a CPU)",
+            "",
+            "Made by " + "; then ".join(self.commands) + ". Per-chip memory is XLA's for the "
+            "compiled step (arguments + outputs - aliased + temporaries + code); step FLOPs "
+            "are XLA's on TPU (unless scanned layers make XLA count one iteration) and mvl's "
+            "own count otherwise, as each cell says; the roofline step is the lower bound "
+            "max(FLOPs / peak bf16, bytes / HBM bandwidth) per chip (mvl/compile/report.py), "
+            "so the schedule time is a best case. Each row's mesh, remat and microbatches "
+            "are the config's `fit` entry for that hardware (mvl/fit.py), or a faster "
+            "fitting layout `--search` found next to it.",
+            "",
+            HEADER,
+            *(row(c) for c in self.ordered()),
+            "",
+        ]
+        os.makedirs(os.path.dirname(markdown_path) or ".", exist_ok=True)
+        with open(markdown_path, "w") as f:
+            f.write("\n".join(body))
+        with open(_json_path(markdown_path), "w") as f:
+            json.dump({"commands": self.commands, "cells": self.cells}, f, indent=1)
+
+
+def _json_path(markdown_path: str) -> str:
+    return markdown_path.rsplit(".", 1)[0] + ".json"
