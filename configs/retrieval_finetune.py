@@ -65,5 +65,13 @@ def get_config(arg=None):
         c.total_steps = 60
         c.optim.update(lr=c.optim.lr * 0.2, warmup_steps=6)
     c.checkpoint.every_steps = min(c.checkpoint.every_steps, c.total_steps)
-    c.eval.itm_rerank_k = 128 if args.size == "paper" else 16
+    # ITC + ITM only: ITM's fusion encoder (a clip base has none), no other part.
+    for part in set(c.model) & set(mvl_config.PART_NAMES) - {"fusion"}:
+        del c.model[part]
+    if "fusion" not in c.model:  # at the text tower's width: its heads and MLP
+        mvl_config.add_model_parts(c, args.size, "fusion")
+        c.model.fusion.update(num_heads=c.model.text.num_heads, mlp_dim=c.model.text.mlp_dim)
+    c.evals = {}
+    mvl_config.add_eval(c, "retrieval", itm_rerank_k=128 if args.size == "paper" else 16)
+    mvl_config.add_eval(c, "zeroshot")
     return c

@@ -39,6 +39,7 @@ def validate(cfg, num_devices: int | None = None) -> None:
         _init,
         _checkpoint,
         _eval,
+        _mesh_rules,
     ):
         check(cfg)
     if num_devices is not None:
@@ -291,11 +292,10 @@ def _init(cfg):
 
 
 def _eval(cfg):
-    _one_of(cfg, "eval.probe.pool", ("mean", "cls"))
-    _positive(cfg, "eval.probe.steps")
-    _positive(cfg, "eval.probe.knn_k")
-    if cfg.eval.itm_rerank_k < 0:
-        _fail("eval.itm_rerank_k", cfg.eval.itm_rerank_k, "must be >= 0 (0 = off)")
+    from mvl.evaluate import registry
+
+    if "evals" in cfg:  # configs saved before it: declared when evaluated (legacy_evals)
+        registry.validate_sections(cfg.evals, cfg.eval.every_steps)
 
 
 def _checkpoint(cfg):
@@ -314,12 +314,25 @@ def _checkpoint(cfg):
             f"train/ metrics are reported every log_every_steps={cfg.log_every_steps}: "
             f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a multiple of it",
         )
-    if best.startswith("eval/") and not cfg.eval.every_steps:
+    if best.startswith("eval/") and not _evaluates_periodically(cfg):
         _fail(
             "checkpoint.best_metric",
             best,
             "an eval/ metric needs periodic evaluation: set eval.every_steps",
         )
+
+
+def _evaluates_periodically(cfg) -> bool:
+    from mvl.evaluate import registry
+
+    evals = cfg.get("evals", {})
+    return any(registry.cadence(s, cfg.eval.every_steps) for s in evals.values())
+
+
+def _mesh_rules(cfg):
+    from mvl.sharding import rules
+
+    rules(cfg.mesh)
 
 
 def _mesh(cfg, num_devices: int):

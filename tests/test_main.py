@@ -9,11 +9,11 @@ import subprocess
 import pytest
 
 from mvl import main as mvl_main
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 
 def main_args(tokenizer_path, workdir, method="maskvlm", **overrides):
-    values = {**TINY, "data.tokenizer": tokenizer_path, **overrides}
+    values = {**tiny_for(method), "data.tokenizer": tokenizer_path, **overrides}
     return ["--config", f"configs/{method}.py:demo", "--workdir", str(workdir)] + [
         f"--config.{k}={v}" for k, v in values.items()
     ]
