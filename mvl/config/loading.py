@@ -45,8 +45,19 @@ def config_beside(this_file: str, name: str, arg: str | None) -> ml_collections.
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]):
-    """Sets each dotted key to its value, parsed with the type the key already has."""
+    """Sets each dotted key to its value, parsed with the type the key already has.
+    `evals.<name>.type` declares (or, with "none", removes) an evaluator first, so its
+    options can follow (mvl/config/evals.py)."""
+    from mvl.config import evals
+
     for dotted_key, raw_value in overrides.items():
+        if evals.is_declaring(dotted_key):
+            evals.declare_from_override(config, dotted_key, raw_value)
+    for dotted_key, raw_value in overrides.items():
+        if evals.is_declaring(dotted_key) and dotted_key.split(".")[1] not in config.get(
+            "evals", {}
+        ):
+            continue  # removed
         parent, leaf = _resolve_parent(config, dotted_key)
         current = parent[leaf]
         try:

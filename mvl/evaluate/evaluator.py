@@ -35,7 +35,7 @@ class Evaluator(abc.ABC):
         return {}
 
     def refuse(self, rule: str):
-        raise ConfigError(f"config {self.where} ({self.type_name}): {rule}")
+        raise ConfigError(f"config {self.where} ({self.section.type}): {rule}")
 
 
 def fail(where: str, key: str, value, rule: str):

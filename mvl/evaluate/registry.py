@@ -7,8 +7,9 @@ its options and their defaults (`defaults`), checks a declared section before an
 is built (`validate(name, section)`), and is built with the run's EvalContext
 (mvl/evaluate/context.py), where it checks what it needs of the model and the held-out
 source. The suite (mvl/evaluate/suite.py) runs exactly what the config declares.
-mvl's own types are imported on first use; an evaluator written outside mvl registers
-itself when its module is imported (e.g. from a config file).
+mvl's own types are imported on first use; an evaluator written outside mvl is named
+by its import path, type="my_project.evals:MyEvaluator", or registers itself with
+`@register` when its module is imported (e.g. by the config file).
 
 This module imports nothing heavy: configs call `declare` while they are built.
 """
@@ -46,8 +47,16 @@ def register(type_name: str):
 
 
 def get(type_name: str) -> type:
+    """The evaluator class of `type_name`: a registered type, or "package.module:Class"
+    (an evaluator written outside mvl, imported and registered under that name)."""
     if type_name not in REGISTRY and type_name in BUILTIN:
         importlib.import_module(BUILTIN[type_name])
+    if type_name not in REGISTRY and ":" in type_name:
+        module, _, attr = type_name.partition(":")
+        try:
+            REGISTRY[type_name] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"evaluator type {type_name!r} cannot be loaded: {e}") from None
     if type_name not in REGISTRY:
         known = sorted(set(REGISTRY) | set(BUILTIN))
         raise ConfigError(f"unknown evaluator type {type_name!r}; registered: {', '.join(known)}")
