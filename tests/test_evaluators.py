@@ -94,6 +94,12 @@ def test_evaluate_command_reads_a_run_without_touching_it(tiny_config, tmp_path)
     )
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == before
 
+    # --eval NAME runs that evaluator alone, with the same numbers.
+    assert evaluate_cli.main(argv + ["--eval", "zeroshot"]) == 0
+    alone = json.loads(out.read_text())
+    assert alone == {k: v for k, v in metrics.items() if k.startswith("zeroshot/") or k == "step"}
+    assert len(alone) == 5
+
 
 def test_itm_reranking_puts_the_true_pair_first_when_it_is_in_the_top_k():
     """An ITM head that knows the answer: R@1 after re-ranking the top k equals the
