@@ -43,8 +43,8 @@ which MLIM's BERT-style stream suggests. Per value:
 
 What it should reach: MLIM has no contrastive head, so the evaluation reports held-out
 MLM and RECON losses with both modalities and with each one dropped
-(`eval.modalities`): the MLM loss with the image must be below the text-only one if the
-model uses the image. It also reports MLIM's task on `shapes` items (two items match
+(`evals.held_out_losses.modalities`): the MLM loss with the image must be below the
+text-only one if the model uses the image. It also reports MLIM's task on `shapes` items (two items match
 when their main objects share shape and colour): `pair_matching/<mode>/average_precision`
 beside `pair_matching/chance`. Paper: item-pair matching PR AUC 0.884 with MDO vs 0.864 without
 [?], on proprietary e-commerce data; not reproducible here.

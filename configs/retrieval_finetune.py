@@ -2,7 +2,7 @@
 
 MaskVLM (like ALBEF) reports fine-tuned retrieval: the pretrained model is tuned with
 the image-text contrastive and matching losses alone, no masking, then evaluated with
-the ITM head re-ranking each query's top k (`eval.itm_rerank_k`).
+the ITM head re-ranking each query's top k (`evals.retrieval.itm_rerank_k`).
 
 Mask: none. Encoder: the base method's towers and cross-modal encoders (`base=`, default
 maskvlm; any two-tower config: clip, siglip, flip, maskclip, ...). Target: the paired

@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mvl.config.errors import ConfigError
-from mvl.config.mesh_section import BATCH_AXES, DEFAULT_RULES, MESH_AXES  # noqa: F401
+from mvl.config.mesh_section import BATCH_AXES, DEFAULT_RULES, MESH_AXES
 
 KNOWN_LOGICAL_AXES = tuple(name for name, _ in DEFAULT_RULES)
 

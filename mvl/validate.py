@@ -80,7 +80,7 @@ def _recipe(cfg):
     """base_config("paper") leaves the recipe unset for each method config to fill."""
     for key in ("batch_size", "total_steps", "optim.lr", "optim.warmup_steps"):
         if _get(cfg, key) is None:
-            _fail(key, None, "unset: the config must give its recipe (see mvl/config.py)")
+            _fail(key, None, "unset: the config must give its recipe (see mvl/config/base.py)")
     if cfg.get("epochs", 0.0) < 0:
         _fail("epochs", cfg.epochs, "must be >= 0 (0: total_steps is set directly)")
 
@@ -213,6 +213,13 @@ def _model(cfg):
     if size % patch:
         _fail("model.image.patch_size", patch, f"must divide the image size {size}")
     built = _built_components(cfg)
+    from mvl.config import PART_NAMES
+
+    for part in sorted(built & set(PART_NAMES) - set(m)):
+        raise ConfigError(
+            f"config model.{part} is missing: the enabled objectives build this part; add "
+            f'its section in the config file with mvl.config.add_model_parts(c, size, "{part}")'
+        )
     for section, width_from in ATTENTION_SECTIONS.items():
         if section not in built:
             continue

@@ -1,6 +1,8 @@
 """An evaluator written outside mvl (as a user's project would): declared in a config
 as evals.<name> = dict(type="tests.outside_evaluator:RowsSeen", ...)."""
 
+from typing import ClassVar
+
 from mvl.evaluate.evaluator import Evaluator, fail
 
 
@@ -8,7 +10,7 @@ class RowsSeen(Evaluator):
     """How many held-out rows the run evaluates on, times `scale`, and whether the
     state it is given has parameters (a metric a test can predict exactly)."""
 
-    defaults = dict(scale=1.0)
+    defaults: ClassVar[dict] = dict(scale=1.0)
 
     @classmethod
     def validate(cls, where, section):

@@ -6,9 +6,10 @@ import types
 
 import pytest
 
-from mvl import config as config_lib, run_identity, validate
+from mvl import config as config_lib
+from mvl import run_identity, validate
 from mvl.config import ConfigError
-from mvl.evaluate import labels, legacy_evals, registry
+from mvl.evaluate import labels, legacy_evals
 
 
 def clip(**overrides):
@@ -18,7 +19,10 @@ def clip(**overrides):
 
 def test_each_method_declares_the_evaluations_it_reported_before():
     declared = {
-        method: {name: s.type for name, s in config_lib.load_config(f"configs/{method}.py:demo").evals.items()}
+        method: {
+            name: s.type
+            for name, s in config_lib.load_config(f"configs/{method}.py:demo").evals.items()
+        }
         for method in ("clip", "maskvlm", "mae", "mvp", "mlim")
     }
     assert declared["clip"] == {"retrieval": "retrieval", "zeroshot": "zeroshot"}
@@ -33,7 +37,9 @@ def test_each_method_declares_the_evaluations_it_reported_before():
 
 
 def test_evaluators_are_declared_and_removed_from_the_command_line():
-    cfg = clip(**{"evals.probe.type": "probe", "evals.probe.steps": "7", "evals.zeroshot.type": "none"})
+    cfg = clip(
+        **{"evals.probe.type": "probe", "evals.probe.steps": "7", "evals.zeroshot.type": "none"}
+    )
     assert set(cfg.evals) == {"retrieval", "probe"}
     assert cfg.evals.probe.steps == 7 and cfg.evals.probe.pool == "mean"  # defaults filled in
     validate.validate(cfg)
@@ -42,13 +48,31 @@ def test_evaluators_are_declared_and_removed_from_the_command_line():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"evals.x.type": "nope"}, "config key 'evals.x.type': unknown evaluator type 'nope'; registered:"),
-        ({"evals.probe.type": "probe", "evals.probe.pool": "max"}, "config evals.probe.pool='max': must be one of mean, cls"),
-        ({"evals.retrieval.itm_rerank_k": "-1"}, "config evals.retrieval.itm_rerank_k=-1: must be an int >= 0"),
-        ({"evals.retrieval.every_steps": "-5"}, "config evals.retrieval.every_steps=-5: use an int >= 0"),
+        (
+            {"evals.x.type": "nope"},
+            "config key 'evals.x.type': unknown evaluator type 'nope'; registered:",
+        ),
+        (
+            {"evals.probe.type": "probe", "evals.probe.pool": "max"},
+            "config evals.probe.pool='max': must be one of mean, cls",
+        ),
+        (
+            {"evals.retrieval.itm_rerank_k": "-1"},
+            "config evals.retrieval.itm_rerank_k=-1: must be an int >= 0",
+        ),
+        (
+            {"evals.retrieval.every_steps": "-5"},
+            "config evals.retrieval.every_steps=-5: use an int >= 0",
+        ),
         ({"evals.x.type": "tests.outside_evaluator:Nothing"}, "cannot be loaded"),
-        ({"mesh.rules": "(('embed', 'fsdp'), ('emebd', None))"}, "config mesh.rules: unknown logical axis 'emebd'"),
-        ({"mesh.rules": "(('embed', 'model'),)"}, "config mesh.rules: ('embed', 'model'): map to one of data, fsdp, tensor"),
+        (
+            {"mesh.rules": "(('embed', 'fsdp'), ('emebd', None))"},
+            "config mesh.rules: unknown logical axis 'emebd'",
+        ),
+        (
+            {"mesh.rules": "(('embed', 'model'),)"},
+            "config mesh.rules: ('embed', 'model'): map to one of data, fsdp, tensor",
+        ),
     ],
 )
 def test_a_bad_evaluator_or_rule_is_one_line(overrides, message):
@@ -61,7 +85,10 @@ def test_an_unknown_option_of_a_declared_evaluator_is_named():
     cfg = clip()
     with cfg.unlocked():
         cfg.evals.retrieval.k = 3
-    with pytest.raises(ConfigError, match=r"config evals.retrieval.k: not an option of evaluator 'retrieval' \(options: itm_rerank_k\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config evals.retrieval.k: not an option of evaluator 'retrieval' \(options: itm_rerank_k\)",
+    ):
         validate.validate(cfg)
 
 
@@ -69,7 +96,10 @@ def test_an_evaluator_asking_for_labels_the_source_lacks_says_so():
     offered = {"shape": labels.LabelTask("shape", ("circle", "square"), ("a {}",), None)}
     assert [t.name for t in labels.chosen_tasks("evals.z", (), offered, "shapes")] == ["shape"]
     assert labels.chosen_tasks("evals.z", (), {}, "csv:/data/a.csv") == []  # real data: nothing
-    with pytest.raises(ConfigError, match=r"config evals.z.tasks: the held-out source 'csv:x' offers no class names for 'shape' \(it offers: none\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config evals.z.tasks: the held-out source 'csv:x' offers no class names for 'shape' \(it offers: none\)",
+    ):
         labels.chosen_tasks("evals.z", ("shape",), {}, "csv:x")
     with pytest.raises(ConfigError, match="offers no class names and prompts for 'size'"):
         labels.chosen_tasks("evals.z", ("size",), offered, "shapes", need_prompts=True)
@@ -88,8 +118,11 @@ def test_a_config_saved_before_declared_evaluators_is_read_as_it_was_evaluated()
     old = clip().to_dict()
     del old["evals"]
     old["eval"].update(
-        held_out_losses=True, modalities=("both", "text_only"), itm_rerank_k=5,
-        probe=dict(enabled=True, pool="cls", steps=9, knn_k=3), pair_matching=False,
+        held_out_losses=True,
+        modalities=("both", "text_only"),
+        itm_rerank_k=5,
+        probe=dict(enabled=True, pool="cls", steps=9, knn_k=3),
+        pair_matching=False,
         num_reconstructions=8,
     )
     import ml_collections
@@ -98,8 +131,11 @@ def test_a_config_saved_before_declared_evaluators_is_read_as_it_was_evaluated()
     towers = types.SimpleNamespace(components=("image", "text", "projections", "temperature"))
     legacy_evals.declared(cfg, towers)
     assert {n: s.type for n, s in cfg.evals.items()} == {
-        "retrieval": "retrieval", "zeroshot": "zeroshot", "held_out_losses": "held_out_losses",
-        "probe": "probe", "reconstructions": "reconstructions",
+        "retrieval": "retrieval",
+        "zeroshot": "zeroshot",
+        "held_out_losses": "held_out_losses",
+        "probe": "probe",
+        "reconstructions": "reconstructions",
     }
     assert cfg.evals.retrieval.itm_rerank_k == 5 and cfg.evals.probe.pool == "cls"
     assert tuple(cfg.evals.held_out_losses.modalities) == ("both", "text_only")
@@ -110,12 +146,20 @@ def test_a_config_saved_before_declared_evaluators_is_read_as_it_was_evaluated()
 
 def test_a_method_config_holds_only_the_model_parts_it_builds():
     parts = {
-        method: {p for p in config_lib.PART_NAMES if p in config_lib.load_config(f"configs/{method}.py:demo").model}
+        method: {
+            p
+            for p in config_lib.PART_NAMES
+            if p in config_lib.load_config(f"configs/{method}.py:demo").model
+        }
         for method in ("clip", "siglip", "mae", "maskvlm", "maskclip", "mlim", "mvp")
     }
     assert parts == {
-        "clip": set(), "siglip": set(), "mvp": set(), "mae": {"pixel_decoder"},
-        "maskvlm": {"fusion", "pixel_decoder"}, "maskclip": {"feature_decoder", "text_decoder"},
+        "clip": set(),
+        "siglip": set(),
+        "mvp": set(),
+        "mae": {"pixel_decoder"},
+        "maskvlm": {"fusion", "pixel_decoder"},
+        "maskclip": {"feature_decoder", "text_decoder"},
         "mlim": {"single_stream", "deconv_decoder"},
     }
     with pytest.raises(ConfigError, match="unknown model part 'decoder'; parts: fusion"):
@@ -156,3 +200,14 @@ def test_the_sharding_rules_of_the_config_shard_the_state(tiny_config):
     assert "fsdp" in spec_of_a_kernel()  # DEFAULT_RULES: embed -> fsdp
     rules = repr(tuple((n, None if n == "embed" else a) for n, a in sharding.DEFAULT_RULES))
     assert "fsdp" not in spec_of_a_kernel(**{"mesh.rules": rules})
+
+
+def test_an_objective_whose_part_section_is_missing_is_named():
+    cfg = config_lib.load_config("configs/clip.py:demo")
+    with cfg.unlocked():
+        cfg.objectives.mim = dict(weight=1.0, loss="mse", normalize=True, fusion=False)
+    with pytest.raises(
+        ConfigError,
+        match=r"config model.pixel_decoder is missing: .*add_model_parts\(c, size, \"pixel_decoder\"\)",
+    ):
+        validate.validate(cfg)

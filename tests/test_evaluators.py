@@ -127,7 +127,9 @@ def test_the_suite_reranks_retrieval_with_the_itm_head(tiny_config, tmp_path):
     from mvl.evaluate.suite import EvalSuite
     from mvl.train.loop import Trainer
 
-    trainer = Trainer(tiny_config("maskvlm", **{"evals.retrieval.itm_rerank_k": "4"}), str(tmp_path))
+    trainer = Trainer(
+        tiny_config("maskvlm", **{"evals.retrieval.itm_rerank_k": "4"}), str(tmp_path)
+    )
     suite = EvalSuite(trainer.model, trainer.cfg, trainer.tokenizer, trainer.mesh)
     metrics = suite.run(trainer.state)
     for direction in ("image_to_text", "text_to_image"):

@@ -24,7 +24,11 @@ def free_port() -> int:
 
 
 def command(tokenizer_path, workdir, total_steps, *extra):
-    overrides = {**tiny_for("clip"), "data.tokenizer": tokenizer_path, "total_steps": str(total_steps)}
+    overrides = {
+        **tiny_for("clip"),
+        "data.tokenizer": tokenizer_path,
+        "total_steps": str(total_steps),
+    }
     return [
         sys.executable,
         "-m",

@@ -11,21 +11,21 @@ ConfigDict built from `base_config` (mvl/config/base.py) and helpers:
   evals.py          add_eval: declaring an evaluator
 """
 
-from mvl.config.errors import ConfigError
-from mvl.config.loading import apply_overrides, config_beside, load_config
-from mvl.config.command_line import command_line, parse_cli_overrides, parse_command_line
 from mvl.config.arguments import SIZE_NAMES, accepted_args, parse_arg
-from mvl.config.sizes import SIZES
 from mvl.config.base import base_config
+from mvl.config.command_line import command_line, parse_cli_overrides, parse_command_line
+from mvl.config.errors import ConfigError
+from mvl.config.evals import add_eval
+from mvl.config.loading import apply_overrides, config_beside, load_config
 from mvl.config.model_sections import PART_NAMES, add_model_parts
 from mvl.config.recipes import scale_lr_with_batch, schedule_in_epochs, set_image_tower
-from mvl.config.evals import add_eval
+from mvl.config.sizes import SIZES
 
 __all__ = [
-    "ConfigError",
     "PART_NAMES",
     "SIZES",
     "SIZE_NAMES",
+    "ConfigError",
     "accepted_args",
     "add_eval",
     "add_model_parts",

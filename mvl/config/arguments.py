@@ -63,4 +63,3 @@ def accepted_args(declared: dict) -> str:
         else:
             parts.append(f"{key}=<{type(default).__name__}> (default {default!r})")
     return "accepted, joined by commas: " + ", ".join(parts)
-

@@ -38,4 +38,3 @@ def parse_cli_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
         else:
             rest.append(arg)
     return overrides, rest
-

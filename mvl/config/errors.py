@@ -7,4 +7,3 @@ from mvl.errors import UserError
 
 class ConfigError(UserError, ValueError):
     """A config file, key or value a user must fix; the message names it."""
-

@@ -69,6 +69,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
             ) from None
     return config
 
+
 def _resolve_parent(config, dotted_key: str):
     parts = dotted_key.split(".")
     node, walked = config, []
@@ -106,4 +107,3 @@ def _parse_like(raw: str, current):
     if isinstance(current, (tuple, list)):
         value = type(current)(value if isinstance(value, (tuple, list)) else (value,))
     return value
-

@@ -39,5 +39,3 @@ def set_image_tower(c, **values):
     the student's tower; a frozen one is replaced by its checkpoint's at run start)."""
     c.model.image.update(values)
     c.teacher.image.update({k: v for k, v in values.items() if k in c.teacher.image})
-
-

@@ -18,7 +18,8 @@ import types
 
 import ml_collections
 
-from mvl import cli, config as config_lib
+from mvl import cli
+from mvl import config as config_lib
 from mvl.errors import UserError
 
 

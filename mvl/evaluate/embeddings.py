@@ -16,7 +16,6 @@ from mvl import sharding
 from mvl.evaluate import model_parts, padding
 from mvl.models.model import text_valid
 
-
 POOLS = ("mean", "cls")  # how image features are pooled for probes: patch mean, [CLS]
 
 

@@ -39,8 +39,9 @@ def label_tasks(source, data: dict) -> dict[str, LabelTask]:
     return tasks
 
 
-def chosen_tasks(where: str, wanted, offered: dict[str, LabelTask], source,
-                 need_prompts: bool = False) -> list[LabelTask]:
+def chosen_tasks(
+    where: str, wanted, offered: dict[str, LabelTask], source, need_prompts: bool = False
+) -> list[LabelTask]:
     """The tasks an evaluator's `tasks` option names (() = every task offered); a named
     task the source lacks is a ConfigError naming the source."""
     usable = {k: t for k, t in offered.items() if t.prompts or not need_prompts}

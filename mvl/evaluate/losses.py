@@ -1,7 +1,7 @@
 """Held-out losses: every enabled objective on validation batches, with fixed masks.
 
-`modalities` (the evaluator's option) lists modality-dropout modes to evaluate under: "both" reports
-`held_out/<loss>`; "text_only" / "image_only" (single-stream models, MLIM) drop the
+`modes` (the held_out_losses evaluator's `modalities`) are modality-dropout modes to
+evaluate under: "both" reports `held_out/<loss>`; "text_only" / "image_only" (single-stream models, MLIM) drop the
 other modality from every example and report `held_out/<mode>/<loss>`, which shows how
 much each objective leans on the other modality.
 

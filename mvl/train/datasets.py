@@ -5,8 +5,9 @@ from __future__ import annotations
 from mvl.data import pipeline
 
 
-def split_dataset(cfg, tokenizer, split: str, batch_size: int, process_index: int = 0,
-                  process_count: int = 1):
+def split_dataset(
+    cfg, tokenizer, split: str, batch_size: int, process_index: int = 0, process_count: int = 1
+):
     """(source, grain dataset) of `split`: "train" is shuffled, repeated and augmented
     (broken samples counted against data.max_skipped_in_a_row); a held-out split ("val")
     is read once, in order, its last batch kept whole."""

@@ -16,8 +16,9 @@ import jax
 
 from mvl import checkpoint, run_identity, sharding, validate
 from mvl.errors import UserError
-from mvl.train import datasets, ema, state as state_lib, startup as startup_lib
-from mvl.train import teacher_architecture
+from mvl.train import datasets, ema, teacher_architecture
+from mvl.train import startup as startup_lib
+from mvl.train import state as state_lib
 from mvl.train.program import build_program
 from mvl.train.run_tokenizer import check_same_tokenizer, load_tokenizer, tokenizer_identity
 from mvl.train.workdir import prepare_workdir
@@ -192,9 +193,7 @@ def train_and_evaluate(
     from mvl.train.train_loop import TrainLoop
 
     if cfg.eval.on_failure not in ("continue", "stop"):
-        raise UserError(
-            f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'"
-        )
+        raise UserError(f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'")
     startup = startup_lib.StartupPhases(command_started)
     stop = preemption.StopRequests(lambda: startup.current)
     try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from mvl.data import pipeline, tokenizer as tokenizer_lib
+from mvl.data import pipeline
+from mvl.data import tokenizer as tokenizer_lib
 from mvl.errors import UserError
 
 

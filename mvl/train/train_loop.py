@@ -238,4 +238,3 @@ class StepHealth:
             "steps_skipped": self.steps_skipped,
             "samples_skipped": self.samples_skipped,
         }
-

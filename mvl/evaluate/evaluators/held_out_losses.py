@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mvl.evaluate.evaluator import Evaluator
 from mvl.evaluate.evaluators.modalities import check_model_drops, validate_modalities
 from mvl.evaluate.registry import register
@@ -10,7 +12,7 @@ from mvl.evaluate.registry import register
 
 @register("held_out_losses")
 class HeldOutLossesEvaluator(Evaluator):
-    defaults = dict(modalities=("both",))
+    defaults: ClassVar[dict] = dict(modalities=("both",))
 
     @classmethod
     def validate(cls, where, section):

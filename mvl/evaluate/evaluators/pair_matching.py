@@ -5,6 +5,8 @@ object's shape and colour)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from mvl.evaluate import labels, model_parts, pair_matching
@@ -16,7 +18,7 @@ from mvl.evaluate.registry import register
 @register("pair_matching")
 class PairMatching(Evaluator):
     # tasks: the label tasks that define a match, () = every one the source offers
-    defaults = dict(modalities=("both",), tasks=())
+    defaults: ClassVar[dict] = dict(modalities=("both",), tasks=())
 
     @classmethod
     def validate(cls, where, section):

@@ -5,6 +5,8 @@ there is at demo scale). Any method with an image tower, MAE included."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mvl.evaluate import knn, labels, linear_probe, model_parts
 from mvl.evaluate.embeddings import POOLS
 from mvl.evaluate.evaluator import Evaluator, check_positive, fail
@@ -14,7 +16,7 @@ from mvl.evaluate.registry import register
 @register("probe")
 class Probe(Evaluator):
     # pool: "mean" of the patch tokens or "cls"; tasks: () = every label task offered
-    defaults = dict(pool="mean", steps=300, knn_k=20, tasks=())
+    defaults: ClassVar[dict] = dict(pool="mean", steps=300, knn_k=20, tasks=())
 
     @classmethod
     def validate(cls, where, section):

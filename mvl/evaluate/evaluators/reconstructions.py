@@ -7,6 +7,7 @@ WORKDIR/<name>_<step>.png; no metrics."""
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import jax
 import numpy as np
@@ -28,7 +29,7 @@ def pixel_reconstructor(cfg):
 
 @register("reconstructions")
 class Reconstructions(Evaluator):
-    defaults = dict(count=8)  # images in the picture (0 = none)
+    defaults: ClassVar[dict] = dict(count=8)  # images in the picture (0 = none)
 
     @classmethod
     def validate(cls, where, section):

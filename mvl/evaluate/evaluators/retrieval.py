@@ -4,6 +4,8 @@ re-ranked by that head (retrieval_itm/..., the ALBEF / MaskVLM protocol)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mvl.evaluate import itm_rerank, model_parts, retrieval
 from mvl.evaluate.evaluator import Evaluator, fail
 from mvl.evaluate.registry import register
@@ -13,7 +15,7 @@ from mvl.evaluate.registry import register
 class Retrieval(Evaluator):
     # itm_rerank_k: candidates re-ranked by the ITM head (0 = none; a model without
     # an ITM head, e.g. an ablation that switches ITM off, reports plain retrieval)
-    defaults = dict(itm_rerank_k=0)
+    defaults: ClassVar[dict] = dict(itm_rerank_k=0)
 
     @classmethod
     def validate(cls, where, section):

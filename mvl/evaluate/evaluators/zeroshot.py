@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from mvl.evaluate import labels, model_parts, zeroshot
 from mvl.evaluate.evaluator import Evaluator
 from mvl.evaluate.registry import register
@@ -12,7 +14,7 @@ from mvl.evaluate.registry import register
 class ZeroShot(Evaluator):
     # tasks: label tasks of the held-out source, () = every one it offers prompts for
     # (shapes: shape, colour; real image-text data: none, so nothing is reported)
-    defaults = dict(tasks=())
+    defaults: ClassVar[dict] = dict(tasks=())
 
     def __init__(self, name, section, context):
         super().__init__(name, section, context)
