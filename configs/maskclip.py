@@ -56,7 +56,7 @@ def get_config(arg=None):
     mvl_config.add_model_parts(c, args.size, "feature_decoder", "text_decoder")
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.mask.text.update(kind="bert", ratio=0.2)
-    c.teacher.kind = "ema"
+    mvl_config.add_teacher(c, "ema")
     c.teacher.momentum = 0.996
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=True)
     c.objectives.distill = dict(

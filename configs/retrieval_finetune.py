@@ -54,7 +54,7 @@ def get_config(arg=None):
     )
     c.mask.image.update(kind="none", ratio=0.0, drop=False)
     c.mask.text.update(kind="none", ratio=0.0)
-    c.teacher.kind = "none"
+    c.teacher = {"kind": "none"}  # no teacher (the base's, if any, is dropped)
     c.init.update(strict=False, required=True)
     if args.size == "paper":
         c.batch_size = 256

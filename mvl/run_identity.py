@@ -65,8 +65,9 @@ def resumable(key: str) -> bool:
 
 def as_saved_today(old: dict, new: dict) -> dict:
     """A config saved by an older mvl as this one saves it: mesh.rules (added later,
-    DEFAULT_RULES before) filled in, and the model-part sections every config used to
-    carry dropped where the new config has no such part (they were never built)."""
+    DEFAULT_RULES before) filled in, and the model-part and teacher sections every config
+    used to carry dropped where the new config has no such part or teacher (they were
+    never built)."""
     from mvl.config.mesh_section import DEFAULT_RULES
     from mvl.config.model_sections import PART_NAMES
 
@@ -78,6 +79,9 @@ def as_saved_today(old: dict, new: dict) -> dict:
     for part in PART_NAMES:
         if part in model and part not in new_model:
             del model[part]
+    teacher = old.get("teacher", {})
+    if teacher.get("kind") == "none" and set(new.get("teacher", {})) == {"kind"}:
+        old["teacher"] = {"kind": "none"}  # the unused teacher keys every config had
     return old
 
 

@@ -264,6 +264,15 @@ def _as_config_error(check, *args):
 
 def _teacher(cfg):
     _one_of(cfg, "teacher.kind", TEACHER_KINDS)
+    if cfg.teacher.kind == "none":
+        return
+    if "image" not in cfg.teacher:
+        _fail(
+            "teacher.kind",
+            cfg.teacher.kind,
+            "this config has no teacher section: a method with a teacher adds it in its "
+            f'config file with mvl.config.add_teacher(c, "{cfg.teacher.kind}")',
+        )
     if cfg.teacher.act:
         _one_of(cfg, "teacher.act", ACTIVATIONS)
     if cfg.teacher.kind == "ema":

@@ -175,6 +175,7 @@ def test_a_run_started_before_the_sections_were_pruned_resumes(tmp_path):
     saved["model"]["deconv_decoder"] = {"width": 32}
     saved["model"]["fusion"] = {"depth": 1, "num_heads": 4, "mlp_dim": 384}
     saved["eval"].update(held_out_losses=False, probe={"enabled": False})
+    saved["teacher"].update(checkpoint="", momentum=0.996, image={"width": 96}, act="", ln_eps=0.0)
     (tmp_path / run_identity.CONFIG_FILE).write_text(json.dumps(saved))
     identity = run_identity.RunIdentity(cfg, str(tmp_path))
     identity.check()
@@ -211,3 +212,14 @@ def test_an_objective_whose_part_section_is_missing_is_named():
         match=r"config model.pixel_decoder is missing: .*add_model_parts\(c, size, \"pixel_decoder\"\)",
     ):
         validate.validate(cfg)
+
+
+def test_only_a_method_with_a_teacher_has_the_teacher_section():
+    assert dict(config_lib.load_config("configs/clip.py:demo").teacher) == {"kind": "none"}
+    mvp = config_lib.load_config("configs/mvp.py:demo").teacher
+    assert mvp.kind == "frozen" and mvp.image.width == 96 and mvp.momentum == 0.996
+    with pytest.raises(
+        ConfigError,
+        match=r"config teacher.kind='ema': this config has no teacher section: .*add_teacher\(c, \"ema\"\)",
+    ):
+        validate.validate(clip(**{"teacher.kind": "ema"}))

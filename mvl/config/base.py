@@ -11,6 +11,7 @@ from mvl.config.errors import ConfigError
 from mvl.config.mesh_section import mesh_section
 from mvl.config.model_sections import model_section
 from mvl.config.sizes import SIZES
+from mvl.config.teacher_section import teacher_section
 
 
 def base_config(size: str) -> ml_collections.ConfigDict:
@@ -111,22 +112,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     # name (h100_1x1x8, v5e_16x16); applied by mvl.main on that hardware and by
     # mvl.compile for that topology (mvl/fit.py). Empty: the config's own settings.
     c.fit = ml_collections.ConfigDict()
-    c.teacher = ml_collections.ConfigDict(
-        dict(
-            # "frozen": a fixed image tower from `checkpoint` (MVP); "ema": a moving average
-            # of the student's image tower, updated every step (MaskCLIP's mean teacher).
-            kind="none",
-            checkpoint="",  # frozen: a run (workdir) whose image tower becomes the teacher
-            momentum=0.996,  # ema: momentum at step 0, cosine to 1 at the end [?]
-            # The teacher tower's architecture. frozen: replaced, when the run starts, by
-            # what `checkpoint` was saved with (its model.image, act and ln_eps), so any
-            # run's image tower or imported CLIP weights work as they are (the patch grids
-            # must match); ema: the student's.
-            image=dict(c.model.image),
-            act="",  # "" = model.act
-            ln_eps=0.0,  # 0 = model.ln_eps
-        )
-    )
+    c.teacher = teacher_section()  # a method with a teacher: add_teacher
     c.init = ml_collections.ConfigDict(
         dict(
             checkpoint="",  # a workdir (or checkpoints dir) whose newest params start this run

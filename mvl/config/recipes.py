@@ -38,4 +38,5 @@ def set_image_tower(c, **values):
     """Sets model.image keys and the same teacher.image keys (an EMA teacher is a copy of
     the student's tower; a frozen one is replaced by its checkpoint's at run start)."""
     c.model.image.update(values)
-    c.teacher.image.update({k: v for k, v in values.items() if k in c.teacher.image})
+    if "image" in c.teacher:  # a config with a teacher (add_teacher)
+        c.teacher.image.update({k: v for k, v in values.items() if k in c.teacher.image})
