@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import jax
+
+from mvl import sharding
 from mvl.data import pipeline
 
 
@@ -34,3 +37,16 @@ def split_dataset(
         **extra,
     )
     return source, dataset
+
+
+def train_dataset(cfg, tokenizer, mesh):
+    """This process's rows of every global training batch (on `mesh`)."""
+    _, dataset = split_dataset(
+        cfg,
+        tokenizer,
+        "train",
+        sharding.batch_size_per_process(cfg.batch_size, mesh),
+        jax.process_index(),
+        jax.process_count(),
+    )
+    return dataset

@@ -16,24 +16,13 @@ import jax
 
 from mvl import checkpoint, run_identity, sharding, validate
 from mvl.errors import UserError
-from mvl.train import datasets, ema, teacher_architecture
+from mvl.train import ema, teacher_architecture
 from mvl.train import startup as startup_lib
 from mvl.train import state as state_lib
+from mvl.train.datasets import train_dataset
 from mvl.train.program import build_program
 from mvl.train.run_tokenizer import check_same_tokenizer, load_tokenizer, tokenizer_identity
 from mvl.train.workdir import prepare_workdir
-
-
-def train_dataset(cfg, tokenizer, mesh):
-    _, dataset = datasets.split_dataset(
-        cfg,
-        tokenizer,
-        "train",
-        sharding.batch_size_per_process(cfg.batch_size, mesh),
-        jax.process_index(),
-        jax.process_count(),
-    )
-    return dataset
 
 
 class Trainer:
