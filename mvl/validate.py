@@ -311,7 +311,7 @@ def _eval(cfg):
     from mvl.evaluate import registry
 
     if "evals" in cfg:  # configs saved before it: declared when evaluated (legacy_evals)
-        registry.validate_sections(cfg.evals, cfg.eval.every_steps)
+        registry.validate_sections(cfg.evals)
 
 
 def _checkpoint(cfg):

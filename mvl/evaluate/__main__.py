@@ -64,7 +64,7 @@ def declare_evals(cfg, model, names=(), overrides=None) -> list[str] | None:
         if name not in cfg.evals:
             config_lib.add_eval(cfg, name)  # a registered type (else one line naming them)
     config_lib.apply_overrides(cfg, overrides or {})
-    registry.validate_sections(cfg.evals, cfg.eval.every_steps)
+    registry.validate_sections(cfg.evals)
     cfg.lock()
     return list(names) or None
 

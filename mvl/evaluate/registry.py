@@ -76,7 +76,7 @@ def declare(type_name: str, every_steps: int | None = None, **options) -> dict:
     return dict(type=type_name, every_steps=every_steps, **{**cls.defaults, **options})
 
 
-def validate_sections(evals, eval_every: int):
+def validate_sections(evals):
     """Checks every declared section (before anything is built): a known type, known
     options only, a valid cadence, and the evaluator's own rules."""
     for name, section in evals.items():
