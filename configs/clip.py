@@ -47,6 +47,8 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.base_config(args.size)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
+    mvl_config.add_eval(c, "retrieval")
+    mvl_config.add_eval(c, "zeroshot")
     if args.size == "paper":
         paper_recipe(c)
     return c
@@ -100,7 +102,4 @@ def paper_recipe(c):
     c.model.text.update(
         max_len=77, width=512, depth=12, num_heads=8, mlp_dim=2048, causal=True, pool="last"
     )
-    # Heads of the text-width parts other stages build (ITM fusion when fine-tuned).
-    c.model.fusion.update(num_heads=8, mlp_dim=2048)
-    c.model.text_decoder.update(num_heads=8, mlp_dim=2048)
     c.model.update(embed_dim=512, init_temperature=0.07, act="quick_gelu", ln_eps=1e-5)

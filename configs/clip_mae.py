@@ -28,12 +28,17 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     if args.size == "paper":  # FLIP's recipe (at 75%), plus MAE's decoder
         c = mvl_config.config_beside(__file__, "flip.py", "paper,ratio=0.75")
+        mvl_config.add_model_parts(c, args.size, "pixel_decoder")
         c.model.pixel_decoder.update(width=512, depth=8, num_heads=16, mlp_dim=2048)
     else:
         c = mvl_config.base_config(args.size)
+        mvl_config.add_model_parts(c, args.size, "pixel_decoder")
+        mvl_config.add_eval(c, "retrieval")
+        mvl_config.add_eval(c, "zeroshot")
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=True)
     c.objectives.mim = dict(weight=1.0, loss="mse", normalize=True, fusion=False)
     c.model.pixel_decoder.update(cross_attention=False)
+    mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
     c.lock()
     return c

@@ -53,6 +53,8 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg, ratio=0.5, tune=False)
     c = mvl_config.base_config(args.size)
     c.optim.update(b2=0.95, weight_decay=0.2)
+    mvl_config.add_eval(c, "retrieval")
+    mvl_config.add_eval(c, "zeroshot")
     if args.size == "paper":
         paper_recipe(c)
     if args.tune:  # unmasked tuning: full images, from init.checkpoint's parameters
@@ -102,7 +104,4 @@ def paper_recipe(c):
     )
     mvl_config.set_image_tower(c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072)
     c.model.text.update(max_len=32, width=512, depth=12, num_heads=8, mlp_dim=2048)
-    # Heads of the text-width parts other stages build (ITM fusion when fine-tuned).
-    c.model.fusion.update(num_heads=8, mlp_dim=2048)
-    c.model.text_decoder.update(num_heads=8, mlp_dim=2048)
     c.model.update(embed_dim=512, init_temperature=0.07)

@@ -45,6 +45,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.base_config(args.size)
+    mvl_config.add_model_parts(c, args.size, "pixel_decoder")
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.objectives.mim = dict(weight=1.0, loss="mse", normalize=True, fusion=False)
     c.model.pixel_decoder.update(cross_attention=False)
@@ -53,8 +54,9 @@ def get_config(arg=None):
     else:
         c.model.pixel_decoder.update(width=64, depth=2, num_heads=4, mlp_dim=256)
         c.optim.update(b2=0.95, weight_decay=0.05)
-    c.eval.held_out_losses = True
-    c.eval.probe.enabled = True  # linear probe + kNN on frozen image features
+    mvl_config.add_eval(c, "held_out_losses")
+    mvl_config.add_eval(c, "probe")  # linear probe + kNN on frozen image features
+    mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
     return c
 
 

@@ -53,9 +53,10 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     paper = args.size == "paper"
     c = mvl_config.base_config(args.size)
+    mvl_config.add_model_parts(c, args.size, "feature_decoder", "text_decoder")
     c.mask.image.update(kind="random", ratio=0.75, drop=True)
     c.mask.text.update(kind="bert", ratio=0.2)
-    c.teacher.kind = "ema"
+    mvl_config.add_teacher(c, "ema")
     c.teacher.momentum = 0.996
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=True)
     c.objectives.distill = dict(
@@ -66,6 +67,8 @@ def get_config(arg=None):
         student_temperature=0.1,
     )
     c.objectives.mlm = dict(weight=0.05, encoder="text_decoder")
+    mvl_config.add_eval(c, "retrieval")
+    mvl_config.add_eval(c, "zeroshot")
     c.optim.update(weight_decay=0.5, b1=0.9, b2=0.98, eps=1e-8)
     if paper:
         paper_recipe(c)
@@ -107,5 +110,4 @@ def paper_recipe(c):
         max_len=77, width=512, depth=12, num_heads=8, mlp_dim=2048, causal=True, pool="last"
     )
     c.model.text_decoder.update(depth=4, num_heads=8, mlp_dim=2048)
-    c.model.fusion.update(num_heads=8, mlp_dim=2048)  # ITM fusion when fine-tuned
     c.model.update(embed_dim=512, init_temperature=0.07)

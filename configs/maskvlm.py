@@ -63,6 +63,7 @@ from mvl import config as mvl_config
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.base_config(args.size)
+    mvl_config.add_model_parts(c, args.size, "fusion", "pixel_decoder")
     c.mask.image.update(kind="block", ratio=0.6, block_size=2)
     c.mask.text.update(kind="bert", ratio=0.3)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
@@ -71,7 +72,9 @@ def get_config(arg=None):
     c.objectives.mim = dict(weight=1.0, loss="l1", normalize=False, fusion=True)
     # Retrieval as ALBEF / MaskVLM report it: the ITM head re-ranks each query's top k
     # (ALBEF: k=128 on Flickr30k, 256 on COCO [?]; the demo's 1000 pairs: 16).
-    c.eval.itm_rerank_k = 128 if args.size == "paper" else 16
+    mvl_config.add_eval(c, "retrieval", itm_rerank_k=128 if args.size == "paper" else 16)
+    mvl_config.add_eval(c, "zeroshot")
+    mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
     if args.size == "paper":
         paper_recipe(c)
     else:

@@ -25,6 +25,6 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.config_beside(__file__, "maskvlm.py", args.size)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
-    c.teacher.kind = "ema"
+    mvl_config.add_teacher(c, "ema")
     c.lock()
     return c

@@ -30,7 +30,7 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.config_beside(__file__, "maskvlm.py", args.size)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
-    c.teacher.kind = "frozen"
+    mvl_config.add_teacher(c, "frozen")
     if args.size == "paper":
         mvl_config.set_image_tower(c, image_size=224)
         c.teacher.image.update(

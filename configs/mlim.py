@@ -43,8 +43,8 @@ which MLIM's BERT-style stream suggests. Per value:
 
 What it should reach: MLIM has no contrastive head, so the evaluation reports held-out
 MLM and RECON losses with both modalities and with each one dropped
-(`eval.modalities`): the MLM loss with the image must be below the text-only one if the
-model uses the image. It also reports MLIM's task on `shapes` items (two items match
+(`evals.held_out_losses.modalities`): the MLM loss with the image must be below the
+text-only one if the model uses the image. It also reports MLIM's task on `shapes` items (two items match
 when their main objects share shape and colour): `pair_matching/<mode>/average_precision`
 beside `pair_matching/chance`. Paper: item-pair matching PR AUC 0.884 with MDO vs 0.864 without
 [?], on proprietary e-commerce data; not reproducible here.
@@ -56,6 +56,7 @@ from mvl import config as mvl_config
 def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.base_config(args.size)
+    mvl_config.add_model_parts(c, args.size, "single_stream", "deconv_decoder")
     c.mask.image.update(kind="random", ratio=0.8, drop=False)  # ratios come from MAM
     c.mask.text.update(kind="bert", ratio=0.8, mask_prob=1.0, random_prob=0.0)
     c.mask.modality_aware.update(
@@ -67,9 +68,11 @@ def get_config(arg=None):
     # MLIM's "ITM instead of RECON" ablation (off): a match / no-match head on the
     # stream's [CLS], half of each batch's images swapped for another example's.
     c.objectives.stream_itm = dict(weight=0.0)
-    c.eval.held_out_losses = True
-    c.eval.modalities = ("both", "text_only", "image_only")
-    c.eval.pair_matching = True  # MLIM's downstream task, under each modality mode
+    modalities = ("both", "text_only", "image_only")
+    mvl_config.add_eval(c, "held_out_losses", modalities=modalities)
+    # MLIM's downstream task, under each modality mode
+    mvl_config.add_eval(c, "pair_matching", modalities=modalities)
+    mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
     if args.size == "paper":
         paper_recipe(c)
     return c

@@ -55,9 +55,9 @@ def get_config(arg=None):
         kind="beit", ratio=0.4, min_block_patches=16 if paper else 4, block_aspect=0.3, drop=False
     )
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
-    c.teacher.kind = "frozen"
-    c.eval.held_out_losses = True
-    c.eval.probe.enabled = True  # linear probe + kNN on frozen image features
+    mvl_config.add_teacher(c, "frozen")
+    mvl_config.add_eval(c, "held_out_losses")
+    mvl_config.add_eval(c, "probe")  # linear probe + kNN on frozen image features
     if paper:
         paper_recipe(c)
     return c

@@ -2,7 +2,7 @@
 
 MaskVLM (like ALBEF) reports fine-tuned retrieval: the pretrained model is tuned with
 the image-text contrastive and matching losses alone, no masking, then evaluated with
-the ITM head re-ranking each query's top k (`eval.itm_rerank_k`).
+the ITM head re-ranking each query's top k (`evals.retrieval.itm_rerank_k`).
 
 Mask: none. Encoder: the base method's towers and cross-modal encoders (`base=`, default
 maskvlm; any two-tower config: clip, siglip, flip, maskclip, ...). Target: the paired
@@ -54,7 +54,7 @@ def get_config(arg=None):
     )
     c.mask.image.update(kind="none", ratio=0.0, drop=False)
     c.mask.text.update(kind="none", ratio=0.0)
-    c.teacher.kind = "none"
+    c.teacher = {"kind": "none"}  # no teacher (the base's, if any, is dropped)
     c.init.update(strict=False, required=True)
     if args.size == "paper":
         c.batch_size = 256
@@ -65,5 +65,13 @@ def get_config(arg=None):
         c.total_steps = 60
         c.optim.update(lr=c.optim.lr * 0.2, warmup_steps=6)
     c.checkpoint.every_steps = min(c.checkpoint.every_steps, c.total_steps)
-    c.eval.itm_rerank_k = 128 if args.size == "paper" else 16
+    # ITC + ITM only: ITM's fusion encoder (a clip base has none), no other part.
+    for part in set(c.model) & set(mvl_config.PART_NAMES) - {"fusion"}:
+        del c.model[part]
+    if "fusion" not in c.model:  # at the text tower's width: its heads and MLP
+        mvl_config.add_model_parts(c, args.size, "fusion")
+        c.model.fusion.update(num_heads=c.model.text.num_heads, mlp_dim=c.model.text.mlp_dim)
+    c.evals = {}
+    mvl_config.add_eval(c, "retrieval", itm_rerank_k=128 if args.size == "paper" else 16)
+    mvl_config.add_eval(c, "zeroshot")
     return c

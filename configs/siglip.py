@@ -38,6 +38,8 @@ def get_config(arg=None):
     args = mvl_config.parse_arg(arg)
     c = mvl_config.base_config(args.size)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
+    mvl_config.add_eval(c, "retrieval")
+    mvl_config.add_eval(c, "zeroshot")
     if args.size == "paper":
         paper_recipe(c)
     return c

@@ -29,7 +29,7 @@ def get_config(arg=None):
     c.mask.image.update(kind="block", ratio=0.4, block_size=2, drop=False)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
-    c.teacher.kind = "frozen"
+    mvl_config.add_teacher(c, "frozen")
     if args.size == "paper":
         c.teacher.image.update(
             pre_norm=True,

@@ -100,7 +100,7 @@ def step_flops_per_device(trainer, batch) -> float:
         ),
         in_shardings=(trainer.state_shardings, sharding.batch_sharding(trainer.mesh)),
     )
-    with sharding.activate(trainer.mesh):
+    with sharding.activate(trainer.mesh, trainer.rules):
         return compiled_flops(step.lower(trainer.state, batch).compile())
 
 
@@ -110,7 +110,7 @@ def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
 
     trainer = Trainer(cfg, workdir)
     batch = trainer.next_batch()
-    with sharding.activate(trainer.mesh):
+    with sharding.activate(trainer.mesh, trainer.rules):
         start = time.perf_counter()
         compiled = trainer.train_step.lower(trainer.state, batch).compile()
         compile_s = time.perf_counter() - start

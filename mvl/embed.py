@@ -116,13 +116,13 @@ def load_token_ids(args, cfg, run_dir: str) -> tuple[np.ndarray, list[str]]:
 def run_tokenizer(cfg, run_dir: str):
     """The run's tokenizer; a vocabulary recorded by absolute path is also looked for
     in the run directory (a converted run that was moved)."""
-    from mvl.evaluate.__main__ import tokenizer_for
+    from mvl.train.run_tokenizer import load_tokenizer
 
     path = cfg.data.tokenizer
     moved = os.path.join(run_dir, os.path.basename(path)) if path else ""
     if path and not os.path.exists(path) and os.path.exists(moved):
         cfg.data.tokenizer = moved
-    return tokenizer_for(cfg, run_dir)
+    return load_tokenizer(cfg, run_dir, train_if_missing=False)
 
 
 def embed(args) -> dict[str, np.ndarray]:
@@ -143,7 +143,7 @@ def embed(args) -> dict[str, np.ndarray]:
         )
     mesh = sharding.make_mesh(cfg.mesh)
     params = jax.device_put(params, sharding.replicated(mesh))
-    embedder = Embedder(model, mesh, args.batch_size)
+    embedder = Embedder(model, mesh, args.batch_size, sharding.rules(cfg.mesh))
     out = {}
     if args.images or args.image_dir:
         images, files = load_images(args, cfg.model.image.image_size)

@@ -1,12 +1,13 @@
 """python -m mvl.main --config configs/maskvlm.py:demo --workdir DIR [--config.key=value ...]
 
-Trains the config's method (resuming from DIR's newest checkpoint), evaluates it every
-`eval.every_steps` and at the end, and writes DIR/eval_final.json.
+Trains the config's method (resuming from DIR's newest checkpoint), runs the evaluators
+the config declares (`evals`) every `eval.every_steps` (or their own every_steps) and at
+the end, and writes DIR/eval_final.json.
 
 DIR belongs to one run: DIR/config.json keeps the config it was started with, and a
 rerun with another config is refused (exit 2) naming each changed key, except keys
 safe to change on resume (mvl/run_identity.py RESUMABLE_KEYS: total_steps, the log /
-checkpoint / eval cadences, ...). --allow_config_change goes on under the new config
+checkpoint cadences, ..., and every eval. / evals. key). --allow_config_change goes on under the new config
 and records the change in DIR/config_changes.jsonl.
 
 Exit status: 0 done (or stopped by SIGTERM after saving), 1 the run failed (a

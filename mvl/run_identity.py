@@ -29,16 +29,15 @@ CHANGES_FILE = "config_changes.jsonl"
 # batched and what a failed evaluation does. None of them changes what a step computes
 # up to the step the run is at. (total_steps does stretch the learning-rate schedule
 # from there on: that is what a longer run means.)
+# Likewise which evaluations run and how (every key under eval. and evals.): none of
+# them touches training.
 RESUMABLE_KEYS = (
     "total_steps",
     "log_every_steps",
     "checkpoint.every_steps",
     "checkpoint.max_to_keep",
-    "eval.every_steps",
-    "eval.batch_size",
-    "eval.on_failure",
-    "eval.num_reconstructions",
 )
+RESUMABLE_PREFIXES = ("eval.", "evals.")
 
 SHOWN_CHANGES = 8  # a method swap changes dozens of keys: the message names the first
 
@@ -60,9 +59,35 @@ def as_json(cfg) -> dict:
     return json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=str))
 
 
+def resumable(key: str) -> bool:
+    return key in RESUMABLE_KEYS or key.startswith(RESUMABLE_PREFIXES)
+
+
+def as_saved_today(old: dict, new: dict) -> dict:
+    """A config saved by an older mvl as this one saves it: mesh.rules (added later,
+    DEFAULT_RULES before) filled in, and the model-part and teacher sections every config
+    used to carry dropped where the new config has no such part or teacher (they were
+    never built)."""
+    from mvl.config.mesh_section import DEFAULT_RULES
+    from mvl.config.model_sections import PART_NAMES
+
+    old = json.loads(json.dumps(old))
+    mesh = old.get("mesh", {})
+    if "rules" not in mesh and "mesh" in old:
+        mesh["rules"] = json.loads(json.dumps(DEFAULT_RULES))
+    model, new_model = old.get("model", {}), new.get("model", {})
+    for part in PART_NAMES:
+        if part in model and part not in new_model:
+            del model[part]
+    teacher = old.get("teacher", {})
+    if teacher.get("kind") == "none" and set(new.get("teacher", {})) == {"kind"}:
+        old["teacher"] = {"kind": "none"}  # the unused teacher keys every config had
+    return old
+
+
 def changes(old: dict, new: dict) -> dict[str, tuple]:
     """{key: (old, new)} for every key whose value differs (absent on one side: None)."""
-    old_flat, new_flat = flatten(old), flatten(new)
+    old_flat, new_flat = flatten(as_saved_today(old, new)), flatten(new)
     keys = sorted(set(old_flat) | set(new_flat))
     return {
         k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
@@ -100,7 +125,7 @@ class RunIdentity:
                 "run was started with: restore it, or use a fresh --workdir"
             ) from None
         self.changed = changes(old, self.config)
-        self.unsafe = {k: v for k, v in self.changed.items() if k not in RESUMABLE_KEYS}
+        self.unsafe = {k: v for k, v in self.changed.items() if not resumable(k)}
         if self.unsafe and not self.allow_change:
             raise UserError(
                 f"workdir {self.workdir} holds a run started with another config "

@@ -15,25 +15,38 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "tensor")
-BATCH_AXES = ("data", "fsdp")
+from mvl.config.errors import ConfigError
+from mvl.config.mesh_section import BATCH_AXES, DEFAULT_RULES, MESH_AXES
 
-# logical name -> mesh axis (None = replicated). A mesh axis already used by an earlier
-# dimension of the same array is skipped by flax, so ("batch", "embed") activations
-# keep `fsdp` for the batch.
-DEFAULT_RULES = (
-    ("batch", BATCH_AXES),
-    ("embed", "fsdp"),
-    ("mlp", "tensor"),
-    ("heads", "tensor"),
-    ("vocab", "tensor"),
-    ("act_heads", "tensor"),
-    ("act_mlp", "tensor"),
-    ("act_embed", None),
-    ("kv", None),
-    ("length", None),
-    ("layers", None),  # the stacked-layer axis of scanned blocks
-)
+KNOWN_LOGICAL_AXES = tuple(name for name, _ in DEFAULT_RULES)
+
+
+def rules(mesh_cfg) -> tuple:
+    """The config's `mesh.rules` as flax wants them (a saved config's JSON lists made
+    tuples again; a config saved before the key existed: DEFAULT_RULES), checked: every
+    logical axis one the models name, every target a mesh axis, a tuple of them or None."""
+    given = mesh_cfg.get("rules", DEFAULT_RULES)
+    checked = []
+    for rule in given:
+        if not isinstance(rule, (tuple, list)) or len(rule) != 2:
+            raise ConfigError(
+                f"config mesh.rules: {rule!r} is not a (logical axis, mesh axis) pair"
+            )
+        name, target = rule
+        if name not in KNOWN_LOGICAL_AXES:
+            raise ConfigError(
+                f"config mesh.rules: unknown logical axis {name!r}; the models name "
+                f"{', '.join(KNOWN_LOGICAL_AXES)}"
+            )
+        targets = target if isinstance(target, (tuple, list)) else (target,)
+        unknown = [t for t in targets if t is not None and t not in MESH_AXES]
+        if unknown or (None in targets and len(targets) > 1):
+            raise ConfigError(
+                f"config mesh.rules: ({name!r}, {target!r}): map to one of "
+                f"{', '.join(MESH_AXES)}, a tuple of them, or None (replicated)"
+            )
+        checked.append((name, tuple(targets) if isinstance(target, (tuple, list)) else target))
+    return tuple(checked)
 
 
 def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, ...]:
@@ -84,8 +97,6 @@ def device_grid(shape: tuple[int, ...], devices) -> np.ndarray:
     if slices == 1:
         return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
     if shape[0] % slices:
-        from mvl.config import ConfigError
-
         raise ConfigError(
             f"config mesh.data={shape[0]}: the {slices} slices split the data axis, "
             f"so it must be a multiple of {slices}"

@@ -31,3 +31,15 @@ def pixel_targets(
     mean = patches.mean(-1, keepdims=True)
     var = patches.var(-1, keepdims=True)
     return (patches - mean) / jnp.sqrt(var + eps)
+
+
+def pixels_from_targets(
+    predicted: jax.Array, images: jax.Array, patch_size: int, normalize: bool, eps: float = 1e-6
+) -> jax.Array:
+    """Images [B, H, W, 3] from per-patch predictions in `pixel_targets`' space: with
+    `normalize`, undone with each true patch's mean and std (only a picture needs it)."""
+    if normalize:
+        patches = patchify(images.astype(jnp.float32), patch_size)
+        std = jnp.sqrt(patches.var(-1, keepdims=True) + eps)
+        predicted = predicted * std + patches.mean(-1, keepdims=True)
+    return unpatchify(predicted, patch_size)

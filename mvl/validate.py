@@ -39,6 +39,7 @@ def validate(cfg, num_devices: int | None = None) -> None:
         _init,
         _checkpoint,
         _eval,
+        _mesh_rules,
     ):
         check(cfg)
     if num_devices is not None:
@@ -79,7 +80,7 @@ def _recipe(cfg):
     """base_config("paper") leaves the recipe unset for each method config to fill."""
     for key in ("batch_size", "total_steps", "optim.lr", "optim.warmup_steps"):
         if _get(cfg, key) is None:
-            _fail(key, None, "unset: the config must give its recipe (see mvl/config.py)")
+            _fail(key, None, "unset: the config must give its recipe (see mvl/config/base.py)")
     if cfg.get("epochs", 0.0) < 0:
         _fail("epochs", cfg.epochs, "must be >= 0 (0: total_steps is set directly)")
 
@@ -212,6 +213,13 @@ def _model(cfg):
     if size % patch:
         _fail("model.image.patch_size", patch, f"must divide the image size {size}")
     built = _built_components(cfg)
+    from mvl.config import PART_NAMES
+
+    for part in sorted(built & set(PART_NAMES) - set(m)):
+        raise ConfigError(
+            f"config model.{part} is missing: the enabled objectives build this part; add "
+            f'its section in the config file with mvl.config.add_model_parts(c, size, "{part}")'
+        )
     for section, width_from in ATTENTION_SECTIONS.items():
         if section not in built:
             continue
@@ -256,6 +264,15 @@ def _as_config_error(check, *args):
 
 def _teacher(cfg):
     _one_of(cfg, "teacher.kind", TEACHER_KINDS)
+    if cfg.teacher.kind == "none":
+        return
+    if "image" not in cfg.teacher:
+        _fail(
+            "teacher.kind",
+            cfg.teacher.kind,
+            "this config has no teacher section: a method with a teacher adds it in its "
+            f'config file with mvl.config.add_teacher(c, "{cfg.teacher.kind}")',
+        )
     if cfg.teacher.act:
         _one_of(cfg, "teacher.act", ACTIVATIONS)
     if cfg.teacher.kind == "ema":
@@ -291,11 +308,10 @@ def _init(cfg):
 
 
 def _eval(cfg):
-    _one_of(cfg, "eval.probe.pool", ("mean", "cls"))
-    _positive(cfg, "eval.probe.steps")
-    _positive(cfg, "eval.probe.knn_k")
-    if cfg.eval.itm_rerank_k < 0:
-        _fail("eval.itm_rerank_k", cfg.eval.itm_rerank_k, "must be >= 0 (0 = off)")
+    from mvl.evaluate import registry
+
+    if "evals" in cfg:  # configs saved before it: declared when evaluated (legacy_evals)
+        registry.validate_sections(cfg.evals)
 
 
 def _checkpoint(cfg):
@@ -314,12 +330,25 @@ def _checkpoint(cfg):
             f"train/ metrics are reported every log_every_steps={cfg.log_every_steps}: "
             f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a multiple of it",
         )
-    if best.startswith("eval/") and not cfg.eval.every_steps:
+    if best.startswith("eval/") and not _evaluates_periodically(cfg):
         _fail(
             "checkpoint.best_metric",
             best,
             "an eval/ metric needs periodic evaluation: set eval.every_steps",
         )
+
+
+def _evaluates_periodically(cfg) -> bool:
+    from mvl.evaluate import registry
+
+    evals = cfg.get("evals", {})
+    return any(registry.cadence(s, cfg.eval.every_steps) for s in evals.values())
+
+
+def _mesh_rules(cfg):
+    from mvl.sharding import rules
+
+    rules(cfg.mesh)
 
 
 def _mesh(cfg, num_devices: int):

@@ -46,7 +46,7 @@ TINY = {
     "data.eval_size": "64",
     "data.vocab_size": "128",
     "eval.batch_size": "32",
-    "eval.num_reconstructions": "4",
+    "evals.reconstructions.count": "4",
     "model.image.patch_size": "8",
     "model.image.width": "32",
     "model.image.depth": "1",
@@ -84,13 +84,30 @@ def tokenizer_path(tmp_path_factory):
     return path
 
 
+def tiny_for(method: str, arg: str = "demo") -> dict[str, str]:
+    """TINY's keys that `configs/<method>.py:<arg>` has (as command-line overrides)."""
+    cfg = config_lib.load_config(f"configs/{method}.py:{arg}")
+    return {key: value for key, value in TINY.items() if has_key(cfg, key)}
+
+
+def has_key(cfg, dotted_key: str) -> bool:
+    node = cfg
+    for part in dotted_key.split("."):
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 @pytest.fixture
 def tiny_config(tokenizer_path):
     """tiny_config("maskvlm", arg="demo", **{"key": "value"}) -> a locked ConfigDict."""
 
     def make(method: str = "maskvlm", arg: str = "demo", **overrides):
         cfg = config_lib.load_config(f"configs/{method}.py:{arg}")
-        config_lib.apply_overrides(cfg, {**TINY, "data.tokenizer": tokenizer_path, **overrides})
+        # TINY sizes the sections this method's config has (model parts, evaluators).
+        tiny = {key: value for key, value in TINY.items() if has_key(cfg, key)}
+        config_lib.apply_overrides(cfg, {**tiny, "data.tokenizer": tokenizer_path, **overrides})
         return cfg
 
     return make

@@ -13,20 +13,22 @@ def main(run_dir: str, out: str, overrides: list[str]) -> None:
     import jax
     import numpy as np
 
-    from mvl.evaluate import __main__ as evaluate_cli
+    from mvl.evaluate import __main__ as evaluate_cli, model_parts
 
     overrides, args = evaluate_cli.parse_args(["--checkpoint", run_dir, *overrides])
-    suite, state, _ = evaluate_cli.suite_for(evaluate_cli.config_for(args, overrides), run_dir)
+    cfg = evaluate_cli.config_for(args, overrides)
+    evals = evaluate_cli.evals_overrides(overrides)
+    suite, state, _ = evaluate_cli.suite_for(cfg, run_dir, args.eval, evals)
     metrics = suite.run(state)
-    data, components = suite.data, suite.model.components
+    data, model, embedder = suite.data, suite.context.model, suite.context.embedder
     arrays = {}
-    if "projections" in components:
-        arrays["images"] = suite.embedder.images(state.params, data["image"])
-        arrays["texts"] = suite.embedder.texts(state.params, data["text"])
-    if "image" in components:
-        arrays["features"] = suite.embedder.image_features(state.params, data["image"])
-    if "single_stream" in components:
-        arrays["items"] = suite.embedder.items(state.params, data["image"], data["text"], "both")
+    if model_parts.embeds(model):
+        arrays["images"] = embedder.images(state.params, data["image"])
+        arrays["texts"] = embedder.texts(state.params, data["text"])
+    if model_parts.has_image_tower(model):
+        arrays["features"] = embedder.image_features(state.params, data["image"])
+    if model_parts.single_stream(model):
+        arrays["items"] = embedder.items(state.params, data["image"], data["text"], "both")
     np.savez(out, devices=len(jax.devices()), metrics=json.dumps(metrics), **arrays)
 
 

@@ -44,10 +44,10 @@ TIMING_TAGS = ("steps_per_sec", "uptime")
 
 
 def tiny_overrides(tokenizer_path: str) -> dict[str, str]:
-    from tests.conftest import TINY
+    from tests.conftest import tiny_for
 
     return {
-        **TINY,
+        **tiny_for("maskclip"),
         "data.tokenizer": tokenizer_path,
         "total_steps": str(STEPS),
         "checkpoint.every_steps": str(CHECKPOINT_EVERY),

@@ -3,12 +3,15 @@
 import json
 
 from mvl import bench
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 
 def test_bench_reports_time_flops_mfu_and_memory(tokenizer_path, tmp_path):
     out = tmp_path / "bench.json"
-    overrides = [f"--config.{k}={v}" for k, v in {**TINY, "data.tokenizer": tokenizer_path}.items()]
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("clip"), "data.tokenizer": tokenizer_path}.items()
+    ]
     argv = ["--config", "configs/clip.py:demo", *overrides, "--steps", "3", "--json", str(out)]
     assert bench.main(argv + ["--workdir", str(tmp_path / "w")]) == 0
     result = json.loads(out.read_text())
@@ -41,7 +44,10 @@ def test_open_clip_gets_the_same_architecture_and_optimizer(tiny_config):
 
 
 def test_compare_needs_a_clip_config(tokenizer_path, tmp_path, capsys):
-    overrides = [f"--config.{k}={v}" for k, v in {**TINY, "data.tokenizer": tokenizer_path}.items()]
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("maskvlm"), "data.tokenizer": tokenizer_path}.items()
+    ]
     argv = ["--config", "configs/maskvlm.py:demo", *overrides, "--compare", "open_clip"]
     assert bench.main(argv + ["--workdir", str(tmp_path)]) == 2
     assert "only objective must be itc" in capsys.readouterr().err

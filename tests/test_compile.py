@@ -32,7 +32,6 @@ needs_aot = pytest.mark.skipif(
 SMALL = {
     "batch_size": "32",
     "data.image_size": "64",
-    "teacher.image.image_size": "64",
     "data.max_text_len": "24",
     "data.vocab_size": "128",
     "model.image.patch_size": "8",
@@ -98,7 +97,7 @@ def test_gpu_host_of_two_h100s_and_an_over_large_batch(tmp_path):
     check_memory(found)
 
     big = {**SMALL, "batch_size": "32768", "data.image_size": "224"}
-    big.update({"teacher.image.image_size": "224", "model.image.patch_size": "16"})
+    big.update({"model.image.patch_size": "16"})
     status, stderr, found = compile_cli(tmp_path, "--gpu", "h100:1x1x2", overrides=big)
     assert status == 3 and found is not None and not found["fits"], stderr[-2000:]
     assert found["per_chip_bytes"]["total"] > found["usable_bytes"]

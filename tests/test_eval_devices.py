@@ -111,7 +111,7 @@ def test_padding_rounds_up_to_the_batch_shards_and_keeps_the_rows_first():
 @pytest.mark.parametrize(
     "method, overrides",
     [
-        ("clip", {"eval.probe.enabled": "true"}),  # retrieval, zero-shot, probe, kNN
+        ("clip", {"evals.probe.type": "probe"}),  # retrieval, zero-shot, probe, kNN
         ("mae", {}),  # held-out losses (a last chunk of 11 rows) and the probes
     ],  # MaskVLM (ITM re-ranking) and MLIM (pair matching): the slow test below
 )
@@ -121,7 +121,7 @@ def test_61_pairs_on_8_devices_give_the_metrics_of_1_device(
     from mvl.train.loop import Trainer
 
     trainer = Trainer(
-        tiny_config(method, **ODD, **overrides, **{"eval.probe.steps": "20"}), str(tmp_path)
+        tiny_config(method, **ODD, **overrides, **{"evals.probe.steps": "20"}), str(tmp_path)
     )
     trainer.step(trainer.next_batch())  # past init: embeddings that tell rows apart
     one, state_one = suite_on(1, trainer)
@@ -132,8 +132,8 @@ def test_61_pairs_on_8_devices_give_the_metrics_of_1_device(
     if "retrieval/chance/r@1" in metrics_eight:  # every real pair counted, no padding
         assert metrics_eight["retrieval/chance/r@1"] == 1 / 61
     images = eight.data["image"]
-    features_one = one.embedder.image_features(state_one.params, images)
-    features_eight = eight.embedder.image_features(state_eight.params, images)
+    features_one = one.context.embedder.image_features(state_one.params, images)
+    features_eight = eight.context.embedder.image_features(state_eight.params, images)
     assert features_eight.shape[0] == 61
     np.testing.assert_allclose(features_eight, features_one, atol=1e-6, rtol=1e-6)
 
@@ -141,14 +141,15 @@ def test_61_pairs_on_8_devices_give_the_metrics_of_1_device(
 def test_reconstructions_of_5_images_on_8_devices(tiny_config, tmp_path):
     """The loop's reconstruction grid: 5 rows on 8 devices, the same pictures as on 1."""
     from mvl.evaluate import reconstruction
-    from mvl.evaluate.suite import load_eval_set
+    from mvl.evaluate.context import load_eval_set
+    from mvl.evaluate.evaluators.reconstructions import pixel_reconstructor
     from mvl.train.loop import Trainer
 
     trainer = Trainer(tiny_config("maskvlm", **ODD), str(tmp_path))
-    data = load_eval_set(trainer.cfg, trainer.tokenizer)
+    _, data = load_eval_set(trainer.cfg, trainer.tokenizer)
     data = {k: data[k][:5] for k in ("image", "text")}
     reconstruct = reconstruction.make_reconstruct_fn(
-        trainer.model, trainer.cfg, trainer.vocab_size
+        trainer.model, trainer.cfg, trainer.vocab_size, pixel_reconstructor(trainer.cfg)
     )
     pictures = []
     for devices in (1, 8):
@@ -185,10 +186,10 @@ def test_evaluating_a_checkpoint_twice_is_bitwise_identical(tiny_config, tmp_pat
         (  # retrieval, zero-shot, ITM re-ranking, probes, held-out losses
             "maskvlm",
             {
-                "eval.itm_rerank_k": "3",
-                "eval.probe.enabled": "true",
-                "eval.probe.steps": "20",
-                "eval.held_out_losses": "true",
+                "evals.retrieval.itm_rerank_k": "3",
+                "evals.probe.type": "probe",
+                "evals.probe.steps": "20",
+                "evals.held_out_losses.type": "held_out_losses",
             },
         ),
         ("mlim", {}),  # pair matching, held-out losses under each modality mode

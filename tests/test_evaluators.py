@@ -52,7 +52,7 @@ def test_the_suite_probes_an_image_only_method(tiny_config, tmp_path):
     from mvl.evaluate.suite import EvalSuite
     from mvl.train.loop import Trainer
 
-    trainer = Trainer(tiny_config("mae", **{"eval.probe.steps": "50"}), str(tmp_path))
+    trainer = Trainer(tiny_config("mae", **{"evals.probe.steps": "50"}), str(tmp_path))
     suite = EvalSuite(trainer.model, trainer.cfg, trainer.tokenizer, trainer.mesh)
     metrics = suite.run(trainer.state)
     for task, classes in (("shape", 6), ("colour", 8)):
@@ -84,7 +84,7 @@ def test_evaluate_command_reads_a_run_without_touching_it(tiny_config, tmp_path)
     before = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
     out = tmp_path / "metrics.json"
     argv = ["--checkpoint", str(tmp_path / "run"), "--json", str(out)]
-    assert evaluate_cli.main(argv + ["--config.eval.probe.enabled=true"]) == 0
+    assert evaluate_cli.main(argv + ["--config.evals.probe.type=probe"]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["step"] == 2
     for name, value in expected.items():
@@ -93,6 +93,12 @@ def test_evaluate_command_reads_a_run_without_touching_it(tiny_config, tmp_path)
         "probe/shape/linear_accuracy" in metrics and "probe/shape/linear_accuracy" not in expected
     )
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == before
+
+    # --eval NAME runs that evaluator alone, with the same numbers.
+    assert evaluate_cli.main(argv + ["--eval", "zeroshot"]) == 0
+    alone = json.loads(out.read_text())
+    assert alone == {k: v for k, v in metrics.items() if k.startswith("zeroshot/") or k == "step"}
+    assert len(alone) == 5
 
 
 def test_itm_reranking_puts_the_true_pair_first_when_it_is_in_the_top_k():
@@ -121,7 +127,9 @@ def test_the_suite_reranks_retrieval_with_the_itm_head(tiny_config, tmp_path):
     from mvl.evaluate.suite import EvalSuite
     from mvl.train.loop import Trainer
 
-    trainer = Trainer(tiny_config("maskvlm", **{"eval.itm_rerank_k": "4"}), str(tmp_path))
+    trainer = Trainer(
+        tiny_config("maskvlm", **{"evals.retrieval.itm_rerank_k": "4"}), str(tmp_path)
+    )
     suite = EvalSuite(trainer.model, trainer.cfg, trainer.tokenizer, trainer.mesh)
     metrics = suite.run(trainer.state)
     for direction in ("image_to_text", "text_to_image"):

@@ -9,11 +9,11 @@ import subprocess
 import pytest
 
 from mvl import main as mvl_main
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 
 def main_args(tokenizer_path, workdir, method="maskvlm", **overrides):
-    values = {**TINY, "data.tokenizer": tokenizer_path, **overrides}
+    values = {**tiny_for(method), "data.tokenizer": tokenizer_path, **overrides}
     return ["--config", f"configs/{method}.py:demo", "--workdir", str(workdir)] + [
         f"--config.{k}={v}" for k, v in values.items()
     ]
@@ -182,3 +182,27 @@ def test_checkpoint_from_a_different_architecture_is_named(tokenizer_path, tmp_p
     err = capsys.readouterr().err
     assert "does not match this config's model" in err
     assert "image/encoder/block0/mlp/fc1/kernel saved (32, 64) vs model (32, 96)" in err
+
+
+def test_an_evaluator_from_outside_mvl_runs_at_its_own_cadence(tokenizer_path, tmp_path):
+    """An evaluator written outside mvl (tests/outside_evaluator.py), declared from the
+    command line with its own every_steps, runs through python -m mvl.main at that
+    cadence while the method's own evaluators keep eval.every_steps (0: at the end)."""
+    from mvl.tensorboard_scalars import read_scalars
+
+    workdir = tmp_path / "run"
+    declared = {
+        "evals.rows.type": "tests.outside_evaluator:RowsSeen",
+        "evals.rows.every_steps": "1",
+        "evals.rows.scale": "2.0",
+        "evals.zeroshot.type": "none",  # a declared evaluator removed
+    }
+    args = main_args(tokenizer_path, workdir, "clip", total_steps=2, **declared)
+    assert mvl_main.main(args) == 0
+    final = json.loads((workdir / "eval_final.json").read_text())
+    assert final["rows_seen/count"] == 2.0 * 64 and final["rows_seen/has_params"] == 1.0
+    assert "retrieval/image_to_text/r@1" in final
+    assert not any(key.startswith("zeroshot/") for key in final)
+    scalars = read_scalars(str(workdir))
+    assert sorted(scalars["eval/rows_seen/count"]) == [1, 2]
+    assert sorted(scalars["eval/retrieval/image_to_text/r@1"]) == [2]

@@ -12,7 +12,7 @@ import sys
 import pytest
 from mvl.tensorboard_scalars import read_scalars
 
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +24,11 @@ def free_port() -> int:
 
 
 def command(tokenizer_path, workdir, total_steps, *extra):
-    overrides = {**TINY, "data.tokenizer": tokenizer_path, "total_steps": str(total_steps)}
+    overrides = {
+        **tiny_for("clip"),
+        "data.tokenizer": tokenizer_path,
+        "total_steps": str(total_steps),
+    }
     return [
         sys.executable,
         "-m",

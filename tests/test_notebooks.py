@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 
 from mvl.tables import __main__ as tables_main
 from mvl.tables.spec import Column, Row, Table
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +43,7 @@ def pictures(notebook) -> int:
 def test_quickstart_trains_briefly_and_shows_reconstructions_retrieval_attention(
     tokenizer_path, tmp_path
 ):
-    overrides = {**TINY, "data.tokenizer": tokenizer_path}
+    overrides = {**tiny_for("maskvlm"), "data.tokenizer": tokenizer_path}
     overrides.pop("total_steps")
     env = {
         "MVL_WORKDIR": str(tmp_path / "run"),

@@ -11,7 +11,7 @@ import pytest
 from mvl.tables import __main__ as tables_main
 from mvl.tables import report, results, runner
 from mvl.tables.spec import Column, Row, Table
-from tests.conftest import TINY
+from tests.conftest import tiny_for
 
 
 def three_rows(**paper_b) -> Table:
@@ -104,7 +104,7 @@ def test_tiny_table_runs_resumes_and_refuses_other_settings(tokenizer_path, tmp_
     config = tmp_path / "tiny.py"
     config.write_text(textwrap.dedent(TINY_TABLE))
     out = tmp_path / "tiny.md"
-    tiny = {**TINY, "data.tokenizer": tokenizer_path}
+    tiny = {**tiny_for("clip"), "data.tokenizer": tokenizer_path}
     overrides = [f"--config.{k}={v}" for k, v in tiny.items() if k != "total_steps"]
     args = [str(config), "--seeds", "1", "--workdir", str(tmp_path / "runs"), "--out", str(out)]
     assert tables_main.main(args + overrides) == 0

@@ -29,7 +29,7 @@ DEMO = {
     "checkpoint.every_steps": 35,
     "optim.warmup_steps": 10,
     "data.eval_size": 500,
-    "eval.itm_rerank_k": 0,
+    "evals.retrieval.itm_rerank_k": 0,
 }
 FINETUNE_DEMO = {
     "total_steps": 20,

@@ -38,7 +38,7 @@ def compile_step(cfg, devices) -> dict:
     start = time.perf_counter()
     program = build_program(cfg, mesh, cfg.data.vocab_size)
     batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
-    with sharding.activate(mesh):
+    with sharding.activate(mesh, sharding.rules(cfg.mesh)):
         traced = program.train_step.trace(program.abstract_state, batch)
         lowered = traced.lower()
     lowered_at = time.perf_counter()

@@ -254,7 +254,8 @@ def apply(cfg: ml_collections.ConfigDict, arch: Architecture) -> ml_collections.
         for part in parents:
             node = node[part]
         node[leaf] = value
-    cfg.teacher.image = ml_collections.ConfigDict(cfg.model.image.to_dict())
+    if "image" in cfg.teacher:  # a config with a teacher (mvl.config.add_teacher)
+        cfg.teacher.image = ml_collections.ConfigDict(cfg.model.image.to_dict())
     return cfg
 
 

@@ -64,7 +64,7 @@ def write(
 ) -> ml_collections.ConfigDict:
     """Writes the run directory `out` (must not hold a checkpoint yet); returns its config."""
     from mvl.data import clip_bpe
-    from mvl.train.loop import tokenizer_identity
+    from mvl.train.run_tokenizer import tokenizer_identity
 
     if os.path.isdir(os.path.join(out, "checkpoints")):
         raise UserError(f"--out {out} already holds checkpoints; choose a fresh directory")

@@ -1,7 +1,7 @@
 """Training-image augmentation: random resized crop, horizontal flip, photometric jitter.
 
 The config's `data.crop`, `data.crop_scale`, `data.crop_ratio`, `data.flip` and
-`data.augment` (mvl/config.py) choose what a training image goes through; held-out
+`data.augment` (mvl/config/data_section.py) choose what a training image goes through; held-out
 images are never augmented (the centre crop only).
 
 - crop="centre": the source already resized the shorter side to `image_size` and kept

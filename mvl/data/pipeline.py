@@ -73,7 +73,7 @@ def make_source(
 
 def source_for_config(data_cfg: Any, split: str, seed: int) -> Any:
     """The source a config's `data` section names for `split` ("train", or a held-out
-    split "val" / "test"; see data.eval_source in mvl/config.py):
+    split "val" / "test"; see data.eval_source in mvl/config/data_section.py):
     - a generated source (shapes): `train_size` examples of its train split, or
       `eval_size` of the held-out split;
     - a real source (spec or mixture) with data.eval_source set: all of it for train,

@@ -63,6 +63,13 @@ class ShapesSource:
 
     labels = ("shape", "colour")  # integer labels of the main object (zero-shot, probes)
 
+    # What evaluators ask a held-out source for (mvl/evaluate/labels.py).
+    def class_names(self, task: str) -> tuple[str, ...]:
+        return class_names(task)
+
+    def prompts(self, task: str) -> tuple[str, ...]:
+        return zeroshot_prompts(task)
+
     def __init__(
         self,
         split: str = "train",

@@ -1,22 +1,25 @@
-"""python -m mvl.evaluate --checkpoint WORKDIR [--config FILE:ARGS] [--config.k=v ...] [--json OUT]
+"""python -m mvl.evaluate --checkpoint WORKDIR [--eval NAME ...] [--config FILE:ARGS]
+                          [--config.k=v ...] [--json OUT]
 
-Runs the evaluation suite (mvl/evaluate/suite.py) on the newest checkpoint of a run,
-without touching the run's folder: a run still training can be evaluated. The config is
-the one the checkpoint was written with unless --config names another; overrides
-switch evaluations on or off, e.g. --config.eval.probe.enabled=true. The tokenizer is
-data.tokenizer, or the run's WORKDIR/tokenizer.model. Any device count works (a run
-trained on 8 devices can be evaluated on 1 or 3), with the same numbers.
+Runs the evaluators the config declares (`evals`, mvl/evaluate/suite.py) on the newest
+checkpoint of a run, without touching the run's folder: a run still training can be
+evaluated. The config is the one the checkpoint was written with unless --config names
+another. `--eval NAME` (repeatable) runs only those: a declared evaluator, or a
+registered type the config does not declare, with its defaults (e.g. `--eval probe` on
+a CLIP run); overrides set their options, e.g. --config.evals.probe.steps=50. The
+tokenizer is data.tokenizer, or the run's WORKDIR/tokenizer.model. Any device count
+works (a run trained on 8 devices can be evaluated on 1 or 3), with the same numbers.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import types
 
 import ml_collections
 
-from mvl import cli, config as config_lib
+from mvl import cli
+from mvl import config as config_lib
 from mvl.errors import UserError
 
 
@@ -24,40 +27,56 @@ def parse_args(argv):
     parser = config_lib.command_line("python -m mvl.evaluate", __doc__)
     parser.add_argument("--checkpoint", required=True, help="a run's workdir (or checkpoints/)")
     parser.add_argument("--config", help="configs/X.py[:arg]; default: the checkpoint's own")
+    parser.add_argument(
+        "--eval", action="append", default=[], help="run only this evaluator (repeatable)"
+    )
     parser.add_argument("--json", help="also write the metrics to this file")
     return config_lib.parse_command_line(parser, argv)
 
 
 def config_for(args, overrides) -> ml_collections.ConfigDict:
+    """The config to evaluate with, unlocked, with the overrides of everything but
+    `evals` applied (those apply once the evaluators are declared: `declare_evals`)."""
     from mvl import checkpoint
 
     if args.config:
         cfg = config_lib.load_config(args.config)
     else:
         cfg = ml_collections.ConfigDict(checkpoint.load_saved_config(args.checkpoint))
-        cfg.lock()
-    config_lib.apply_overrides(cfg, overrides)
+    cfg.unlock()
+    config_lib.apply_overrides(cfg, evals_overrides(overrides, False))
     return cfg
 
 
-def tokenizer_for(cfg, run_dir: str):
-    from mvl.data import clip_bpe
-    from mvl.data.tokenizer import Tokenizer
-
-    if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
-        return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
-
-    path = cfg.data.tokenizer or os.path.join(run_dir, "tokenizer.model")
-    if not os.path.exists(path):
-        raise UserError(f"config data.tokenizer: {path} does not exist")
-    return Tokenizer(path)
+def evals_overrides(overrides: dict, evals: bool = True) -> dict:
+    """The `evals.*` overrides (evals=False: all the others)."""
+    return {k: v for k, v in overrides.items() if k.startswith("evals.") == evals}
 
 
-def suite_for(cfg, checkpoint_dir: str):
-    """(EvalSuite, its state: params and teacher, step) for the newest checkpoint."""
+def declare_evals(cfg, model, names=(), overrides=None) -> list[str] | None:
+    """Declares what this command runs: an old config's flags as evaluators, each
+    --eval NAME the config lacks (a registered type), then the `evals.*` overrides;
+    returns the names to run (None: every declared one)."""
+    from mvl.evaluate import legacy_evals, registry
+
+    legacy_evals.declared(cfg, model)
+    for name in names:
+        if name not in cfg.evals:
+            config_lib.add_eval(cfg, name)  # a registered type (else one line naming them)
+    config_lib.apply_overrides(cfg, overrides or {})
+    registry.validate_sections(cfg.evals)
+    cfg.lock()
+    return list(names) or None
+
+
+def suite_for(cfg, checkpoint_dir: str, names=(), overrides=None):
+    """(EvalSuite, its state: params and teacher, step) for the newest checkpoint;
+    `names`, `overrides`: the --eval names and `evals.*` overrides (declare_evals)."""
     from mvl import checkpoint, sharding, validate
     from mvl.evaluate.suite import EvalSuite
     from mvl.models.model import build_model, build_teacher
+    from mvl.train.run_tokenizer import load_tokenizer
+    from mvl.train.workdir import run_dir_of
 
     # Not validate(cfg, devices): the training batch_size need not divide this machine's
     # devices to evaluate (evaluation pads its batches); only the mesh must fit them.
@@ -66,20 +85,18 @@ def suite_for(cfg, checkpoint_dir: str):
         mesh = sharding.make_mesh(cfg.mesh)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
-    run_dir = checkpoint_dir.rstrip("/")
-    if os.path.basename(run_dir) == "checkpoints":
-        run_dir = os.path.dirname(run_dir)
-    tokenizer = tokenizer_for(cfg, run_dir)
+    tokenizer = load_tokenizer(cfg, run_dir_of(checkpoint_dir), train_if_missing=False)
     step, state = checkpoint.load_state(checkpoint_dir, sharding.replicated(mesh))
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.special_ids)
-    suite = EvalSuite(model, cfg, tokenizer, mesh, teacher_model=build_teacher(cfg))
+    only = declare_evals(cfg, model, names, overrides)
+    suite = EvalSuite(model, cfg, tokenizer, mesh, build_teacher(cfg), only)
     saved = params_matching(model, cfg, state["params"], checkpoint_dir)
     params = types.SimpleNamespace(params=saved, teacher=state.get("teacher"))
     return suite, params, step
 
 
-def evaluate(cfg, checkpoint_dir: str) -> dict[str, float]:
-    suite, params, step = suite_for(cfg, checkpoint_dir)
+def evaluate(cfg, checkpoint_dir: str, names=(), overrides=None) -> dict[str, float]:
+    suite, params, step = suite_for(cfg, checkpoint_dir, names, overrides)
     return {"step": step, **suite.run(params)}
 
 
@@ -114,7 +131,8 @@ def main(argv=None) -> int:
 
 def _evaluate(argv) -> int:
     overrides, args = parse_args(argv)
-    metrics = evaluate(config_for(args, overrides), args.checkpoint)
+    cfg = config_for(args, overrides)
+    metrics = evaluate(cfg, args.checkpoint, args.eval, evals_overrides(overrides))
     for name, value in sorted(metrics.items()):
         print(f"{name:45s} {value:.4g}")
     if args.json:

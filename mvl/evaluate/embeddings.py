@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from mvl import sharding
-from mvl.evaluate import padding
+from mvl.evaluate import model_parts, padding
 from mvl.models.model import text_valid
+
+POOLS = ("mean", "cls")  # how image features are pooled for probes: patch mean, [CLS]
 
 
 class Embedder:
@@ -26,15 +28,15 @@ class Embedder:
     the number of rows has to divide anything.
     """
 
-    def __init__(self, model, mesh, batch_size: int, pool: str = "mean"):
+    def __init__(self, model, mesh, batch_size: int, rules=sharding.DEFAULT_RULES):
         if batch_size < 1:
             raise ValueError(f"embedding batch_size must be >= 1, got {batch_size}")
-        self.mesh, self.batch_size = mesh, batch_size
+        self.mesh, self.batch_size, self.rules = mesh, batch_size, rules
         self._in = sharding.batch_sharding(mesh)
         # Outputs come back whole on every process (embeddings are small).
         out = sharding.replicated(mesh)
 
-        def image_features(params, images):
+        def image_features(params, images, pool):
             """The image tower's output pooled ([CLS] or the mean of the patches): what
             a linear probe or kNN reads, for any method with an image tower."""
             tokens = model.apply({"params": params}, images, method="encode_image")
@@ -50,7 +52,10 @@ class Embedder:
 
         self._images = jax.jit(embed_images, out_shardings=out)
         self._texts = jax.jit(embed_texts, out_shardings=out)
-        self._features = jax.jit(image_features, out_shardings=out)
+        self._features = {
+            pool: jax.jit(functools.partial(image_features, pool=pool), out_shardings=out)
+            for pool in POOLS
+        }
 
         def itm_match_probability(params, image_tokens, text_tokens, ids):
             apply = functools.partial(model.apply, {"params": params})
@@ -73,7 +78,7 @@ class Embedder:
             towers: the sum of the normalised embeddings of the modalities it has."""
             keep_text, keep_image = mode != "image_only", mode != "text_only"
             apply = functools.partial(model.apply, {"params": params})
-            if "single_stream" in model.components:
+            if model_parts.single_stream(model):
                 batch = ids.shape[0]
                 text, patches = apply(
                     images,
@@ -110,8 +115,8 @@ class Embedder:
         """Match probability of each (image, text) row pair."""
         return self._batched(self._itm, params, (image_tokens, text_tokens, ids))
 
-    def image_features(self, params, images: np.ndarray) -> np.ndarray:
-        return self._batched(self._features, params, images)
+    def image_features(self, params, images: np.ndarray, pool: str = "mean") -> np.ndarray:
+        return self._batched(self._features[pool], params, images)
 
     def images(self, params, images: np.ndarray) -> np.ndarray:
         return self._batched(self._images, params, images)
@@ -131,7 +136,7 @@ class Embedder:
         size = padding.padded_size(min(self.batch_size, total), self.mesh)
         pieces = []
         for start, stop in padding.chunks(total, self.batch_size):
-            with sharding.activate(self.mesh):
+            with sharding.activate(self.mesh, self.rules):
                 batch = [
                     padding.place(padding.pad_rows(x[start:stop], size), self._in) for x in inputs
                 ]

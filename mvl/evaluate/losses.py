@@ -1,7 +1,7 @@
 """Held-out losses: every enabled objective on validation batches, with fixed masks.
 
-`eval.modalities` lists modality-dropout modes to evaluate under: "both" reports
-`held_out/<loss>`; "text_only" / "image_only" (single-stream models, MLIM) drop the
+`modes` (the held_out_losses evaluator's `modalities`) are modality-dropout modes to
+evaluate under: "both" reports `held_out/<loss>`; "text_only" / "image_only" (single-stream models, MLIM) drop the
 other modality from every example and report `held_out/<mode>/<loss>`, which shows how
 much each objective leans on the other modality.
 
@@ -26,7 +26,7 @@ from mvl.train.step import compute_losses
 def config_for_modality(cfg, mode: str):
     """`cfg` with modality dropout fixed to `mode` for every example."""
     if mode not in masking.MDO_MODES:
-        raise ValueError(f"config eval.modalities has {mode!r}; use {', '.join(masking.MDO_MODES)}")
+        raise ValueError(f"modality {mode!r}: use one of {', '.join(masking.MDO_MODES)}")
     fixed = cfg.copy_and_resolve_references()
     fixed.unlock()
     fixed.mask.modality_dropout.probabilities = tuple(float(m == mode) for m in masking.MDO_MODES)
@@ -34,15 +34,11 @@ def config_for_modality(cfg, mode: str):
 
 
 class HeldOutLosses:
-    def __init__(self, model, cfg, vocab_size: int, mesh, teacher_model=None, seed: int = 0):
-        self.cfg, self.mesh = cfg, mesh
+    def __init__(
+        self, model, cfg, vocab_size: int, mesh, modes=("both",), teacher_model=None, seed=0
+    ):
+        self.cfg, self.mesh, self.rules = cfg, mesh, sharding.rules(cfg.mesh)
         self.rng = jax.random.PRNGKey(seed)  # the same masks at every evaluation
-        modes = tuple(cfg.eval.modalities)
-        if set(modes) - {"both"} and "single_stream" not in model.components:
-            raise ValueError(
-                f"config eval.modalities={modes}: dropping a modality needs a single-stream "
-                "model (MLIM); use ('both',)"
-            )
 
         def losses_under(mode):
             mode_cfg = config_for_modality(cfg, mode)
@@ -66,7 +62,7 @@ class HeldOutLosses:
         `eval.batch_size` rows, weighted by the rows of each chunk."""
         totals, rows = {}, 0
         for start, stop in padding.chunks(len(data["image"]), self.cfg.eval.batch_size):
-            with sharding.activate(self.mesh):
+            with sharding.activate(self.mesh, self.rules):
                 batch = {k: self._place(data[k][start:stop]) for k in ("image", "text")}
                 values = {}
                 for losses in self._losses:

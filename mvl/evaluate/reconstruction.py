@@ -1,7 +1,9 @@
 """A picture of masked image modeling: original / masked input / reconstruction rows.
 
-Works for both pixel objectives: `mim` (a decoder predicts each patch's pixels) and
-MLIM's `recon` (a deconvolution decoder redraws the whole image).
+It draws what any pixel objective redraws: it is given `reconstruct(forward) -> images
+[B, H, W, 3]` (the enabled objective's own, mvl/evaluate/evaluators/reconstructions.py),
+masks the held-out images as training does, and pastes the original visible patches
+back, so the picture shows what the objective predicted where it had to.
 """
 
 from __future__ import annotations
@@ -10,45 +12,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import masking, objectives, targets
-from mvl.objectives.mim import predict_pixels
+from mvl import masking, targets
 from mvl.train.forward import Forward
 
 
-def pixel_objective(cfg) -> str | None:
-    """The enabled objective that predicts pixels (mim or recon), if any."""
-    enabled = objectives.enabled(cfg.objectives)
-    return next((name for name in ("mim", "recon") if name in enabled), None)
-
-
-def _predicted_patches(forward, cfg, patch: int):
-    if pixel_objective(cfg) == "recon":
-        image = forward.call("decode_image", forward.stream_tokens(masked=True)[1])
-        return targets.patchify(image, patch)
-    predicted = predict_pixels(forward, cfg.objectives.mim)
-    if cfg.objectives.mim.normalize:  # undo per-patch normalisation with the true stats
-        original = targets.patchify(forward.batch["image"], patch)
-        mean = original.mean(-1, keepdims=True)
-        std = jnp.sqrt(original.var(-1, keepdims=True) + 1e-6)
-        predicted = predicted * std + mean
-    return predicted
-
-
-def make_reconstruct_fn(model, cfg, vocab_size: int):
+def make_reconstruct_fn(model, cfg, vocab_size: int, reconstruct):
     """A jitted (params, batch, rng) -> (hidden [B, N], reconstructed images [B, H, W, 3])."""
     patch = cfg.model.image.patch_size
     grid = cfg.model.image.image_size // patch
 
-    def reconstruct(params, batch, rng):
+    def reconstruct_batch(params, batch, rng):
         masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size, model.special)
         forward = Forward(model, params, batch, masks, rng)
-        predicted = _predicted_patches(forward, cfg, patch)
+        predicted = targets.patchify(reconstruct(forward), patch)
         original = targets.patchify(batch["image"], patch)
         hidden = masks["image"][..., None]
         pasted = jnp.where(hidden, predicted, original)  # visible patches stay original
         return masks["image"], jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
 
-    return jax.jit(reconstruct)
+    return jax.jit(reconstruct_batch)
 
 
 def grid_image(

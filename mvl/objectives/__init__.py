@@ -17,14 +17,17 @@ class Objective:
     name: str
     fn: Callable
     needs: Callable  # cfg -> tuple of model component names
+    # (forward, cfg) -> images [B, H, W, 3] as this objective's head redraws them
+    # (pixel objectives; evaluation draws them beside the originals)
+    reconstruct: Callable | None = None
 
 
 REGISTRY: dict[str, Objective] = {}
 
 
-def register(name: str, needs: Callable):
+def register(name: str, needs: Callable, reconstruct: Callable | None = None):
     def decorate(fn):
-        REGISTRY[name] = Objective(name, fn, needs)
+        REGISTRY[name] = Objective(name, fn, needs, reconstruct)
         return fn
 
     return decorate

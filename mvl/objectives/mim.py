@@ -38,7 +38,13 @@ def predict_pixels(forward, cfg):
     return forward.call("decode_pixels", forward.image_tokens(masked=True), None, None, keep)
 
 
-@register("mim", needs=_needs)
+def reconstruct_images(forward, cfg):
+    predicted = predict_pixels(forward, cfg)
+    images = forward.batch["image"]
+    return targets.pixels_from_targets(predicted, images, forward.patch_size, cfg.normalize)
+
+
+@register("mim", needs=_needs, reconstruct=reconstruct_images)
 def mim(forward, cfg):
     predicted = predict_pixels(forward, cfg)
     target = targets.pixel_targets(forward.batch["image"], forward.patch_size, cfg.normalize)

@@ -32,7 +32,15 @@ def recon_loss(predicted, images, weights, scored_images):
     return loss, {"mse": (per_image * scored).sum() / pixels, "scored": scored.sum()}
 
 
-@register("recon", needs=lambda cfg: ("single_stream", "deconv_decoder"))
+def reconstruct_images(forward, cfg):
+    return forward.call("decode_image", forward.stream_tokens(masked=True)[1])
+
+
+@register(
+    "recon",
+    needs=lambda cfg: ("single_stream", "deconv_decoder"),
+    reconstruct=reconstruct_images,
+)
 def recon(forward, cfg):
     if cfg.region not in REGIONS:
         raise ValueError(f"config objectives.recon.region={cfg.region!r} is not one of {REGIONS}")

@@ -10,105 +10,19 @@ counts), so a resumed run logs and ends exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import jax
 
 from mvl import checkpoint, run_identity, sharding, validate
 from mvl.errors import UserError
-from mvl.data import pipeline, tokenizer as tokenizer_lib
-from mvl.train import ema, state as state_lib, startup as startup_lib, teacher_architecture
+from mvl.train import ema, teacher_architecture
+from mvl.train import startup as startup_lib
+from mvl.train import state as state_lib
+from mvl.train.datasets import train_dataset
 from mvl.train.program import build_program
-
-
-class WorkdirError(UserError, OSError):
-    """The workdir cannot be created or written."""
-
-
-def prepare_workdir(workdir: str) -> str:
-    """Creates the workdir and proves it is writable before any compute is spent."""
-    workdir = os.path.abspath(workdir)
-    probe = os.path.join(workdir, f".write_probe_{jax.process_index()}")
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise WorkdirError(
-            f"workdir {workdir} is not writable ({e.strerror}); choose another --workdir"
-        ) from None
-    return workdir
-
-
-def load_tokenizer(cfg, workdir: str) -> tokenizer_lib.Tokenizer:
-    """The config's tokenizer, or WORKDIR/tokenizer.model trained from train captions.
-    A CLIP BPE vocabulary (.txt[.gz] / .json, imported CLIP text towers) is read as it
-    is, plus the [MASK] id it appends (mvl/data/clip_bpe.py)."""
-    from mvl.data import clip_bpe
-
-    if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
-        return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer)
-    if cfg.data.get("tokenizer_kind", "sentencepiece") == "clip_bpe":
-        raise UserError(
-            "config data.tokenizer: data.tokenizer_kind='clip_bpe' needs CLIP's BPE merges "
-            "file (bpe_simple_vocab_16e6.txt.gz, in the open_clip_torch package): set "
-            "--config.data.tokenizer=PATH"
-        )
-    path = cfg.data.tokenizer or os.path.join(workdir, "tokenizer.model")
-    if cfg.data.tokenizer and not os.path.exists(path):
-        raise UserError(
-            f"config data.tokenizer: {path} does not exist; leave it empty to "
-            "train one into the workdir, or run python -m mvl.data.tokenizer"
-        )
-    source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
-    return tokenizer_lib.ensure_tokenizer(
-        path,
-        lambda: tokenizer_lib.captions_from_source(
-            source, cfg.data.tokenizer_captions, spread=cfg.data.source not in pipeline.SOURCES
-        ),
-        cfg.data.vocab_size,
-    )
-
-
-def tokenizer_identity(tokenizer) -> dict:
-    """What a checkpoint records of its tokenizer: token ids only mean something with
-    the same model file."""
-    with open(tokenizer.model_path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return {"vocab_size": tokenizer.vocab_size, "sha256": digest, "path": tokenizer.model_path}
-
-
-def check_same_tokenizer(saved: dict | None, current: dict, where: str):
-    if not saved:
-        return
-    if saved["vocab_size"] != current["vocab_size"] or saved["sha256"] != current["sha256"]:
-        raise UserError(
-            f"config data.tokenizer: {current['path']} (vocab {current['vocab_size']}, "
-            f"sha256 {current['sha256'][:12]}) is not the tokenizer {where} was trained "
-            f"with ({saved['path']}, vocab {saved['vocab_size']}, sha256 "
-            f"{saved['sha256'][:12]}); its token ids would mean other words. Point "
-            "data.tokenizer at that file, or use a fresh --workdir."
-        )
-
-
-def train_dataset(cfg, tokenizer, mesh):
-    source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
-    return pipeline.make_dataset(
-        source,
-        tokenizer,
-        batch_size=sharding.batch_size_per_process(cfg.batch_size, mesh),
-        max_text_len=cfg.data.max_text_len,
-        seed=cfg.seed,
-        shuffle=True,
-        repeat=True,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        augment=pipeline.augment_lib.Augmentation.from_config(cfg.data),
-        image_size=cfg.data.image_size,
-        max_skipped_in_a_row=cfg.data.max_skipped_in_a_row,
-    )
+from mvl.train.run_tokenizer import check_same_tokenizer, load_tokenizer, tokenizer_identity
+from mvl.train.workdir import prepare_workdir
 
 
 class Trainer:
@@ -120,6 +34,7 @@ class Trainer:
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
         self.mesh = sharding.make_mesh(cfg.mesh, devices)
+        self.rules = sharding.rules(cfg.mesh)
         with startup.phase("tokenizer") as note:
             self.tokenizer = load_tokenizer(cfg, self.workdir)
             note(f"{self.tokenizer.model_path}, vocab {self.tokenizer.vocab_size}")
@@ -239,11 +154,11 @@ class Trainer:
     def compile(self, batch):
         """Compiles the train step for `batch`'s shapes now (a start-up phase of its own,
         not hidden in the first step); the step then runs the compiled program."""
-        with sharding.activate(self.mesh):
+        with sharding.activate(self.mesh, self.rules):
             self.train_step = self.train_step.lower(self.state, batch).compile()
 
     def step(self, batch):
-        with sharding.activate(self.mesh):
+        with sharding.activate(self.mesh, self.rules):
             self.state, metrics = self.train_step(self.state, batch)
         return metrics
 
@@ -267,9 +182,7 @@ def train_and_evaluate(
     from mvl.train.train_loop import TrainLoop
 
     if cfg.eval.on_failure not in ("continue", "stop"):
-        raise UserError(
-            f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'"
-        )
+        raise UserError(f"config eval.on_failure={cfg.eval.on_failure!r}: use 'continue' or 'stop'")
     startup = startup_lib.StartupPhases(command_started)
     stop = preemption.StopRequests(lambda: startup.current)
     try:

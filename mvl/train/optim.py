@@ -19,7 +19,7 @@ def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
     )
 
 
-# What weight decay applies to (optim.weight_decay_applies_to; see mvl/config.py).
+# What weight decay applies to (optim.weight_decay_applies_to; see mvl/config/base.py).
 DECAY_RULES = ("kernels", "all_but_gains_and_biases")
 
 

@@ -58,7 +58,7 @@ def abstract_state(model, optimizer, cfg, mesh, teacher=None):
     from mvl import sharding
 
     boxed = jax.eval_shape(_init_fn(model, optimizer, cfg, teacher), _run_key(cfg))
-    shardings = sharding.logical_shardings(boxed, mesh)
+    shardings = sharding.logical_shardings(boxed, mesh, sharding.rules(cfg.mesh))
     abstract = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         nn.unbox(boxed),

@@ -11,9 +11,7 @@ import time
 import traceback
 
 import jax
-import numpy as np
 
-from mvl import sharding
 from mvl.errors import RunFailed, UserError
 
 
@@ -40,7 +38,6 @@ class TrainLoop:
     def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
         cfg, trainer = self.cfg, self.trainer
         self.stop = stop
-        every_eval = cfg.eval.every_steps
         for step in range(start + 1, cfg.total_steps + 1):
             self.reported = {}
             batch = first_batch if step == start + 1 and first_batch is not None else None
@@ -55,12 +52,13 @@ class TrainLoop:
             if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
                 self.report(step, self.train_metrics(), "train")
             trainer.checkpointer.check_for_errors()  # a failed background save stops here
-            evaluating = bool(every_eval) and step % every_eval == 0 and step < cfg.total_steps
+            due = self.evals.due(step) if step < cfg.total_steps else []
+            evaluating = bool(due)
             if step % cfg.checkpoint.every_steps == 0 or evaluating:
                 if not (evaluating and self.ranks_by_eval):
                     self.save(step)  # before evaluating: a failed evaluation costs nothing
             if evaluating:
-                self.evaluate(step)
+                self.evaluate(step, names=due)
                 if self.ranks_by_eval:
                     self.save(step)  # carries the metrics that rank it
             self.faults.after_step(step)
@@ -86,9 +84,10 @@ class TrainLoop:
                 f"{prefix} metrics: {', '.join(sorted(self.reported))}"
             )
 
-    def evaluate(self, step: int, final: bool = False) -> dict[str, float] | None:
-        """The evaluation suite's metrics, or None when it failed (told and logged;
-        under eval.on_failure='stop', or for the final one, RunFailed after saving)."""
+    def evaluate(self, step: int, final: bool = False, names=None) -> dict[str, float] | None:
+        """The metrics of the declared evaluators `names` (None: all, as at the end), or
+        None when it failed (told and logged; under eval.on_failure='stop', or for the
+        final one, RunFailed after saving). Their pictures go to TensorBoard and PNGs."""
         if not self.ranks_by_eval:
             # The checkpoint saved just before is on disk before evaluating: even a
             # crash that takes the process (out of host memory) costs no training, and
@@ -97,9 +96,9 @@ class TrainLoop:
             self.stop.all_saved_during = f"the evaluation at step {step}"
         try:
             self.faults.before_eval(step)
-            values = self.evals.run(self.trainer.state)
-            if final:
-                write_reconstructions(self.trainer, self.cfg, self.evals.data, self.reporter)
+            values = self.evals.run(self.trainer.state, names)
+            for name, picture in self.evals.pictures(self.trainer.state, names).items():
+                self.reporter.image(step, name, picture)
         except Exception as e:  # noqa: BLE001 -- any evaluation bug must not cost training
             self.stop.all_saved_during = None
             self._evaluation_failed(step, e, final)
@@ -239,20 +238,3 @@ class StepHealth:
             "steps_skipped": self.steps_skipped,
             "samples_skipped": self.samples_skipped,
         }
-
-
-def write_reconstructions(trainer, cfg, eval_data, reporter):
-    """The PNG grid of original / masked / reconstructed images (when pixels are a target)."""
-    from mvl.evaluate import reconstruction
-
-    if not reconstruction.pixel_objective(cfg) or not cfg.eval.num_reconstructions:
-        return
-    count = cfg.eval.num_reconstructions
-    batch = {k: np.asarray(v[:count]) for k, v in eval_data.items() if k in ("image", "text")}
-    reconstruct = reconstruction.make_reconstruct_fn(trainer.model, cfg, trainer.vocab_size)
-    with sharding.activate(trainer.mesh):
-        hidden, images = reconstruct(trainer.state.params, batch, jax.random.PRNGKey(cfg.seed))
-    picture = reconstruction.grid_image(
-        batch["image"], np.asarray(hidden), np.asarray(images), cfg.model.image.patch_size
-    )
-    reporter.image(cfg.total_steps, "reconstructions", picture)
