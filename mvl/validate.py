@@ -3,7 +3,10 @@ the rule it breaks (`mvl: error: config <key>=<value>: <rule>`).
 
 The rules are the ones a run would otherwise trip over minutes later, deep inside a
 trace: sizes that must divide each other, ratios and probabilities in range, names
-from a fixed set. Objective-specific keys are checked by their objectives.
+from a fixed set. Each part checks its own section: every enabled objective its
+section and the encoders and heads it uses (mvl/objectives), the mask its kinds
+(mvl/mask); this module runs them all, after importing the config's `imports`, and
+nothing is checked again while a step is traced.
 """
 
 from __future__ import annotations
@@ -13,20 +16,13 @@ from mvl.config import ConfigError
 DTYPES = ("float32", "bfloat16")
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
 TEACHER_KINDS = ("none", "frozen", "ema")
-# model sections built of attention blocks: (section, where its width comes from)
-ATTENTION_SECTIONS = {
-    "image": "image",
-    "text": "text",
-    "fusion": "text",
-    "pixel_decoder": "pixel_decoder",
-    "feature_decoder": "feature_decoder",
-    "single_stream": "single_stream",
-    "text_decoder": "text",
-}
 
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
+    from mvl import user_modules
+
+    user_modules.load(cfg)
     for check in (
         _recipe,
         _counts,
@@ -35,6 +31,7 @@ def validate(cfg, num_devices: int | None = None) -> None:
         _optim,
         _model,
         _mask,
+        _objectives,
         _teacher,
         _init,
         _checkpoint,
@@ -211,42 +208,36 @@ def _model(cfg):
     size, patch = m.image.image_size, m.image.patch_size
     if size % patch:
         _fail("model.image.patch_size", patch, f"must divide the image size {size}")
-    built = _built_components(cfg)
-    for section, width_from in ATTENTION_SECTIONS.items():
-        if section not in built:
-            continue
-        width, heads = m[width_from]["width"], m[section]["num_heads"]
-        if heads < 1 or width % heads:
-            _fail(f"model.{section}.num_heads", heads, f"must divide the width {width}")
     if cfg.data.max_text_len > m.text.max_len:
         _fail(
             "data.max_text_len",
             cfg.data.max_text_len,
             f"exceeds model.text.max_len {m.text.max_len}",
         )
-    if not m.init_temperature > 0:
-        _fail("model.init_temperature", m.init_temperature, "must be > 0")
-
-
-def _built_components(cfg) -> set[str]:
-    """The model parts the enabled objectives need (sections of the rest go unused)."""
-    from mvl import objectives
-
-    built = set()
-    for name in objectives.enabled(cfg.objectives):
-        built.update(_as_config_error(objectives.get(name).needs, cfg.objectives[name]))
-    return built
 
 
 def _mask(cfg):
-    from mvl import masking
+    from mvl import mask
 
-    grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    _as_config_error(masking.check_mask_config, cfg.mask, grid)
+    _as_config_error(mask.validate, cfg)
+
+
+def _objectives(cfg):
+    """Each enabled objective checks its section and the parts it uses."""
+    from mvl import objectives
+
+    try:
+        enabled = objectives.enabled(cfg.objectives)
+    except KeyError as e:
+        raise ConfigError(f"config objectives: {e.args[0]}") from None
+    if not enabled:
+        raise ConfigError("config objectives: no objective has a non-zero weight")
+    for name in enabled:
+        _as_config_error(objectives.get(name).validate, cfg)
 
 
 def _as_config_error(check, *args):
-    """Runs a part's own check (masking, objectives), reporting its failure as a
+    """Runs a part's own check (mask, objectives), reporting its failure as a
     ConfigError so mvl.main prints one line."""
     try:
         return check(*args)
@@ -270,6 +261,8 @@ def _teacher(cfg):
                     f"an ema teacher is the student's tower: set it to model.image.{key}="
                     f"{student!r} too",
                 )
+        if dict(cfg.teacher.image) != dict(cfg.model.image):
+            _fail("teacher.kind", "ema", "needs teacher.image equal to model.image")
     if cfg.teacher.kind != "none":
         student = cfg.model.image.image_size // cfg.model.image.patch_size
         teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size

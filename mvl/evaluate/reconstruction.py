@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import masking, objectives, targets
+from mvl import objectives, targets
 from mvl.objectives.mim import predict_pixels
 from mvl.train.forward import Forward
+from mvl.train.step import make_masks
 
 
 def pixel_objective(cfg) -> str | None:
@@ -23,7 +24,7 @@ def pixel_objective(cfg) -> str | None:
 
 def _predicted_patches(forward, cfg, patch: int):
     if pixel_objective(cfg) == "recon":
-        image = forward.call("decode_image", forward.stream_tokens(masked=True)[1])
+        image = forward.head("deconv_decoder", forward.stream_tokens(masked=True)[1])
         return targets.patchify(image, patch)
     predicted = predict_pixels(forward, cfg.objectives.mim)
     if cfg.objectives.mim.normalize:  # undo per-patch normalisation with the true stats
@@ -37,16 +38,15 @@ def _predicted_patches(forward, cfg, patch: int):
 def make_reconstruct_fn(model, cfg, vocab_size: int):
     """A jitted (params, batch, rng) -> (hidden [B, N], reconstructed images [B, H, W, 3])."""
     patch = cfg.model.image.patch_size
-    grid = cfg.model.image.image_size // patch
 
     def reconstruct(params, batch, rng):
-        masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size, model.special)
+        masks = make_masks(cfg, batch, rng, model)
         forward = Forward(model, params, batch, masks, rng)
         predicted = _predicted_patches(forward, cfg, patch)
         original = targets.patchify(batch["image"], patch)
-        hidden = masks["image"][..., None]
+        hidden = masks.image_hidden[..., None]
         pasted = jnp.where(hidden, predicted, original)  # visible patches stay original
-        return masks["image"], jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
+        return masks.image_hidden, jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
 
     return jax.jit(reconstruct)
 

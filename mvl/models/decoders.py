@@ -108,12 +108,7 @@ class DeconvDecoder(nn.Module):
     def __call__(self, patch_tokens):
         batch, num_patches, _ = patch_tokens.shape
         grid = int(round(num_patches**0.5))
-        num_layers = self.patch_size.bit_length() - 1
-        if 2**num_layers != self.patch_size or grid * grid != num_patches:
-            raise ValueError(
-                "the deconvolution decoder needs a power-of-two model.image.patch_size "
-                f"(got {self.patch_size}) and a square patch grid (got {num_patches} patches)"
-            )
+        num_layers = self.patch_size.bit_length() - 1  # a power of two: objectives.recon
         x = patch_tokens.reshape(batch, grid, grid, -1)
         for i in range(num_layers):
             x = nn.ConvTranspose(

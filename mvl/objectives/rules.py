@@ -1,0 +1,53 @@
+"""Config rules that several objectives share: the encoders they run and the teacher
+they read. Each objective's `validate` calls the ones for the passes it makes."""
+
+from __future__ import annotations
+
+from mvl.config import ConfigError
+from mvl.mask import modality_dropout
+
+
+def fail(key: str, value, rule: str):
+    raise ConfigError(f"config {key}={value!r}: {rule}")
+
+
+def attention(cfg, section: str, width_from: str | None = None) -> None:
+    """model.<section>.num_heads divides the width (of model.<width_from>, default the
+    section's own)."""
+    width = cfg.model[width_from or section].width
+    heads = cfg.model[section].num_heads
+    if heads < 1 or width % heads:
+        fail(f"model.{section}.num_heads", heads, f"must divide the width {width}")
+
+
+def two_towers(cfg, image: bool = True, text: bool = True, fusion: bool = False) -> None:
+    """An objective that reads the image / text towers (and the cross-modal fusion)."""
+    if modality_dropout.enabled(cfg.mask.modality_dropout):
+        raise ConfigError(
+            "config mask.modality_dropout needs a single-stream encoder (an objective with "
+            "encoder='single_stream'); two-tower models always see both modalities"
+        )
+    for section, used in (("image", image), ("text", text)):
+        if used:
+            attention(cfg, section)
+    if fusion:
+        attention(cfg, "fusion", "text")
+
+
+def single_stream(cfg) -> None:
+    attention(cfg, "single_stream")
+
+
+def one_of(key: str, value, allowed) -> None:
+    if value not in allowed:
+        fail(key, value, f"must be one of {', '.join(allowed)}")
+
+
+def teacher(cfg, name: str) -> None:
+    if cfg.teacher.kind == "none":
+        fail(
+            "teacher.kind",
+            "none",
+            f"objectives.{name} needs teacher features (an objective needs teacher features "
+            "but config teacher.kind is none)",
+        )
