@@ -18,9 +18,9 @@ def main(run_dir: str, out: str, overrides: list[str]) -> None:
     overrides, args = evaluate_cli.parse_args(["--checkpoint", run_dir, *overrides])
     suite, state, _ = evaluate_cli.suite_for(evaluate_cli.config_for(args, overrides), run_dir)
     metrics = suite.run(state)
-    data, components = suite.data, suite.model.components
+    data, components = suite.data, suite.model.parts
     arrays = {}
-    if "projections" in components:
+    if "image_projection" in components:
         arrays["images"] = suite.embedder.images(state.params, data["image"])
         arrays["texts"] = suite.embedder.texts(state.params, data["text"])
     if "image" in components:

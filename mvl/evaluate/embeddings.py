@@ -68,12 +68,14 @@ class Embedder:
         self._text_tokens = jax.jit(encoder("encode_text"), out_shardings=out)
         self._items, self._out = {}, out
 
+        single_stream = "single_stream" in model.parts
+
         def item_embedding(params, images, ids, mode):
             """Single stream (MLIM): the mean of the output tokens the item has; two
             towers: the sum of the normalised embeddings of the modalities it has."""
             keep_text, keep_image = mode != "image_only", mode != "text_only"
             apply = functools.partial(model.apply, {"params": params})
-            if "single_stream" in model.components:
+            if single_stream:
                 batch = ids.shape[0]
                 text, patches = apply(
                     images,

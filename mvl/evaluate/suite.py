@@ -65,11 +65,12 @@ class EvalSuite:
 
     def __init__(self, model, cfg, tokenizer, mesh, teacher_model=None):
         self.model, self.cfg, self.tokenizer, self.mesh = model, cfg, tokenizer, mesh
-        self.embeds = "projections" in model.components
-        self.probes = cfg.eval.probe.enabled and "image" in model.components
-        self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in model.components
+        parts = model.parts
+        self.embeds = "image_projection" in parts
+        self.probes = cfg.eval.probe.enabled and "image" in parts
+        self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in parts
         self.matches_pairs = cfg.eval.pair_matching and (
-            self.embeds or "single_stream" in model.components
+            self.embeds or "single_stream" in parts
         )
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
         self.data = load_eval_set(cfg, tokenizer)  # all of it, on every process

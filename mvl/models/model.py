@@ -41,6 +41,14 @@ class MultimodalModel(nn.Module):
         """The `model` section of the config."""
         return self.run.model
 
+    @property
+    def parts(self) -> set[str]:
+        """The attribute names of the parts that get parameters under this config (the
+        top-level keys of the parameter tree), found by an abstract init: no arrays."""
+        from mvl.train.state import param_parts  # local: training imports the model
+
+        return param_parts(self, self.run)
+
     def layer_kwargs(self) -> dict:
         c = self.config
         return dict(act=c.act, ln_eps=c.ln_eps, dtype=jnp.dtype(c.dtype))
