@@ -15,7 +15,6 @@ from mvl.config import ConfigError
 
 DTYPES = ("float32", "bfloat16")
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
-TEACHER_KINDS = ("none", "frozen", "ema")
 
 
 def validate(cfg, num_devices: int | None = None) -> None:
@@ -176,21 +175,15 @@ def _optim(cfg):
     rule = o.get("weight_decay_applies_to", "kernels")
     if rule not in DECAY_RULES:
         _fail("optim.weight_decay_applies_to", rule, f"must be one of {', '.join(DECAY_RULES)}")
-    for key in ("optim.base_lr", "optim.warmup_epochs"):
-        if o.get(key.split(".")[1], 0.0) < 0:
-            _fail(key, _get(cfg, key), "must be >= 0")
     _in_range(cfg, "optim.b1", 0.0, 1.0, high_open=True)
     _in_range(cfg, "optim.b2", 0.0, 1.0, high_open=True)
     if not o.eps > 0:
         _fail("optim.eps", o.eps, "must be > 0")
-    for key in (
-        "optim.warmup_steps",
-        "optim.weight_decay",
-        "optim.grad_clip_norm",
-        "optim.end_lr_factor",
-    ):
-        if _get(cfg, key) < 0:
-            _fail(key, _get(cfg, key), "must be >= 0")
+    # .get: base_lr and warmup_epochs are absent from configs saved before they existed
+    non_negative = ("base_lr", "warmup_epochs", "warmup_steps", "weight_decay")
+    for name in non_negative + ("grad_clip_norm", "end_lr_factor"):
+        if o.get(name, 0.0) < 0:
+            _fail(f"optim.{name}", o[name], "must be >= 0")
 
 
 def _model(cfg):
@@ -198,7 +191,7 @@ def _model(cfg):
     _one_of(cfg, "model.dtype", DTYPES)
     _one_of(cfg, "model.act", ACTIVATIONS)
     _one_of(cfg, "model.text.pool", ("first", "last"))
-    from mvl.models.layers import REMAT_POLICIES
+    from mvl.models.transformer import REMAT_POLICIES
 
     _one_of(cfg, "model.remat", tuple(REMAT_POLICIES))
     if not 0 <= m.image.get("drop_path", 0.0) < 1:
@@ -246,32 +239,9 @@ def _as_config_error(check, *args):
 
 
 def _teacher(cfg):
-    _one_of(cfg, "teacher.kind", TEACHER_KINDS)
-    if cfg.teacher.act:
-        _one_of(cfg, "teacher.act", ACTIVATIONS)
-    if cfg.teacher.kind == "ema":
-        _in_range(cfg, "teacher.momentum", 0.0, 1.0)
-        # The EMA teacher averages the student's parameters: same tower, same tree.
-        for key in ("width", "depth", "patch_size", "layer_scale", "pre_norm", "stem"):
-            student, teacher = cfg.model.image.get(key), cfg.teacher.image.get(key)
-            if student != teacher:
-                _fail(
-                    f"teacher.image.{key}",
-                    teacher,
-                    f"an ema teacher is the student's tower: set it to model.image.{key}="
-                    f"{student!r} too",
-                )
-        if dict(cfg.teacher.image) != dict(cfg.model.image):
-            _fail("teacher.kind", "ema", "needs teacher.image equal to model.image")
-    if cfg.teacher.kind != "none":
-        student = cfg.model.image.image_size // cfg.model.image.patch_size
-        teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size
-        if student != teacher:
-            _fail(
-                "teacher.image.patch_size",
-                cfg.teacher.image.patch_size,
-                f"the teacher's patch grid ({teacher}) must match the student's ({student})",
-            )
+    from mvl.train import teacher_architecture
+
+    _as_config_error(teacher_architecture.validate, cfg, ACTIVATIONS)
 
 
 def _init(cfg):

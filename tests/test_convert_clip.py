@@ -11,10 +11,12 @@ import pytest
 from safetensors import numpy as safetensors_numpy
 
 from mvl import embed
-from mvl.mask.bert import bert_text_mask
-from mvl.convert import __main__ as convert_cli, open_clip as open_clip_layout, weights_file
+from mvl.convert import __main__ as convert_cli
+from mvl.convert import open_clip as open_clip_layout
+from mvl.convert import weights_file
 from mvl.data.clip_bpe import ClipBpeTokenizer
 from mvl.errors import UserError
+from mvl.mask.bert import bert_text_mask
 from mvl.train.loop import Trainer
 from mvl.train.step import make_masks
 from tests.fixtures import clip_parity

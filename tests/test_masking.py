@@ -178,9 +178,7 @@ def test_bad_mode_probabilities_are_named():
 @pytest.mark.parametrize("grid, ratio, min_patches", [(14, 0.4, 16), (8, 0.4, 4)])
 def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patches):
     batch = 64
-    mask = np.asarray(
-        beit_block_mask(jax.random.PRNGKey(5), batch, grid, ratio, min_patches)
-    )
+    mask = np.asarray(beit_block_mask(jax.random.PRNGKey(5), batch, grid, ratio, min_patches))
     np.testing.assert_array_equal(mask.sum(1), round(ratio * grid * grid))
 
     # Blocks, not scattered patches: a hidden patch's 4-neighbours are mostly hidden,
@@ -190,8 +188,6 @@ def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patche
         same = (m[:, 1:] & m[:, :-1]).sum() + (m[:, :, 1:] & m[:, :, :-1]).sum()
         return 2 * same / m.sum()
 
-    scattered = np.asarray(
-        random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio)
-    )
+    scattered = np.asarray(random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio))
     assert neighbour_agreement(mask) > 1.5 * neighbour_agreement(scattered)
     assert len({tuple(row) for row in mask}) == batch  # every example its own blocks

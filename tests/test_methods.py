@@ -10,8 +10,8 @@ import pytest
 from mvl import main as mvl_main
 from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
-from mvl.train.state import init_params
 from mvl.train.loop import Trainer
+from mvl.train.state import init_params
 from tests.test_main import main_args
 
 

@@ -5,15 +5,15 @@ skips; drop path and layer scale in the image tower."""
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mvl import config as config_lib, validate
+from mvl import config as config_lib
+from mvl import validate
 from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
-from mvl.train.state import init_params
 from mvl.train import optim
+from mvl.train.state import init_params
 
 IN1K = 1_281_167
 LAION = 400_000_000

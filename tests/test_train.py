@@ -12,9 +12,9 @@ import pytest
 
 from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
-from mvl.train.state import init_params
 from mvl.train import optim
 from mvl.train.loop import Trainer
+from mvl.train.state import init_params
 
 
 def run_steps(trainer: Trainer, count: int) -> list[dict]:

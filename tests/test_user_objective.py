@@ -63,6 +63,8 @@ def test_user_objective_with_its_own_head_trains_through_mvl_main(tokenizer_path
         if line.startswith("[train ") and "patch_colour/loss=" in line and "first step" not in line
     }
     assert sorted(logged) == [2, 4] and all(np.isfinite(v) for v in logged.values()), logged
-    params = checkpoint.load_params(str(workdir), jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    params = checkpoint.load_params(
+        str(workdir), jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    )
     assert params["colour_head"]["to_rgb"]["kernel"].shape == (32, 3)  # the plugin's head
     assert "mask_token" in params["image"]  # "stripes" replaces the hidden patches

@@ -24,7 +24,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from mvl import checkpoint, config as config_lib
+from mvl import checkpoint
+from mvl import config as config_lib
 from mvl.convert import architectures, layout
 from mvl.errors import UserError
 

@@ -69,9 +69,7 @@ class EvalSuite:
         self.embeds = "image_projection" in parts
         self.probes = cfg.eval.probe.enabled and "image" in parts
         self.reranks = cfg.eval.itm_rerank_k > 0 and "itm_head" in parts
-        self.matches_pairs = cfg.eval.pair_matching and (
-            self.embeds or "single_stream" in parts
-        )
+        self.matches_pairs = cfg.eval.pair_matching and (self.embeds or "single_stream" in parts)
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, cfg.eval.probe.pool)
         self.data = load_eval_set(cfg, tokenizer)  # all of it, on every process
         self.labels = {  # only the label tasks the held-out source provides

@@ -56,6 +56,4 @@ def _validate(cfg):
 
 @register_text_kind("bert", validate=_validate)
 def bert_kind(rng, cfg, ids, ratio, vocab_size: int, special):
-    return bert_text_mask(
-        rng, ids, ratio, vocab_size, special, cfg.mask_prob, cfg.random_prob
-    )
+    return bert_text_mask(rng, ids, ratio, vocab_size, special, cfg.mask_prob, cfg.random_prob)

@@ -19,6 +19,4 @@ def kept_modalities(rng, cfg, batch_size: int):
 
 
 def validate(mask_cfg) -> None:
-    validate_probabilities(
-        "modality_dropout", mask_cfg.modality_dropout.probabilities, MDO_MODES
-    )
+    validate_probabilities("modality_dropout", mask_cfg.modality_dropout.probabilities, MDO_MODES)

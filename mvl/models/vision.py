@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import layers, transformer
 
 
 class VisionTower(nn.Module):
@@ -31,10 +31,10 @@ class VisionTower(nn.Module):
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
-    drop_path: float = 0.0  # stochastic depth, training only (see layers.Transformer)
+    drop_path: float = 0.0  # stochastic depth, training only (see transformer.Transformer)
     layer_scale: float = 0.0  # per-channel residual scale init; 0 = off (layers.Block)
 
     @property
@@ -82,7 +82,7 @@ class VisionTower(nn.Module):
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)).astype(x.dtype), x], 1)
         if self.pre_norm:
             x = layers.LayerNorm(self.ln_eps, self.dtype, name="ln_pre")(x)
-        return layers.Transformer(
+        return transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,

@@ -57,7 +57,9 @@ def validate_head(cfg, name: str) -> None:
             f"config objectives.{name}.head={head!r} is not one of {', '.join(HEADS)}"
         )
     if head == "linear" and mask.patch_handling(cfg.mask) == mask.DROP:
-        raise rules.ConfigError(f"config objectives.{name}.head='linear' needs mask.image.drop=False")
+        raise rules.ConfigError(
+            f"config objectives.{name}.head='linear' needs mask.image.drop=False"
+        )
     rules.teacher(cfg, name)
     rules.two_towers(cfg, text=False)
     if head == "decoder":

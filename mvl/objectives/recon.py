@@ -45,7 +45,9 @@ def heads(cfg, model) -> dict:
 def validate(cfg):
     region = cfg.objectives.recon.region
     if region not in REGIONS:
-        raise rules.ConfigError(f"config objectives.recon.region={region!r} is not one of {REGIONS}")
+        raise rules.ConfigError(
+            f"config objectives.recon.region={region!r} is not one of {REGIONS}"
+        )
     patch = cfg.model.image.patch_size
     if patch & (patch - 1):
         rules.fail(

@@ -16,7 +16,8 @@ import jax
 
 from mvl import sharding
 from mvl.models.model import build_model, build_teacher
-from mvl.train import optim, state as state_lib
+from mvl.train import optim
+from mvl.train import state as state_lib
 from mvl.train.step import make_train_step
 
 

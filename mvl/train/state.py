@@ -44,7 +44,9 @@ def init_params(model, cfg, rng):
     teacher_features = jnp.zeros((2, patches, cfg.teacher.image.width), jnp.float32)
 
     def through_objectives(module, batch, masks):
-        forward = Forward(module, None, batch, masks, jax.random.PRNGKey(0), lambda _: teacher_features)
+        forward = Forward(
+            module, None, batch, masks, jax.random.PRNGKey(0), lambda _: teacher_features
+        )
         run_objectives(forward, cfg)
 
     return model.init(rng, batch, masks, method=through_objectives)["params"]

@@ -19,5 +19,5 @@ def get_config(arg=None):
     c.imports = (os.path.join(HERE, "patch_colour.py"),)
     c.mask.image.kind = "stripes"
     c.mask.image.update(ratio=0.5, drop=False)  # the head reads every patch position
-    c.objectives.patch_colour = ml_collections.ConfigDict(dict(weight=1.0))
+    c.objectives.patch_colour = ml_collections.ConfigDict({"weight": 1.0})
     return c
