@@ -46,10 +46,7 @@ class Transformer(nn.Module):
     def __call__(self, x, valid=None, context=None, context_valid=None, first_token_only=False):
         """`first_token_only`: return [B, 1, D], the first token's output alone (the last
         block computes no other token; same values as the full stack's [:, :1])."""
-        if self.remat not in REMAT_POLICIES:
-            raise ValueError(
-                f"config model.remat={self.remat!r} is not one of {', '.join(REMAT_POLICIES)}"
-            )
+        # model.remat is one of REMAT_POLICIES: mvl/validate.py checks it before building.
         block_args = (
             self.num_heads,
             self.mlp_dim,
@@ -76,7 +73,7 @@ class Transformer(nn.Module):
             )
             if rates is None:
                 rates = jnp.zeros((self.depth,), jnp.float32)
-            x, _ = stack(*block_args, name="blocks")(x, valid, context, context_valid, rates)
+            x, _ = stack(block_args, name="blocks")(x, valid, context, context_valid, rates)
             if first_token_only:  # a scanned stack has no separate last block to trim
                 x = x[:, :1]
         else:
@@ -93,30 +90,12 @@ class Transformer(nn.Module):
 
 
 class _ScannedBlock(nn.Module):
-    """One Block in the (carry, output) form nn.scan expects."""
+    """One Block (built from the stack's `block_args`) in the (carry, output) form
+    nn.scan expects."""
 
-    num_heads: int
-    mlp_dim: int
-    cross_attention: bool = False
-    act: str = "gelu"
-    ln_eps: float = 1e-6
-    dtype: jnp.dtype = jnp.float32
-    causal: bool = False
-    layer_scale: float = 0.0
-    stochastic_depth: bool = False
+    block_args: tuple
 
     @nn.compact
     def __call__(self, x, valid, context, context_valid, drop_rate):
-        block = layers.Block(
-            self.num_heads,
-            self.mlp_dim,
-            self.cross_attention,
-            self.act,
-            self.ln_eps,
-            self.dtype,
-            self.causal,
-            self.layer_scale,
-            self.stochastic_depth,
-            name="block",
-        )
+        block = layers.Block(*self.block_args, name="block")
         return block(x, valid, context, context_valid, drop_rate), None
