@@ -191,3 +191,23 @@ def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patche
     scattered = np.asarray(random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio))
     assert neighbour_agreement(mask) > 1.5 * neighbour_agreement(scattered)
     assert len({tuple(row) for row in mask}) == batch  # every example its own blocks
+
+
+@pytest.mark.parametrize(
+    "method, patches, kept", [("clip", "none", 0), ("flip", "drop", 8), ("maskvlm", "replace", 0)]
+)
+def test_masks_have_every_field_and_nothing_hidden_where_unused(tiny_config, method, patches, kept):
+    cfg = tiny_config(method)
+    batch = {"image": np.zeros((3, 32, 32, 3), np.float32), "text": _text_batch(3)}
+    masks = masking.make_masks(cfg, batch, jax.random.PRNGKey(0), 128, special_tokens.SENTENCEPIECE)
+    assert masks.patches == patches
+    assert masks.image_hidden.shape == (3, 16) and masks.image_hidden.dtype == bool
+    assert masks.image_keep.shape == (3, kept)
+    assert masks.text_ids.shape == masks.text_picked.shape == (3, 24)
+    assert masks.mam_mode.shape == masks.keep_text.shape == masks.keep_image.shape == (3,)
+    assert np.all(masks.keep_text) and np.all(masks.keep_image)  # no modality dropout
+    if patches == "none":
+        assert not np.any(masks.image_hidden)
+    if method == "clip":  # no text masking: the ids as they came, nothing scored
+        np.testing.assert_array_equal(masks.text_ids, batch["text"])
+        assert not np.any(masks.text_picked)
