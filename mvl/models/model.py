@@ -4,11 +4,14 @@ The encoders (image tower, text tower, cross-modal fusion, single stream) are de
 for every config; each enabled objective adds its own heads (mvl/objectives: an
 objective module owns its heads) under the attribute names that are the checkpoints'
 parameter paths. Which parts get parameters is decided by use: `init_params`
-(mvl/train/state.py) runs every enabled objective's loss once inside `Module.init`,
-and Flax linen creates a setup-defined submodule's variables only when it is first
-called ("submodules ... are initialized lazily ... only when they are used", Flax
-docs, "Module.setup"), so a CLIP config gets no fusion, decoder or single-stream
-parameters without any list of parts.
+(mvl/train/state.py) runs every enabled objective's loss once inside `Module.init`.
+Flax linen's `Module.setup` docstring: "setup is called once lazily on a module
+instance when a module is bound, immediately before any other methods like __call__
+are invoked"; a submodule assigned in setup but never called never runs its own
+setup or compact body, so it creates no variables (flax.linen.Module.setup; the
+"setup vs compact" guide: submodule names are the attributes they are assigned to).
+So a CLIP config gets no fusion, decoder or single-stream parameters without any
+list of parts; tests/test_train.py checks every demo config's parameter paths.
 """
 
 from __future__ import annotations

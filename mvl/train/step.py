@@ -2,8 +2,8 @@
 
 Every method is a config of this one function: Mask (mvl/mask) -> Encoder passes
 (mvl/train/forward.py over the model) -> each enabled objective's Head and Target
-(mvl/objectives, mvl/targets) -> their weighted sum. `make_train_step` closes over the static parts
-and returns a pure `(state, batch) -> (state, metrics)`.
+(mvl/objectives, mvl/targets) -> their weighted sum. `make_train_step` closes over the
+static parts and returns a pure `(state, batch) -> (state, metrics)`.
 
 With `optim.microbatches = k > 1` the step draws the masks for the whole batch, then
 runs the forward and backward passes on k slices in a `lax.scan` and averages their
