@@ -20,7 +20,6 @@ import jax
 
 from mvl import mask, sharding
 from mvl.evaluate import padding
-from mvl.train.state import param_parts
 from mvl.train.step import compute_losses
 
 
@@ -39,7 +38,7 @@ class HeldOutLosses:
         self.cfg, self.mesh = cfg, mesh
         self.rng = jax.random.PRNGKey(seed)  # the same masks at every evaluation
         modes = tuple(cfg.eval.modalities)
-        if set(modes) - {"both"} and "single_stream" not in param_parts(model, cfg):
+        if set(modes) - {"both"} and "single_stream" not in model.parts:
             raise ValueError(
                 f"config eval.modalities={modes}: dropping a modality needs a single-stream "
                 "model (MLIM); use ('both',)"
