@@ -175,6 +175,12 @@ def test_cls_only_fusion_equals_the_full_pass_first_token(depth, scan):
         ("maskvlm", {"model.pixel_decoder.num_heads": "3"}, "model.pixel_decoder.num_heads=3"),
         ("clip", {"model.fusion.num_heads": "3"}, None),  # CLIP runs no fusion: not checked
         ("mlim", {"model.image.patch_size": "6", "data.image_size": "36"}, "power-of-two"),
+        (
+            "clip",
+            {"model.image.stem": "conv", "model.image.patch_size": "6", "data.image_size": "36"},
+            "model.image.stem='conv' needs a power-of-two",
+        ),
+        ("clip", {"model.image.stem": "hexagons"}, "model.image.stem='hexagons'"),
     ],
 )
 def test_each_objective_checks_its_section_before_anything_is_built(

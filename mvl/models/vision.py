@@ -55,10 +55,8 @@ class VisionTower(nn.Module):
                 kernel_init=layers.dense_init((None, None, None, "embed")),
                 bias_init=layers.zeros_init(("embed",)),
             )(x)
-        elif self.stem == "conv":
+        else:  # "conv": mvl/objectives/rules.py checks the stem and its patch size
             x = ConvStem(self.patch_size, self.width, self.act, self.dtype, name="conv_stem")(x)
-        else:
-            raise ValueError(f"model.image.stem={self.stem!r} is not one of patch, conv")
         batch = x.shape[0]
         x = x.reshape(batch, -1, self.width)
         if self.mask_token:
@@ -115,11 +113,7 @@ class ConvStem(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        num_layers = self.patch_size.bit_length() - 1
-        if 2**num_layers != self.patch_size:
-            raise ValueError(
-                f"model.image.stem='conv' needs a power-of-two patch size, got {self.patch_size}"
-            )
+        num_layers = self.patch_size.bit_length() - 1  # a power of two (objectives' rules)
         for i in range(num_layers):
             last = i == num_layers - 1
             out_name = "embed" if last else None

@@ -48,13 +48,7 @@ def validate(cfg):
         raise rules.ConfigError(
             f"config objectives.recon.region={region!r} is not one of {REGIONS}"
         )
-    patch = cfg.model.image.patch_size
-    if patch & (patch - 1):
-        rules.fail(
-            "model.image.patch_size",
-            patch,
-            "the deconvolution decoder (objectives.recon) needs a power-of-two patch size",
-        )
+    rules.power_of_two_patches(cfg, "the deconvolution decoder (objectives.recon)")
     rules.single_stream(cfg)
 
 

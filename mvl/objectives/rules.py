@@ -20,6 +20,23 @@ def attention(cfg, section: str, width_from: str | None = None) -> None:
         fail(f"model.{section}.num_heads", heads, f"must divide the width {width}")
 
 
+STEMS = ("patch", "conv")
+
+
+def power_of_two_patches(cfg, what: str) -> None:
+    patch = cfg.model.image.patch_size
+    if patch & (patch - 1):
+        fail("model.image.patch_size", patch, f"{what} needs a power-of-two patch size")
+
+
+def image_tower(cfg) -> None:
+    attention(cfg, "image")
+    stem = cfg.model.image.get("stem", "patch")  # .get: configs saved before it existed
+    one_of("model.image.stem", stem, STEMS)
+    if stem == "conv":
+        power_of_two_patches(cfg, "model.image.stem='conv'")
+
+
 def two_towers(cfg, image: bool = True, text: bool = True, fusion: bool = False) -> None:
     """An objective that reads the image / text towers (and the cross-modal fusion)."""
     if modality_dropout.enabled(cfg.mask.modality_dropout):
@@ -27,15 +44,17 @@ def two_towers(cfg, image: bool = True, text: bool = True, fusion: bool = False)
             "config mask.modality_dropout needs a single-stream encoder (an objective with "
             "encoder='single_stream'); two-tower models always see both modalities"
         )
-    for section, used in (("image", image), ("text", text)):
-        if used:
-            attention(cfg, section)
+    if image:
+        image_tower(cfg)
+    if text:
+        attention(cfg, "text")
     if fusion:
         attention(cfg, "fusion", "text")
 
 
 def single_stream(cfg) -> None:
     attention(cfg, "single_stream")
+    power_of_two_patches(cfg, "the single stream's convolution stem")
 
 
 def one_of(key: str, value, allowed) -> None:
