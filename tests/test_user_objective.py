@@ -3,6 +3,7 @@
 through `python -m mvl.main` with no edit to mvl/."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,20 @@ def test_user_objective_with_its_own_head_trains_through_mvl_main(tokenizer_path
     )
     assert params["colour_head"]["to_rgb"]["kernel"].shape == (32, 3)  # the plugin's head
     assert "mask_token" in params["image"]  # "stripes" replaces the hidden patches
+
+
+@pytest.mark.parametrize(
+    "entry, named",
+    [
+        ("no_such_module_anywhere", "config imports: 'no_such_module_anywhere' failed to import"),
+        ("/nonexistent/plugin.py", "config imports: '/nonexistent/plugin.py' is not a file"),
+    ],
+)
+def test_an_import_that_fails_is_named_in_one_line(tokenizer_path, entry, named):
+    from mvl import validate
+
+    cfg = plugin_config(tokenizer_path)
+    cfg.unlock()
+    cfg.imports = (entry,)
+    with pytest.raises(config_lib.ConfigError, match=re.escape(named)):
+        validate.validate(cfg)
