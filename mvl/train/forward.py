@@ -32,15 +32,18 @@ class Forward:
     def patch_size(self) -> int:
         return self.model.config.image.patch_size
 
-    def call(self, method: str, *args):
+    def call(self, method: str, *args, part: str | None = None):
+        """The model's `method` on `args`; a training pass draws its stochastic-depth
+        key by the name of the `part` called (default: the method)."""
         if self.params is None:
             return getattr(self.model, method)(*args)
-        rngs = {"dropout": self.rng(f"drop_path/{method}")} if self._train else None
+        name = f"drop_path/{part or method}"
+        rngs = {"dropout": self.rng(name)} if self._train else None
         return self.model.apply({"params": self.params}, *args, method=method, rngs=rngs)
 
     def head(self, attribute: str, *args):
         """Calls an objective's head (the model attribute it registered) on `args`."""
-        return self.call("head", attribute, *args)
+        return self.call("head", attribute, *args, part=attribute)
 
     def rng(self, name: str):
         """A key for one named random choice, independent of every other name."""
