@@ -95,7 +95,6 @@ def step_flops_per_device(trainer, batch) -> float:
             cfg,
             trainer.optimizer,
             trainer.schedule,
-            trainer.vocab_size,
             trainer.teacher_model,
         ),
         in_shardings=(trainer.state_shardings, sharding.batch_sharding(trainer.mesh)),

@@ -130,13 +130,15 @@ def embed(args) -> dict[str, np.ndarray]:
 
     from mvl import sharding
     from mvl.convert import run_dir
+    from mvl.data import special_tokens
     from mvl.evaluate.embeddings import Embedder
     from mvl.models.model import build_model
 
     cfg, params = run_dir.read(args.checkpoint)
     embedding = params.get("text", {}).get("token_embedding", {}).get("embedding")
-    model = build_model(cfg, embedding.shape[0] if embedding is not None else 1)
-    if "projections" not in model.components:
+    vocab = embedding.shape[0] if embedding is not None else 1
+    model = build_model(cfg, vocab, special_tokens.SENTENCEPIECE)  # as before: mvl's ids
+    if "image_projection" not in params:
         raise UserError(
             f"--checkpoint {args.checkpoint}: this run has no image / text projections "
             "(no contrastive objective), so no shared embedding space"

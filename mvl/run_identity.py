@@ -86,9 +86,12 @@ def as_saved_today(old: dict, new: dict) -> dict:
 
 
 def changes(old: dict, new: dict) -> dict[str, tuple]:
-    """{key: (old, new)} for every key whose value differs (absent on one side: None)."""
+    """{key: (old, new)} for every key whose value differs (absent on one side: None).
+    A key added to mvl since the run started, at an empty default (e.g. `imports`: ()),
+    changes nothing the run computes, so it is not a change."""
     old_flat, new_flat = flatten(as_saved_today(old, new)), flatten(new)
-    keys = sorted(set(old_flat) | set(new_flat))
+    added_empty = {k for k in set(new_flat) - set(old_flat) if new_flat[k] in ([], "")}
+    keys = sorted((set(old_flat) | set(new_flat)) - added_empty)
     return {
         k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
     }

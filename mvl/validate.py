@@ -3,7 +3,10 @@ the rule it breaks (`mvl: error: config <key>=<value>: <rule>`).
 
 The rules are the ones a run would otherwise trip over minutes later, deep inside a
 trace: sizes that must divide each other, ratios and probabilities in range, names
-from a fixed set. Objective-specific keys are checked by their objectives.
+from a fixed set. Each part checks its own section: every enabled objective its
+section and the encoders and heads it uses (mvl/objectives), the mask its kinds
+(mvl/mask); this module runs them all, after importing the config's `imports`, and
+nothing is checked again while a step is traced.
 """
 
 from __future__ import annotations
@@ -12,21 +15,13 @@ from mvl.config import ConfigError
 
 DTYPES = ("float32", "bfloat16")
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
-TEACHER_KINDS = ("none", "frozen", "ema")
-# model sections built of attention blocks: (section, where its width comes from)
-ATTENTION_SECTIONS = {
-    "image": "image",
-    "text": "text",
-    "fusion": "text",
-    "pixel_decoder": "pixel_decoder",
-    "feature_decoder": "feature_decoder",
-    "single_stream": "single_stream",
-    "text_decoder": "text",
-}
 
 
 def validate(cfg, num_devices: int | None = None) -> None:
     """Raises ConfigError for the first broken rule."""
+    from mvl import user_modules
+
+    user_modules.load(cfg)
     for check in (
         _recipe,
         _counts,
@@ -35,6 +30,7 @@ def validate(cfg, num_devices: int | None = None) -> None:
         _optim,
         _model,
         _mask,
+        _objectives,
         _teacher,
         _init,
         _checkpoint,
@@ -180,21 +176,15 @@ def _optim(cfg):
     rule = o.get("weight_decay_applies_to", "kernels")
     if rule not in DECAY_RULES:
         _fail("optim.weight_decay_applies_to", rule, f"must be one of {', '.join(DECAY_RULES)}")
-    for key in ("optim.base_lr", "optim.warmup_epochs"):
-        if o.get(key.split(".")[1], 0.0) < 0:
-            _fail(key, _get(cfg, key), "must be >= 0")
     _in_range(cfg, "optim.b1", 0.0, 1.0, high_open=True)
     _in_range(cfg, "optim.b2", 0.0, 1.0, high_open=True)
     if not o.eps > 0:
         _fail("optim.eps", o.eps, "must be > 0")
-    for key in (
-        "optim.warmup_steps",
-        "optim.weight_decay",
-        "optim.grad_clip_norm",
-        "optim.end_lr_factor",
-    ):
-        if _get(cfg, key) < 0:
-            _fail(key, _get(cfg, key), "must be >= 0")
+    # .get: base_lr and warmup_epochs are absent from configs saved before they existed
+    non_negative = ("base_lr", "warmup_epochs", "warmup_steps", "weight_decay")
+    for name in non_negative + ("grad_clip_norm", "end_lr_factor"):
+        if o.get(name, 0.0) < 0:
+            _fail(f"optim.{name}", o[name], "must be >= 0")
 
 
 def _model(cfg):
@@ -202,7 +192,7 @@ def _model(cfg):
     _one_of(cfg, "model.dtype", DTYPES)
     _one_of(cfg, "model.act", ACTIVATIONS)
     _one_of(cfg, "model.text.pool", ("first", "last"))
-    from mvl.models.layers import REMAT_POLICIES
+    from mvl.models.transformer import REMAT_POLICIES
 
     _one_of(cfg, "model.remat", tuple(REMAT_POLICIES))
     if not 0 <= m.image.get("drop_path", 0.0) < 1:
@@ -212,49 +202,36 @@ def _model(cfg):
     size, patch = m.image.image_size, m.image.patch_size
     if size % patch:
         _fail("model.image.patch_size", patch, f"must divide the image size {size}")
-    built = _built_components(cfg)
-    from mvl.config import PART_NAMES
-
-    for part in sorted(built & set(PART_NAMES) - set(m)):
-        raise ConfigError(
-            f"config model.{part} is missing: the enabled objectives build this part; add "
-            f'its section in the config file with mvl.config.add_model_parts(c, size, "{part}")'
-        )
-    for section, width_from in ATTENTION_SECTIONS.items():
-        if section not in built:
-            continue
-        width, heads = m[width_from]["width"], m[section]["num_heads"]
-        if heads < 1 or width % heads:
-            _fail(f"model.{section}.num_heads", heads, f"must divide the width {width}")
     if cfg.data.max_text_len > m.text.max_len:
         _fail(
             "data.max_text_len",
             cfg.data.max_text_len,
             f"exceeds model.text.max_len {m.text.max_len}",
         )
-    if not m.init_temperature > 0:
-        _fail("model.init_temperature", m.init_temperature, "must be > 0")
-
-
-def _built_components(cfg) -> set[str]:
-    """The model parts the enabled objectives need (sections of the rest go unused)."""
-    from mvl import objectives
-
-    built = set()
-    for name in objectives.enabled(cfg.objectives):
-        built.update(_as_config_error(objectives.get(name).needs, cfg.objectives[name]))
-    return built
 
 
 def _mask(cfg):
-    from mvl import masking
+    from mvl import mask
 
-    grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    _as_config_error(masking.check_mask_config, cfg.mask, grid)
+    _as_config_error(mask.validate, cfg)
+
+
+def _objectives(cfg):
+    """Each enabled objective checks its section and the parts it uses."""
+    from mvl import objectives
+
+    try:
+        enabled = objectives.enabled(cfg.objectives)
+    except KeyError as e:
+        raise ConfigError(f"config objectives: {e.args[0]}") from None
+    if not enabled:
+        raise ConfigError("config objectives: no objective has a non-zero weight")
+    for name in enabled:
+        _as_config_error(objectives.get(name).validate, cfg)
 
 
 def _as_config_error(check, *args):
-    """Runs a part's own check (masking, objectives), reporting its failure as a
+    """Runs a part's own check (mask, objectives), reporting its failure as a
     ConfigError so mvl.main prints one line."""
     try:
         return check(*args)
@@ -263,39 +240,9 @@ def _as_config_error(check, *args):
 
 
 def _teacher(cfg):
-    _one_of(cfg, "teacher.kind", TEACHER_KINDS)
-    if cfg.teacher.kind == "none":
-        return
-    if "image" not in cfg.teacher:
-        _fail(
-            "teacher.kind",
-            cfg.teacher.kind,
-            "this config has no teacher section: a method with a teacher adds it in its "
-            f'config file with mvl.config.add_teacher(c, "{cfg.teacher.kind}")',
-        )
-    if cfg.teacher.act:
-        _one_of(cfg, "teacher.act", ACTIVATIONS)
-    if cfg.teacher.kind == "ema":
-        _in_range(cfg, "teacher.momentum", 0.0, 1.0)
-        # The EMA teacher averages the student's parameters: same tower, same tree.
-        for key in ("width", "depth", "patch_size", "layer_scale", "pre_norm", "stem"):
-            student, teacher = cfg.model.image.get(key), cfg.teacher.image.get(key)
-            if student != teacher:
-                _fail(
-                    f"teacher.image.{key}",
-                    teacher,
-                    f"an ema teacher is the student's tower: set it to model.image.{key}="
-                    f"{student!r} too",
-                )
-    if cfg.teacher.kind != "none":
-        student = cfg.model.image.image_size // cfg.model.image.patch_size
-        teacher = cfg.teacher.image.image_size // cfg.teacher.image.patch_size
-        if student != teacher:
-            _fail(
-                "teacher.image.patch_size",
-                cfg.teacher.image.patch_size,
-                f"the teacher's patch grid ({teacher}) must match the student's ({student})",
-            )
+    from mvl.train import teacher_architecture
+
+    _as_config_error(teacher_architecture.validate, cfg, ACTIVATIONS)
 
 
 def _init(cfg):

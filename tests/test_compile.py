@@ -190,12 +190,12 @@ def test_an_ema_teacher_follows_scanned_student_layers(tiny_config):
     """Found by mvl.compile: MaskCLIP's EMA teacher was built unscanned beside a scanned
     student, so the step could not average their parameters."""
     from mvl import sharding
-    from mvl.data import batch_spec
+    from mvl.data import batch_spec, special_tokens
     from mvl.train.program import build_program
 
     cfg = tiny_config("maskclip", **{"model.scan_layers": "True"})
     mesh = sharding.make_mesh(cfg.mesh)
-    program = build_program(cfg, mesh, cfg.data.vocab_size)
+    program = build_program(cfg, mesh, cfg.data.vocab_size, special_tokens.SENTENCEPIECE)
     batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
     with sharding.activate(mesh):
         state, _ = jax_eval_step(program, batch)

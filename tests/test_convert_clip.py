@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from safetensors import numpy as safetensors_numpy
 
-from mvl import embed, masking
-from mvl.convert import __main__ as convert_cli, open_clip as open_clip_layout, weights_file
+from mvl import embed
+from mvl.convert import __main__ as convert_cli
+from mvl.convert import open_clip as open_clip_layout
+from mvl.convert import weights_file
 from mvl.data.clip_bpe import ClipBpeTokenizer
 from mvl.errors import UserError
+from mvl.mask.bert import bert_text_mask
 from mvl.train.loop import Trainer
 from mvl.train.step import make_masks
 from tests.fixtures import clip_parity
@@ -124,8 +127,8 @@ def test_clip_masking_keeps_captions_own_pad_id_and_skips_padding():
     end = np.argmax(ids == tokenizer.eos_id, axis=1)
     caption = (np.arange(24) > 0) & (np.arange(24) < end[:, None])  # start .. end, exclusive
     np.testing.assert_array_equal(np.asarray(special.maskable(jax.numpy.asarray(ids))), caption)
-    corrupted, picked = masking.bert_text_mask(
-        jax.random.PRNGKey(0), jax.numpy.asarray(ids), 1.0, tokenizer.vocab_size, 1.0, 0.0, special
+    corrupted, picked = bert_text_mask(
+        jax.random.PRNGKey(0), jax.numpy.asarray(ids), 1.0, tokenizer.vocab_size, special, 1.0, 0.0
     )
     np.testing.assert_array_equal(np.asarray(picked), caption)
     np.testing.assert_array_equal(np.asarray(corrupted)[caption], tokenizer.mask_id)
@@ -188,13 +191,13 @@ def test_maskvlm_trains_from_converted_open_clip_towers(tiny_config, converted, 
     assert params["mlm_head"]["to_vocab"]["kernel"].shape[-1] == tokenizer.vocab_size
 
     batch = trainer.next_batch()
-    masks = make_masks(trainer.cfg, batch, jax.random.PRNGKey(1), 1515, trainer.model.special)
-    ids, picked = np.asarray(batch["text"]), np.asarray(masks["text_picked"])
+    masks = make_masks(trainer.cfg, batch, jax.random.PRNGKey(1), trainer.model)
+    ids, picked = np.asarray(batch["text"]), np.asarray(masks.text_picked)
     end = np.argmax(ids == tokenizer.eos_id, axis=1)
     caption = (np.arange(ids.shape[1]) > 0) & (np.arange(ids.shape[1]) < end[:, None])
     assert np.all(ids[:, 0] == tokenizer.bos_id) and picked.sum() > 0
     assert np.all(caption[picked])  # only real caption tokens, never start / end / pads
-    corrupted = np.asarray(masks["text_ids"])
+    corrupted = np.asarray(masks.text_ids)
     assert np.mean(corrupted[picked] == tokenizer.mask_id) > 0.5  # 80% become [MASK]
     np.testing.assert_array_equal(corrupted[~picked], ids[~picked])
 

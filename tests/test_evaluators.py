@@ -174,9 +174,12 @@ def test_cls_attention_is_uniform_when_queries_are_zero(tiny_config):
     from mvl.models.model import build_model
 
     cfg = tiny_config("clip")
-    model = build_model(cfg, 128)
+    from mvl.data.special_tokens import SENTENCEPIECE
+    from mvl.train.state import init_params
+
+    model = build_model(cfg, 128, SENTENCEPIECE)
     images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
-    params = model.init(jax.random.PRNGKey(0), images, np.ones((2, 24), np.int32))["params"]
+    params = init_params(model, cfg, jax.random.PRNGKey(0))
     flat = flax.traverse_util.flatten_dict(flax.linen.meta.unbox(params))
 
     def with_query(value):

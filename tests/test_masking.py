@@ -5,20 +5,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mvl import masking
+from mvl import mask as masking
 from mvl.data import special_tokens
+from mvl.mask.beit import beit_block_mask
+from mvl.mask.bert import bert_text_mask
+from mvl.mask.block import block_patch_mask
+from mvl.mask.random_patches import random_patch_mask
+from mvl.mask.ranks import visible_indices
+from mvl.mask.registry import IMAGE_KINDS
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.6, 0.75, 1.0])
 def test_random_patch_mask_hides_exact_count(ratio):
-    mask = masking.random_patch_mask(jax.random.PRNGKey(0), 16, 64, ratio)
+    mask = random_patch_mask(jax.random.PRNGKey(0), 16, 64, ratio)
     np.testing.assert_array_equal(mask.sum(1), round(ratio * 64))
     assert len({tuple(row) for row in np.asarray(mask)}) > 1 or ratio in (0.0, 1.0)
 
 
 def test_block_mask_hides_whole_aligned_blocks_at_the_ratio():
     grid, block = 8, 2
-    mask = np.asarray(masking.block_patch_mask(jax.random.PRNGKey(1), 32, grid, 0.6, block))
+    mask = np.asarray(block_patch_mask(jax.random.PRNGKey(1), 32, grid, 0.6, block))
     assert mask.shape == (32, grid * grid)
     np.testing.assert_array_equal(mask.sum(1), round(0.6 * 16) * block * block)
     blocks = mask.reshape(32, grid // block, block, grid // block, block)
@@ -28,7 +34,7 @@ def test_block_mask_hides_whole_aligned_blocks_at_the_ratio():
 
 def test_block_mask_rejects_a_grid_the_block_does_not_divide():
     with pytest.raises(ValueError, match="not divisible"):
-        masking.block_patch_mask(jax.random.PRNGKey(0), 2, 7, 0.5, 2)
+        block_patch_mask(jax.random.PRNGKey(0), 2, 7, 0.5, 2)
 
 
 def test_bert_masking_never_touches_specials_and_hits_the_ratio():
@@ -39,7 +45,9 @@ def test_bert_masking_never_touches_specials_and_hits_the_ratio():
         row = [special_tokens.CLS, *body, special_tokens.EOS]
         rows.append(row + [special_tokens.PAD] * (24 - len(row)))
     ids = jnp.array(rows, jnp.int32)
-    corrupted, picked = masking.bert_text_mask(jax.random.PRNGKey(0), ids, 0.3, vocab_size=100)
+    corrupted, picked = bert_text_mask(
+        jax.random.PRNGKey(0), ids, 0.3, vocab_size=100, special=special_tokens.SENTENCEPIECE
+    )
     ids, corrupted, picked = map(np.asarray, (ids, corrupted, picked))
     special = np.isin(ids, [special_tokens.PAD, special_tokens.CLS, special_tokens.EOS])
     assert not np.any(picked & special)
@@ -65,10 +73,11 @@ def test_dropping_keeps_exactly_the_visible_patches_in_order(cfg, grid):
     import ml_collections
 
     cfg = ml_collections.ConfigDict(cfg)
-    hidden = masking.image_mask(jax.random.PRNGKey(3), cfg, 16, grid)
-    count = masking.hidden_count(cfg, grid)
+    kind = IMAGE_KINDS[cfg.kind]
+    hidden = kind.draw(jax.random.PRNGKey(3), cfg, 16, grid, cfg.ratio)
+    count = kind.hidden_count(cfg, grid)
     np.testing.assert_array_equal(hidden.sum(1), count)
-    keep = np.asarray(masking.visible_indices(hidden, count))
+    keep = np.asarray(visible_indices(hidden, count))
     assert keep.shape == (16, grid * grid - count)
     assert np.all(np.diff(keep, axis=1) > 0)  # raster order, no repeats
     np.testing.assert_array_equal(np.take_along_axis(np.asarray(hidden), keep, 1), False)
@@ -97,14 +106,17 @@ def test_decoder_puts_visible_tokens_back_in_raster_order_and_mask_tokens_elsewh
             np.testing.assert_array_equal(full[b, position], token)
 
 
-def _mask_config(**updates):
+def _mask_config(grid, **updates):
+    """MLIM's demo config with 32 px images on a `grid` x `grid` patch grid and
+    `updates` to its mask section."""
     from mvl import config as config_lib
 
-    cfg = config_lib.load_config("configs/mlim.py:demo").mask
+    cfg = config_lib.load_config("configs/mlim.py:demo")
     cfg.unlock()
+    cfg.model.image.image_size, cfg.model.image.patch_size = 32, 32 // grid
     for dotted, value in updates.items():
         section, key = dotted.split(".")
-        cfg[section][key] = value
+        cfg.mask[section][key] = value
     return cfg
 
 
@@ -122,16 +134,17 @@ def _within_sampling_error(counts, probabilities, n):
 
 def test_modality_aware_masking_modes_follow_their_probabilities_and_ratios():
     probabilities = (0.5, 0.3, 0.2)
-    cfg = _mask_config(**{"modality_aware.probabilities": probabilities})
     n, grid = 4000, 8
+    cfg = _mask_config(grid, **{"modality_aware.probabilities": probabilities})
     batch = {"image": np.zeros((n, 32, 32, 3)), "text": _text_batch(n)}
-    masks = jax.jit(lambda rng: masking.make_masks(rng, cfg, batch, grid, 128))(
+    special = special_tokens.SENTENCEPIECE
+    masks = jax.jit(lambda rng: masking.make_masks(cfg, batch, rng, 128, special))(
         jax.random.PRNGKey(3)
     )
-    mode = np.asarray(masks["mam_mode"])
+    mode = np.asarray(masks.mam_mode)
     _within_sampling_error(np.bincount(mode, minlength=3), probabilities, n)
-    image_hidden = np.asarray(masks["image"]).sum(1)
-    text_picked = np.asarray(masks["text_picked"]).sum(1)
+    image_hidden = np.asarray(masks.image_hidden).sum(1)
+    text_picked = np.asarray(masks.text_picked).sum(1)
     # image_heavy: 80% of 64 patches, intact text; text_heavy: 80% of 20 words, intact
     # image; light: 15% of each.
     expected = {0: (round(0.8 * 64), 0), 1: (0, round(0.8 * 20)), 2: (round(0.15 * 64), 3)}
@@ -139,17 +152,17 @@ def test_modality_aware_masking_modes_follow_their_probabilities_and_ratios():
         np.testing.assert_array_equal(image_hidden[mode == m], patches)
         np.testing.assert_array_equal(text_picked[mode == m], words)
     # MLIM masks words by [MASK] replacement only (mask_prob 1).
-    ids = np.asarray(masks["text_ids"])
-    assert np.all(ids[np.asarray(masks["text_picked"])] == special_tokens.MASK)
+    ids = np.asarray(masks.text_ids)
+    assert np.all(ids[np.asarray(masks.text_picked)] == special_tokens.MASK)
 
 
 def test_modality_dropout_modes_follow_their_probabilities():
     probabilities = (0.2, 0.3, 0.5)  # text only, image only, both
-    cfg = _mask_config(**{"modality_dropout.probabilities": probabilities})
+    cfg = _mask_config(4, **{"modality_dropout.probabilities": probabilities})
     n = 4000
     batch = {"image": np.zeros((n, 32, 32, 3)), "text": _text_batch(n)}
-    masks = masking.make_masks(jax.random.PRNGKey(4), cfg, batch, 4, 128)
-    keep_text, keep_image = np.asarray(masks["keep_text"]), np.asarray(masks["keep_image"])
+    masks = masking.make_masks(cfg, batch, jax.random.PRNGKey(4), 128, special_tokens.SENTENCEPIECE)
+    keep_text, keep_image = np.asarray(masks.keep_text), np.asarray(masks.keep_image)
     assert np.all(keep_text | keep_image)  # never both dropped
     counts = [(keep_text & ~keep_image).sum(), (~keep_text & keep_image).sum()]
     counts.append((keep_text & keep_image).sum())
@@ -157,18 +170,15 @@ def test_modality_dropout_modes_follow_their_probabilities():
 
 
 def test_bad_mode_probabilities_are_named():
-    cfg = _mask_config(**{"modality_dropout.probabilities": (0.5, 0.6, 0.0)})
-    batch = {"image": np.zeros((2, 32, 32, 3)), "text": _text_batch(2)}
+    cfg = _mask_config(4, **{"modality_dropout.probabilities": (0.5, 0.6, 0.0)})
     with pytest.raises(ValueError, match="mask.modality_dropout.probabilities"):
-        masking.make_masks(jax.random.PRNGKey(0), cfg, batch, 4, 128)
+        masking.validate(cfg)
 
 
 @pytest.mark.parametrize("grid, ratio, min_patches", [(14, 0.4, 16), (8, 0.4, 4)])
 def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patches):
     batch = 64
-    mask = np.asarray(
-        masking.beit_block_mask(jax.random.PRNGKey(5), batch, grid, ratio, min_patches)
-    )
+    mask = np.asarray(beit_block_mask(jax.random.PRNGKey(5), batch, grid, ratio, min_patches))
     np.testing.assert_array_equal(mask.sum(1), round(ratio * grid * grid))
 
     # Blocks, not scattered patches: a hidden patch's 4-neighbours are mostly hidden,
@@ -178,8 +188,26 @@ def test_beit_block_mask_hides_exact_count_in_rectangles(grid, ratio, min_patche
         same = (m[:, 1:] & m[:, :-1]).sum() + (m[:, :, 1:] & m[:, :, :-1]).sum()
         return 2 * same / m.sum()
 
-    scattered = np.asarray(
-        masking.random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio)
-    )
+    scattered = np.asarray(random_patch_mask(jax.random.PRNGKey(5), batch, grid * grid, ratio))
     assert neighbour_agreement(mask) > 1.5 * neighbour_agreement(scattered)
     assert len({tuple(row) for row in mask}) == batch  # every example its own blocks
+
+
+@pytest.mark.parametrize(
+    "method, patches, kept", [("clip", "none", 0), ("flip", "drop", 8), ("maskvlm", "replace", 0)]
+)
+def test_masks_have_every_field_and_nothing_hidden_where_unused(tiny_config, method, patches, kept):
+    cfg = tiny_config(method)
+    batch = {"image": np.zeros((3, 32, 32, 3), np.float32), "text": _text_batch(3)}
+    masks = masking.make_masks(cfg, batch, jax.random.PRNGKey(0), 128, special_tokens.SENTENCEPIECE)
+    assert masks.patches == patches
+    assert masks.image_hidden.shape == (3, 16) and masks.image_hidden.dtype == bool
+    assert masks.image_keep.shape == (3, kept)
+    assert masks.text_ids.shape == masks.text_picked.shape == (3, 24)
+    assert masks.mam_mode.shape == masks.keep_text.shape == masks.keep_image.shape == (3,)
+    assert np.all(masks.keep_text) and np.all(masks.keep_image)  # no modality dropout
+    if patches == "none":
+        assert not np.any(masks.image_hidden)
+    if method == "clip":  # no text masking: the ids as they came, nothing scored
+        np.testing.assert_array_equal(masks.text_ids, batch["text"])
+        assert not np.any(masks.text_picked)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from mvl import main as mvl_main
+from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
 from mvl.train.loop import Trainer
+from mvl.train.state import init_params
 from tests.test_main import main_args
 
 
@@ -23,11 +25,9 @@ def test_method_trains_and_its_loss_falls(tiny_config, tmp_path, method):
 
 def test_flip_encodes_only_the_visible_tokens(tiny_config):
     cfg = tiny_config("flip")  # 32 px, 8 px patches: 16 patches, half dropped
-    model = build_model(cfg, 128)
-    assert model.image_keep_count == 8 and not model.image_mask_token
-    params = jax.jit(model.init)(
-        jax.random.PRNGKey(0), np.zeros((2, 32, 32, 3)), np.zeros((2, 24), np.int32)
-    )
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    params = {"params": jax.jit(lambda key: init_params(model, cfg, key))(jax.random.PRNGKey(0))}
+    assert "mask_token" not in params["params"]["image"]  # dropped, not replaced
     keep = np.array([[0, 2, 4, 6, 8, 10, 12, 14], [1, 3, 5, 7, 9, 11, 13, 15]])
     tokens = model.apply(params, np.zeros((2, 32, 32, 3)), None, keep, method="encode_image")
     assert tokens.shape == (2, 1 + 8, cfg.model.image.width)
@@ -123,7 +123,6 @@ def assert_teacher_is_outside_optimizer_and_gradient(trainer):
             batch,
             rng,
             rng,
-            trainer.vocab_size,
             teacher,
         )[0]
 
@@ -133,11 +132,11 @@ def assert_teacher_is_outside_optimizer_and_gradient(trainer):
 
 def test_single_stream_hides_masked_patches_and_dropped_modalities(tiny_config):
     cfg = tiny_config("mlim")
-    model = build_model(cfg, 128)
+    model = build_model(cfg, 128, SENTENCEPIECE)
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
     ids = rng.integers(6, 128, size=(2, 24)).astype(np.int32)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), images, ids)
+    params = {"params": jax.jit(lambda key: init_params(model, cfg, key))(jax.random.PRNGKey(0))}
 
     def encode(images, ids, hidden=None, text_keep=None, image_keep=None):
         return model.apply(
@@ -177,9 +176,11 @@ def test_mlim_runs_end_to_end_with_held_out_losses_per_modality(tokenizer_path, 
 
 
 def test_modality_dropout_on_a_two_tower_model_is_named(tiny_config):
+    from mvl import validate
+
     cfg = tiny_config("clip", **{"mask.modality_dropout.probabilities": "(0.1, 0.1, 0.8)"})
-    with pytest.raises(ValueError, match="mask.modality_dropout"):
-        build_model(cfg, 128)
+    with pytest.raises(ValueError, match="mask.modality_dropout needs a single-stream encoder"):
+        validate.validate(cfg)
 
 
 def test_mvp_teacher_is_sharded_like_the_student(tiny_config, tmp_path):
@@ -285,7 +286,7 @@ def test_stream_itm_swaps_about_half_the_images_and_labels_them():
 def test_mlim_with_itm_instead_of_recon(tiny_config, tmp_path):
     overrides = {"objectives.recon.weight": "0", "objectives.stream_itm.weight": "1"}
     trainer = Trainer(tiny_config("mlim", **overrides), str(tmp_path))
-    assert "stream_itm_head" in trainer.model.components
-    assert "deconv_decoder" not in trainer.model.components
+    assert "stream_itm_head" in trainer.state.params
+    assert "deconv_decoder" not in trainer.state.params
     metrics = trainer.step(trainer.next_batch())
     assert np.isfinite(float(metrics["stream_itm/loss"])) and "recon/loss" not in metrics

@@ -373,6 +373,14 @@ def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp
     identity(**{"optim.lr": "0.5", "total_steps": "900"}).check()  # the run's config now
 
 
+def test_a_run_started_before_a_key_existed_resumes_when_the_key_is_at_its_empty_default():
+    old = {"optim": {"lr": 0.001}}  # config.json of a run started before `imports` existed
+    assert run_identity.changes(old, {"optim": {"lr": 0.001}, "imports": []}) == {}
+    assert run_identity.changes(old, {"optim": {"lr": 0.001}, "imports": ["my.py"]}) == {
+        "imports": (None, ["my.py"])
+    }
+
+
 @pytest.mark.slow(minutes=1)
 def test_8_devices_with_an_eval_set_that_divides_nothing_trains_evaluates_and_saves(
     tokenizer_path, tmp_path

@@ -1,6 +1,7 @@
 """Every objective against a value computed by hand on a tiny input."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -160,3 +161,37 @@ def test_cls_only_fusion_equals_the_full_pass_first_token(depth, scan):
     grads = [jax.grad(lambda p, c=c: first_token(p, c).sum())(params) for c in (True, False)]
     for trimmed_grad, full_grad in zip(*map(jax.tree.leaves, grads)):
         np.testing.assert_allclose(trimmed_grad, full_grad, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "method, overrides, named",
+    [
+        ("mae", {"objectives.mim.loss": "l2"}, "objectives.mim.loss='l2' is not one of l1, mse"),
+        ("mlim", {"objectives.recon.region": "edges"}, "objectives.recon.region='edges'"),
+        ("maskvlm", {"objectives.mlm.encoder": "lstm"}, "objectives.mlm.encoder='lstm'"),
+        ("mvp", {"objectives.features.head": "mlp"}, "objectives.features.head='mlp'"),
+        ("mvp", {"mask.image.drop": "true"}, "features.head='linear' needs mask.image.drop=False"),
+        ("mvp", {"teacher.kind": "none"}, "objectives.features needs teacher features"),
+        ("maskvlm", {"model.pixel_decoder.num_heads": "3"}, "model.pixel_decoder.num_heads=3"),
+        ("clip", {"model.fusion.num_heads": "3"}, None),  # CLIP runs no fusion: not checked
+        ("mlim", {"model.image.patch_size": "6", "data.image_size": "36"}, "power-of-two"),
+        (
+            "clip",
+            {"model.image.stem": "conv", "model.image.patch_size": "6", "data.image_size": "36"},
+            "model.image.stem='conv' needs a power-of-two",
+        ),
+        ("clip", {"model.image.stem": "hexagons"}, "model.image.stem='hexagons'"),
+    ],
+)
+def test_each_objective_checks_its_section_before_anything_is_built(
+    tiny_config, method, overrides, named
+):
+    from mvl import validate
+    from mvl.config import ConfigError
+
+    cfg = tiny_config(method, **overrides)
+    if named is None:
+        validate.validate(cfg)
+        return
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        validate.validate(cfg)

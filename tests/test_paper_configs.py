@@ -5,13 +5,15 @@ skips; drop path and layer scale in the image tower."""
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mvl import config as config_lib, validate
+from mvl import config as config_lib
+from mvl import validate
+from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
 from mvl.train import optim
+from mvl.train.state import init_params
 
 IN1K = 1_281_167
 LAION = 400_000_000
@@ -258,15 +260,8 @@ def test_the_demo_keeps_its_recipe():
 
 
 def abstract_params(cfg, vocab=128):
-    model = build_model(cfg, vocab)
-    size, length = cfg.data.image_size, cfg.data.max_text_len
-    variables = jax.eval_shape(
-        model.init,
-        jax.random.PRNGKey(0),
-        jnp.zeros((1, size, size, 3)),
-        jnp.zeros((1, length), int),
-    )
-    return nn.unbox(variables["params"])
+    model = build_model(cfg, vocab, SENTENCEPIECE)
+    return nn.unbox(jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0))))
 
 
 def test_all_but_gains_and_biases_decays_embeddings_and_spares_1d_parameters(tiny_config):
@@ -305,9 +300,9 @@ def test_layer_scale_and_drop_path_act_in_training_only(tiny_config, scan):
             "model.scan_layers": scan,
         },
     )
-    model = build_model(cfg, 128)
+    model = build_model(cfg, 128, SENTENCEPIECE)
     images = jax.random.uniform(jax.random.PRNGKey(1), (4, 32, 32, 3))
-    params = model.init(jax.random.PRNGKey(0), images, jnp.zeros((4, 24), int))["params"]
+    params = init_params(model, cfg, jax.random.PRNGKey(0))
     scales = [
         leaf
         for path, leaf in jax.tree_util.tree_leaves_with_path(nn.unbox(params))

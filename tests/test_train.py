@@ -3,15 +3,18 @@ parameter metadata. Tiny configs keep each compile to seconds."""
 
 import ast
 import glob
+import os
 
 import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
+from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.models.model import build_model
 from mvl.train import optim
 from mvl.train.loop import Trainer
+from mvl.train.state import init_params
 
 
 def run_steps(trainer: Trainer, count: int) -> list[dict]:
@@ -105,15 +108,10 @@ def test_a_short_run_lowers_the_loss(tiny_config, tmp_path):
 )
 def test_every_parameter_has_logical_axis_names(tiny_config, method, overrides):
     cfg = tiny_config(method, **overrides)
-    model = build_model(cfg, 128)
-    boxed = jax.eval_shape(
-        model.init,
-        jax.random.PRNGKey(0),
-        jax.numpy.zeros((1, 32, 32, 3)),
-        jax.numpy.zeros((1, 24), int),
-    )
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    boxed = jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0)))
     leaves = jax.tree_util.tree_leaves_with_path(
-        boxed["params"], is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)
+        boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)
     )
     assert len(leaves) > 50
     for path, leaf in leaves:
@@ -123,12 +121,13 @@ def test_every_parameter_has_logical_axis_names(tiny_config, method, overrides):
 
 def test_each_config_builds_exactly_the_parts_its_objectives_need(tiny_config):
     def parts(method):
-        return set(build_model(tiny_config(method), 128).components)
+        return build_model(tiny_config(method), 128, SENTENCEPIECE).parts
 
-    towers = {"image", "text", "projections"}
+    towers = {"image", "text", "image_projection", "text_projection"}
     assert parts("maskvlm") == towers | {
         "temperature",
-        "fusion",
+        "image_fusion",
+        "text_fusion",
         "itm_head",
         "pixel_decoder",
         "mlm_head",
@@ -147,16 +146,29 @@ def test_each_config_builds_exactly_the_parts_its_objectives_need(tiny_config):
     assert parts("mvp") == {"image", "feature_head"}
 
 
-def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config):
-    model = build_model(tiny_config(), 128)
-    params = nn.unbox(
-        jax.eval_shape(
-            model.init,
-            jax.random.PRNGKey(0),
-            jax.numpy.zeros((1, 32, 32, 3)),
-            jax.numpy.zeros((1, 24), int),
-        )["params"]
+@pytest.mark.parametrize("path", sorted(glob.glob("configs/*.py")))
+def test_parameter_paths_of_every_demo_config_are_those_checkpoints_hold(tiny_config, path):
+    """The paths and shapes recorded before objectives owned their heads
+    (tests/fixtures/param_paths.json): checkpoints written then still load."""
+    import json
+
+    method = os.path.basename(path)[: -len(".py")]
+    with open("tests/fixtures/param_paths.json") as f:
+        expected = json.load(f)[method]
+    cfg = tiny_config(method)
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    params = nn.unbox(jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0))))
+    found = sorted(
+        "/".join(str(key.key) for key in keys) + f":{tuple(leaf.shape)}"
+        for keys, leaf in jax.tree_util.tree_leaves_with_path(params)
     )
+    assert found == expected
+
+
+def test_weight_decay_spares_biases_norms_embeddings_and_temperature(tiny_config):
+    cfg = tiny_config()
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    params = nn.unbox(jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0))))
     mask = {
         jax.tree_util.keystr(p, simple=True, separator="/"): v
         for p, v in jax.tree_util.tree_leaves_with_path(optim.decay_mask(params))
@@ -226,10 +238,10 @@ def test_remat_recomputes_the_same_gradients_and_bfloat16_stays_close(tiny_confi
     params, batch, rng = reference.state.params, reference.next_batch(), jax.random.PRNGKey(1)
 
     def loss_and_grads(**overrides):
-        model = build_model(tiny_config(method, **overrides), reference.vocab_size)
+        model = build_model(tiny_config(method, **overrides), reference.vocab_size, SENTENCEPIECE)
 
         def loss(p):
-            return compute_losses(model, reference.cfg, p, batch, rng, rng, reference.vocab_size)[0]
+            return compute_losses(model, reference.cfg, p, batch, rng, rng)[0]
 
         return jax.device_get(jax.jit(jax.value_and_grad(loss))(params))
 
@@ -259,8 +271,8 @@ def test_every_config_loads_at_both_sizes_and_documents_its_command(path):
                 validate.validate(cfg, num_devices=8)
             cfg.init.checkpoint = "/path/to/pretraining/workdir"
         validate.validate(cfg, num_devices=8)
-        model = build_model(cfg, cfg.data.vocab_size)
-        assert model.components, (path, size)
+        model = build_model(cfg, cfg.data.vocab_size, SENTENCEPIECE)
+        assert model.parts, (path, size)
 
 
 def stack_blocks(tree):
@@ -281,20 +293,15 @@ def test_scanned_layers_compute_what_unrolled_layers_do(tiny_config, tmp_path):
     deeper = {"model.image.depth": "2", "model.text.depth": "2"}
     unrolled = Trainer(tiny_config("maskvlm", **deeper), str(tmp_path))
     scan_cfg = tiny_config("maskvlm", **deeper, **{"model.scan_layers": "true"})
-    scanned_model = build_model(scan_cfg, unrolled.vocab_size)
+    scanned_model = build_model(scan_cfg, unrolled.vocab_size, SENTENCEPIECE)
     params = stack_blocks(jax.device_get(unrolled.state.params))
-    shapes = jax.eval_shape(
-        scanned_model.init,
-        jax.random.PRNGKey(0),
-        jax.numpy.zeros((1, 32, 32, 3)),
-        jax.numpy.zeros((1, 24), int),
-    )
-    expected = jax.tree.map(lambda x: x.shape, nn.unbox(shapes["params"]))
+    shapes = jax.eval_shape(lambda: init_params(scanned_model, scan_cfg, jax.random.PRNGKey(0)))
+    expected = jax.tree.map(lambda x: x.shape, nn.unbox(shapes))
     assert jax.tree.map(lambda x: x.shape, params) == expected
     batch, rng = unrolled.next_batch(), jax.random.PRNGKey(2)
 
     def loss(model, p):
-        return compute_losses(model, scan_cfg, p, batch, rng, rng, unrolled.vocab_size)[0]
+        return compute_losses(model, scan_cfg, p, batch, rng, rng)[0]
 
     reference = float(jax.jit(lambda p: loss(unrolled.model, p))(unrolled.state.params))
     assert float(jax.jit(lambda p: loss(scanned_model, p))(params)) == pytest.approx(

@@ -11,7 +11,7 @@ import time
 
 from mvl import sharding, validate
 from mvl.compile import collectives, flops
-from mvl.data import batch_spec
+from mvl.data import batch_spec, special_tokens
 from mvl.errors import UserError
 from mvl.train import teacher_architecture
 from mvl.train.program import build_program
@@ -36,7 +36,8 @@ def compile_step(cfg, devices) -> dict:
     validate.validate(cfg, len(devices))
     mesh = sharding.make_mesh(cfg.mesh, devices)
     start = time.perf_counter()
-    program = build_program(cfg, mesh, cfg.data.vocab_size)
+    # No tokenizer here: mvl's special ids (they change values, not the program's shapes).
+    program = build_program(cfg, mesh, cfg.data.vocab_size, special_tokens.SENTENCEPIECE)
     batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
     with sharding.activate(mesh, sharding.rules(cfg.mesh)):
         traced = program.train_step.trace(program.abstract_state, batch)

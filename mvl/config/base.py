@@ -27,6 +27,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     s = SIZES[size]
     c = ml_collections.ConfigDict()
     c.seed = 0
+    # Modules (names or .py paths) imported before validation: they may register
+    # objectives and mask kinds of their own (mvl/user_modules.py).
+    c.imports = ()
     c.total_steps = s.get("total_steps")
     # The schedule's length in passes over data.num_examples; 0 = total_steps is set
     # directly (the demos). A recipe sets it with schedule_in_epochs, which derives

@@ -24,7 +24,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from mvl import checkpoint, config as config_lib
+from mvl import checkpoint
+from mvl import config as config_lib
 from mvl.convert import architectures, layout
 from mvl.errors import UserError
 
@@ -45,18 +46,13 @@ def clip_config(arch: architectures.Architecture, tokenizer_path: str) -> ml_col
 
 def expected_params(cfg, vocab_size: int):
     """Shapes of the params mvl builds for `cfg` (no arrays are allocated)."""
-    import jax.numpy as jnp
-
+    from mvl.data import special_tokens
     from mvl.models.model import build_model
+    from mvl.train.state import init_params
 
-    model = build_model(cfg, vocab_size)
-    size, length = cfg.model.image.image_size, cfg.model.text.max_len
-    shapes = jax.eval_shape(
-        lambda: model.init(
-            jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3)), jnp.zeros((1, length), jnp.int32)
-        )
-    )
-    return nn.unbox(shapes["params"])
+    # Shapes only: the tokenizer's special ids add no parameters.
+    model = build_model(cfg, vocab_size, special_tokens.SENTENCEPIECE)
+    return nn.unbox(jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0))))
 
 
 def write(

@@ -106,14 +106,12 @@ def params_matching(model, cfg, saved: dict, checkpoint_dir: str) -> dict:
     flax's ScopeParamNotFoundError in the middle of an evaluator."""
     import flax.linen as nn
     import jax
-    import jax.numpy as jnp
 
     from mvl import checkpoint
+    from mvl.train.state import init_params
 
-    images = jnp.zeros((1, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32)
-    ids = jnp.zeros((1, cfg.data.max_text_len), jnp.int32)
     expected = jax.eval_shape(
-        lambda rng: nn.unbox(model.init(rng, images, ids)["params"]), jax.random.PRNGKey(0)
+        lambda rng: nn.unbox(init_params(model, cfg, rng)), jax.random.PRNGKey(0)
     )
     where = f"--checkpoint {checkpoint_dir}"
     try:

@@ -73,6 +73,7 @@ class Embedder:
         self._text_tokens = jax.jit(encoder("encode_text"), out_shardings=out)
         self._items, self._out = {}, out
 
+
         def item_embedding(params, images, ids, mode):
             """Single stream (MLIM): the mean of the output tokens the item has; two
             towers: the sum of the normalised embeddings of the modalities it has."""

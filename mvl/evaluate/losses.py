@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import jax
 
-from mvl import masking, sharding
+from mvl import mask, sharding
 from mvl.evaluate import padding
 from mvl.train.step import compute_losses
 
 
 def config_for_modality(cfg, mode: str):
     """`cfg` with modality dropout fixed to `mode` for every example."""
-    if mode not in masking.MDO_MODES:
-        raise ValueError(f"modality {mode!r}: use one of {', '.join(masking.MDO_MODES)}")
+    if mode not in mask.MDO_MODES:
+        raise ValueError(f"modality {mode!r}: use one of {', '.join(mask.MDO_MODES)}")
     fixed = cfg.copy_and_resolve_references()
     fixed.unlock()
-    fixed.mask.modality_dropout.probabilities = tuple(float(m == mode) for m in masking.MDO_MODES)
+    fixed.mask.modality_dropout.probabilities = tuple(float(m == mode) for m in mask.MDO_MODES)
     return fixed
 
 
@@ -47,7 +47,7 @@ class HeldOutLosses:
                 mask_rng, objective_rng = jax.random.split(rng)
                 teacher = None if teacher_model is None else (teacher_model, teacher_params)
                 _, metrics = compute_losses(
-                    model, mode_cfg, params, batch, mask_rng, objective_rng, vocab_size, teacher
+                    model, mode_cfg, params, batch, mask_rng, objective_rng, teacher
                 )
                 prefix = "" if mode == "both" else f"{mode}/"
                 kept = ("loss", "/scored")

@@ -1,24 +1,24 @@
 """What an evaluator may ask of a model: which passes it can run. The one place
 evaluation reads the model's parts (the model builds the parts its enabled objectives
-need, mvl/models/model.py)."""
+need, mvl/models/model.py: `model.parts`, the attribute names that have parameters)."""
 
 from __future__ import annotations
 
 
 def embeds(model) -> bool:
     """Projects images and texts into one embedding space (itc / siglip)."""
-    return "projections" in model.components
+    return "image_projection" in model.parts
 
 
 def has_image_tower(model) -> bool:
-    return "image" in model.components
+    return "image" in model.parts
 
 
 def has_itm_head(model) -> bool:
     """Scores (image, text) pairs through the fusion encoder (MaskVLM's ITM)."""
-    return "itm_head" in model.components
+    return "itm_head" in model.parts
 
 
 def single_stream(model) -> bool:
     """One encoder over [text; image] (MLIM), which can drop a modality."""
-    return "single_stream" in model.components
+    return "single_stream" in model.parts

@@ -12,23 +12,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import masking, targets
+from mvl import targets
 from mvl.train.forward import Forward
+from mvl.train.step import make_masks
 
 
 def make_reconstruct_fn(model, cfg, vocab_size: int, reconstruct):
     """A jitted (params, batch, rng) -> (hidden [B, N], reconstructed images [B, H, W, 3])."""
     patch = cfg.model.image.patch_size
-    grid = cfg.model.image.image_size // patch
 
     def reconstruct_batch(params, batch, rng):
-        masks = masking.make_masks(rng, cfg.mask, batch, grid, vocab_size, model.special)
+        masks = make_masks(cfg, batch, rng, model)
         forward = Forward(model, params, batch, masks, rng)
         predicted = targets.patchify(reconstruct(forward), patch)
         original = targets.patchify(batch["image"], patch)
-        hidden = masks["image"][..., None]
+        hidden = masks.image_hidden[..., None]
         pasted = jnp.where(hidden, predicted, original)  # visible patches stay original
-        return masks["image"], jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
+        return masks.image_hidden, jnp.clip(targets.unpatchify(pasted, patch), 0.0, 1.0)
 
     return jax.jit(reconstruct_batch)
 

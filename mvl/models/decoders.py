@@ -10,7 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import layers, transformer
 
 
 class TokenDecoder(nn.Module):
@@ -31,8 +31,8 @@ class TokenDecoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     insert_mask_tokens: bool = False
     num_patches: int = 0  # the full grid, needed to re-insert dropped patches
@@ -49,7 +49,7 @@ class TokenDecoder(nn.Module):
         if self.insert_mask_tokens:
             x = InsertMaskTokens(self.num_patches, name="insert_mask_tokens")(x, keep_idx)
         x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
-        x = layers.Transformer(
+        x = transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,
@@ -73,7 +73,7 @@ class TokenDecoder(nn.Module):
 class InsertMaskTokens(nn.Module):
     """[B, K, W] visible tokens -> [B, N, W] in raster order, a learned token elsewhere.
 
-    `keep_idx` [B, K] says where each visible token came from (mvl/masking.py's
+    `keep_idx` [B, K] says where each visible token came from (mvl/mask/ranks.py's
     visible_indices), so the decoder sees every patch where it belongs (MAE).
     """
 
@@ -108,12 +108,7 @@ class DeconvDecoder(nn.Module):
     def __call__(self, patch_tokens):
         batch, num_patches, _ = patch_tokens.shape
         grid = int(round(num_patches**0.5))
-        num_layers = self.patch_size.bit_length() - 1
-        if 2**num_layers != self.patch_size or grid * grid != num_patches:
-            raise ValueError(
-                "the deconvolution decoder needs a power-of-two model.image.patch_size "
-                f"(got {self.patch_size}) and a square patch grid (got {num_patches} patches)"
-            )
+        num_layers = self.patch_size.bit_length() - 1  # a power of two: objectives.recon
         x = patch_tokens.reshape(batch, grid, grid, -1)
         for i in range(num_layers):
             x = nn.ConvTranspose(
@@ -148,12 +143,12 @@ class TextDecoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     @nn.compact
     def __call__(self, text_tokens, valid):
-        return layers.Transformer(
+        return transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,

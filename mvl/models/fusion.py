@@ -9,7 +9,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import transformer
 
 
 class CrossModalEncoder(nn.Module):
@@ -19,12 +19,12 @@ class CrossModalEncoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     @nn.compact
     def __call__(self, queries, queries_valid, context, context_valid, first_token_only=False):
-        return layers.Transformer(
+        return transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,

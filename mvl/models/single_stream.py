@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mvl.data import special_tokens
-from mvl.models import layers
+from mvl.models import layers, transformer
 from mvl.models.vision import ConvStem
 
 
@@ -35,8 +35,8 @@ class SingleStreamEncoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     mask_id: int = special_tokens.MASK  # the tokenizer's [MASK] (SpecialIds.mask)
 
     @nn.compact
@@ -72,7 +72,7 @@ class SingleStreamEncoder(nn.Module):
             valid = valid & text_keep[:, None]
         if image_keep is not None:
             image_valid = image_valid & image_keep[:, None]
-        tokens = layers.Transformer(
+        tokens = transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,

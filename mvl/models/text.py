@@ -6,7 +6,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import layers, transformer
 
 
 class TextTower(nn.Module):
@@ -21,8 +21,8 @@ class TextTower(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     causal: bool = False
     pool: str = "first"  # read by MultimodalModel.embed_text: see pooled()
 
@@ -41,7 +41,7 @@ class TextTower(nn.Module):
         )(ids)
         positions = layers.learned_positions(self, "pos_embedding", self.max_len, self.width)
         x = x + positions[:, : ids.shape[1]]
-        return layers.Transformer(
+        return transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,

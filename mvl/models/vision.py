@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import layers, transformer
 
 
 class VisionTower(nn.Module):
@@ -31,10 +31,10 @@ class VisionTower(nn.Module):
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     dtype: jnp.dtype = jnp.float32
-    remat: str = "none"  # see layers.REMAT_POLICIES
-    scan: bool = False  # layers as one nn.scan (see layers.Transformer)
+    remat: str = "none"  # see transformer.REMAT_POLICIES
+    scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
-    drop_path: float = 0.0  # stochastic depth, training only (see layers.Transformer)
+    drop_path: float = 0.0  # stochastic depth, training only (see transformer.Transformer)
     layer_scale: float = 0.0  # per-channel residual scale init; 0 = off (layers.Block)
 
     @property
@@ -55,10 +55,8 @@ class VisionTower(nn.Module):
                 kernel_init=layers.dense_init((None, None, None, "embed")),
                 bias_init=layers.zeros_init(("embed",)),
             )(x)
-        elif self.stem == "conv":
+        else:  # "conv": mvl/objectives/rules.py checks the stem and its patch size
             x = ConvStem(self.patch_size, self.width, self.act, self.dtype, name="conv_stem")(x)
-        else:
-            raise ValueError(f"model.image.stem={self.stem!r} is not one of patch, conv")
         batch = x.shape[0]
         x = x.reshape(batch, -1, self.width)
         if self.mask_token:
@@ -82,7 +80,7 @@ class VisionTower(nn.Module):
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.width)).astype(x.dtype), x], 1)
         if self.pre_norm:
             x = layers.LayerNorm(self.ln_eps, self.dtype, name="ln_pre")(x)
-        return layers.Transformer(
+        return transformer.Transformer(
             self.depth,
             self.num_heads,
             self.mlp_dim,
@@ -115,11 +113,7 @@ class ConvStem(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        num_layers = self.patch_size.bit_length() - 1
-        if 2**num_layers != self.patch_size:
-            raise ValueError(
-                f"model.image.stem='conv' needs a power-of-two patch size, got {self.patch_size}"
-            )
+        num_layers = self.patch_size.bit_length() - 1  # a power of two (objectives' rules)
         for i in range(num_layers):
             last = i == num_layers - 1
             out_name = "embed" if last else None

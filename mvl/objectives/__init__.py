@@ -1,9 +1,14 @@
-"""Objectives: pure loss functions, registered by name and weighted by the config.
+"""Objectives: each one module that owns its loss, its heads and its config rules.
 
-Each registered objective is `fn(forward, cfg) -> (loss, metrics)`: it asks the step's
-`Forward` for the passes it needs (shared with other objectives) and scores them with
-a pure math function that tests check against hand-computed values. `needs(cfg)` names
-the model parts it uses, so the model builds only what the enabled objectives need.
+A registered objective is
+  loss(forward, section) -> (loss, metrics): asks the step's `Forward` for the encoder
+      passes it needs (shared with other objectives), calls its heads, and scores them
+      against a target (mvl/targets) with a pure function tests check by hand;
+  heads(cfg, model) -> {attribute: flax Module}: the head modules it adds to the model,
+      under these attribute names (the parameter paths of checkpoints);
+  validate(cfg): the rules of its config section, raising ConfigError naming the key.
+The config enables objectives by a non-zero `objectives.<name>.weight`; a module
+named in the config's `imports` can register more (mvl/user_modules.py).
 """
 
 from __future__ import annotations
@@ -12,11 +17,20 @@ import dataclasses
 from typing import Callable
 
 
+def no_heads(cfg, model) -> dict:
+    return {}
+
+
+def no_rules(cfg) -> None:
+    pass
+
+
 @dataclasses.dataclass(frozen=True)
 class Objective:
     name: str
-    fn: Callable
-    needs: Callable  # cfg -> tuple of model component names
+    loss: Callable
+    heads: Callable = no_heads
+    validate: Callable = no_rules
     # (forward, cfg) -> images [B, H, W, 3] as this objective's head redraws them
     # (pixel objectives; evaluation draws them beside the originals)
     reconstruct: Callable | None = None
@@ -25,16 +39,23 @@ class Objective:
 REGISTRY: dict[str, Objective] = {}
 
 
-def register(name: str, needs: Callable, reconstruct: Callable | None = None):
-    def decorate(fn):
-        REGISTRY[name] = Objective(name, fn, needs, reconstruct)
-        return fn
+def register(
+    name: str,
+    heads: Callable = no_heads,
+    validate: Callable = no_rules,
+    reconstruct: Callable | None = None,
+):
+    """Decorator over the loss function: registers the objective `name`."""
+
+    def decorate(loss):
+        REGISTRY[name] = Objective(name, loss, heads, validate, reconstruct)
+        return loss
 
     return decorate
 
 
 def get(name: str) -> Objective:
-    _import_all()
+    _import_builtin()
     if name not in REGISTRY:
         raise KeyError(f"unknown objective {name!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[name]
@@ -42,7 +63,7 @@ def get(name: str) -> Objective:
 
 def enabled(objectives_cfg) -> dict[str, float]:
     """{name: weight} of the objectives whose weight is non-zero, in config order."""
-    _import_all()
+    _import_builtin()
     weights = {}
     for name, cfg in objectives_cfg.items():
         get(name)  # names the unknown objective
@@ -51,7 +72,17 @@ def enabled(objectives_cfg) -> dict[str, float]:
     return weights
 
 
-def _import_all():
+def heads_of(cfg, model) -> dict:
+    """{attribute: Module} of every enabled objective's heads; two objectives that name
+    the same attribute (ITC and ITM's projections) share that one head."""
+    heads = {}
+    for name in enabled(cfg.objectives):
+        for attribute, module in get(name).heads(cfg, model).items():
+            heads.setdefault(attribute, module)
+    return heads
+
+
+def _import_builtin():
     from mvl.objectives import (  # noqa: F401
         distill,
         features,

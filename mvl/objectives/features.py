@@ -1,55 +1,94 @@
 """Feature prediction: the student predicts a teacher's features of the hidden patches.
 
-MVP's target is a frozen CLIP image tower's per-patch features; the score is the cosine
-distance (default, [?] in the paper) or the MSE, averaged over hidden patches.
-`head` picks the predictor: `linear` (MVP) on the student's tokens, which must cover
-every patch (mask tokens, not dropping), or `decoder`, a transformer that re-inserts
-dropped patches (MaskCLIP's shallow decoder).
+MVP's target is a frozen CLIP image tower's per-patch features (mvl/targets/teacher.py);
+the score is the cosine distance (default, [?] in the paper) or the MSE, averaged over
+hidden patches. `head` picks the predictor: `linear` (MVP) on the student's tokens,
+which must cover every patch (mask tokens, not dropping), or `decoder`, a transformer
+that re-inserts dropped patches (MaskCLIP's shallow decoder).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mvl.objectives import register
+from mvl import mask
+from mvl.models.decoders import TokenDecoder
+from mvl.models.heads import Projection
+from mvl.objectives import register, rules
 
 HEADS = {"linear": "feature_head", "decoder": "feature_decoder"}
+LOSSES = ("cosine", "mse")
 
 
 def feature_loss(predicted, target, hidden, kind: str = "cosine"):
-    """Mean over hidden patches ([B, N] bool) of 1 - cos or the mean squared error."""
+    """Mean over hidden patches ([B, N] bool) of 1 - cos or the mean squared error;
+    `kind` is checked by `validate` before anything is traced."""
     predicted, target = predicted.astype(jnp.float32), target.astype(jnp.float32)
     if kind == "cosine":
         dot = jnp.sum(predicted * target, -1)
         norms = jnp.linalg.norm(predicted, axis=-1) * jnp.linalg.norm(target, axis=-1)
         per_patch = 1.0 - dot / jnp.maximum(norms, 1e-6)
-    elif kind == "mse":
-        per_patch = jnp.square(predicted - target).mean(-1)
     else:
-        raise ValueError(f"objectives.features.loss={kind!r} is not one of cosine, mse")
+        per_patch = jnp.square(predicted - target).mean(-1)
     hidden = hidden.astype(jnp.float32)
     return (per_patch * hidden).sum() / jnp.maximum(hidden.sum(), 1.0), {}
 
 
-def head_needs(head: str, where: str) -> tuple[str, ...]:
-    if head not in HEADS:
-        raise ValueError(f"config {where}.head={head!r} is not one of {', '.join(HEADS)}")
-    return ("image", HEADS[head])
-
-
-def predict_patch_features(forward, head: str, where: str):
-    """[B, N, C] predicted teacher features of every patch from the masked image."""
-    keep = forward.masks.get("image_keep")
-    tokens = forward.image_tokens(masked=True)
+def feature_heads(cfg, model, head: str) -> dict:
+    """The predictor of teacher features (width: the teacher's), linear or a decoder."""
+    feature_dim = cfg.teacher.image.width
     if head == "linear":
-        if keep is not None:
-            raise ValueError(f"config {where}.head='linear' needs mask.image.drop=False")
-        return forward.call("predict_features", tokens)
-    return forward.call("decode_features", tokens, keep)
+        return {"feature_head": Projection(feature_dim)}
+    decoder = TokenDecoder(
+        out_dim=feature_dim,
+        insert_mask_tokens=mask.patch_handling(cfg.mask) == mask.DROP,
+        num_patches=mask.grid_of(cfg) ** 2,
+        **dict(cfg.model.feature_decoder),
+        **model.stack_kwargs(),
+    )
+    return {"feature_decoder": decoder}
 
 
-@register("features", needs=lambda cfg: head_needs(cfg.head, "objectives.features"))
+def validate_head(cfg, name: str) -> None:
+    """The rules of a feature-predicting objective `name` (features, distill)."""
+    head = cfg.objectives[name].head
+    if head not in HEADS:
+        raise rules.ConfigError(
+            f"config objectives.{name}.head={head!r} is not one of {', '.join(HEADS)}"
+        )
+    if head == "linear" and mask.patch_handling(cfg.mask) == mask.DROP:
+        raise rules.ConfigError(
+            f"config objectives.{name}.head='linear' needs mask.image.drop=False"
+        )
+    rules.teacher(cfg, name)
+    rules.two_towers(cfg, text=False)
+    if head == "decoder":
+        rules.attention(cfg, "feature_decoder")
+
+
+def predict_patch_features(forward, head: str):
+    """[B, N, C] predicted teacher features of every patch from the masked image."""
+    tokens = forward.image_tokens(masked=True)[:, 1:]  # [CLS] dropped
+    if head == "linear":
+        return forward.head("feature_head", tokens)
+    return forward.head("feature_decoder", tokens, None, None, forward.masks.image_keep)
+
+
+def validate(cfg):
+    validate_head(cfg, "features")
+    loss = cfg.objectives.features.loss
+    if loss not in LOSSES:
+        raise rules.ConfigError(
+            f"objectives.features.loss={loss!r} is not one of {', '.join(LOSSES)}"
+        )
+
+
+@register(
+    "features",
+    heads=lambda cfg, model: feature_heads(cfg, model, cfg.objectives.features.head),
+    validate=validate,
+)
 def features(forward, cfg):
-    predicted = predict_patch_features(forward, cfg.head, "objectives.features")
-    target = forward.teacher_patch_features()
-    return feature_loss(predicted, target, forward.masks["image"], cfg.loss)
+    predicted = predict_patch_features(forward, cfg.head)
+    target = forward.teacher_features()
+    return feature_loss(predicted, target, forward.masks.image_hidden, cfg.loss)

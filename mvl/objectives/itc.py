@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax
 
-from mvl.objectives import register
+from mvl.models.heads import LogitScale, Projection
+from mvl.objectives import register, rules
 
 
 def itc_loss(image_emb, text_emb, logit_scale, max_scale: float = 100.0):
@@ -23,7 +24,23 @@ def itc_loss(image_emb, text_emb, logit_scale, max_scale: float = 100.0):
     return (i2t + t2i) / 2, metrics
 
 
-@register("itc", needs=lambda cfg: ("image", "text", "projections", "temperature"))
+def embedding_heads(cfg, model) -> dict:
+    """Image and text [CLS] -> the shared embedding space, and ITC's learnable logit
+    scale (ITM draws its hard negatives from the same similarities)."""
+    return {
+        "image_projection": Projection(cfg.model.embed_dim),
+        "text_projection": Projection(cfg.model.embed_dim),
+        "temperature": LogitScale(cfg.model.init_temperature),
+    }
+
+
+def validate(cfg):
+    rules.two_towers(cfg)
+    if not cfg.model.init_temperature > 0:
+        rules.fail("model.init_temperature", cfg.model.init_temperature, "must be > 0")
+
+
+@register("itc", heads=embedding_heads, validate=validate)
 def itc(forward, cfg):
     image = forward.image_embedding(masked=cfg.masked_image)  # FLIP: visible patches only
     return itc_loss(image, forward.text_embedding(), forward.logit_scale(), cfg.max_scale)

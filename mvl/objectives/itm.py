@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mvl.objectives import register
+from mvl.models.heads import ItmHead
+from mvl.objectives import register, rules
+from mvl.objectives.itc import embedding_heads
 
 
 def sample_hard_negatives(rng, similarity):
@@ -30,9 +32,13 @@ def itm_loss(logits, labels):
     return loss, {"accuracy": (jnp.argmax(logits, -1) == labels).mean()}
 
 
-@register(
-    "itm", needs=lambda cfg: ("image", "text", "projections", "temperature", "fusion", "itm_head")
-)
+def heads(cfg, model) -> dict:
+    """ITC's embedding heads (the similarities negatives are drawn from) and the
+    match / no-match head on the two fused [CLS] tokens."""
+    return {**embedding_heads(cfg, model), "itm_head": ItmHead()}
+
+
+@register("itm", heads=heads, validate=lambda cfg: rules.two_towers(cfg, fusion=True))
 def itm(forward, cfg):
     image_emb = jax.lax.stop_gradient(forward.image_embedding())
     text_emb = jax.lax.stop_gradient(forward.text_embedding())
@@ -48,7 +54,7 @@ def itm(forward, cfg):
     # token alone (the same values; a third of MaskVLM's demo step was the other tokens).
     fused_image = forward.call("fuse_image", pair_images, pair_texts, pair_ids, True)
     fused_text = forward.call("fuse_text", pair_texts, pair_ids, pair_images, True)
-    logits = forward.call("itm_logits", fused_image, fused_text)
+    logits = forward.call("itm_logits", fused_image, fused_text)  # the model's, for eval too
     n = images.shape[0]
     labels = jnp.concatenate([jnp.ones(n, jnp.int32), jnp.zeros(2 * n, jnp.int32)])
     return itm_loss(logits, labels)

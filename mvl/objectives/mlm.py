@@ -3,7 +3,9 @@
 `encoder` picks what the masked text passes through before the MLM head:
   fusion        MaskVLM: the text cross-modal encoder attends to the full image;
   single_stream MLIM: the single-stream encoder over [masked text; (masked) image];
-  text_decoder  MaskCLIP: the text tower, then a text-only transformer decoder.
+  text_decoder  MaskCLIP: the text tower, then a text-only transformer decoder (a head
+                of this objective, like the MLM head).
+The target is the original ids at the picked positions (mvl/targets/tokens.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax
 
-from mvl.objectives import register
+from mvl import targets
+from mvl.models.decoders import TextDecoder
+from mvl.models.heads import MlmHead
+from mvl.objectives import register, rules
 
-ENCODERS = {
-    "fusion": ("image", "text", "fusion"),
-    "single_stream": ("single_stream",),
-    "text_decoder": ("text", "text_decoder"),
-}
+ENCODERS = ("fusion", "single_stream", "text_decoder")
 
 
 def mlm_loss(logits, labels, weights):
@@ -29,12 +30,26 @@ def mlm_loss(logits, labels, weights):
     return (losses * weights).sum() / count, {"accuracy": accuracy, "scored": weights.sum()}
 
 
-def _needs(cfg):
-    if cfg.encoder not in ENCODERS:
-        raise ValueError(
-            f"config objectives.mlm.encoder={cfg.encoder!r} is not one of {', '.join(ENCODERS)}"
+def heads(cfg, model) -> dict:
+    parts = {"mlm_head": MlmHead(model.vocab_size, **model.layer_kwargs())}
+    if cfg.objectives.mlm.encoder == "text_decoder":
+        parts["text_decoder"] = TextDecoder(**dict(cfg.model.text_decoder), **model.stack_kwargs())
+    return parts
+
+
+def validate(cfg):
+    encoder = cfg.objectives.mlm.encoder
+    if encoder not in ENCODERS:
+        raise rules.ConfigError(
+            f"config objectives.mlm.encoder={encoder!r} is not one of {', '.join(ENCODERS)}"
         )
-    return ENCODERS[cfg.encoder] + ("mlm_head",)
+    if encoder == "fusion":
+        rules.two_towers(cfg, fusion=True)
+    elif encoder == "single_stream":
+        rules.single_stream(cfg)
+    else:
+        rules.two_towers(cfg, image=False)
+        rules.attention(cfg, "text_decoder", "text")
 
 
 def masked_text_tokens(forward, encoder: str):
@@ -42,13 +57,12 @@ def masked_text_tokens(forward, encoder: str):
         return forward.fused_text(masked_text=True)
     if encoder == "single_stream":
         return forward.stream_tokens(masked=True)[0]
-    return forward.call("decode_text", forward.text_tokens(masked=True), forward.ids(masked=True))
+    tokens = forward.text_tokens(masked=True)
+    return forward.head("text_decoder", tokens, forward.text_valid(masked=True))
 
 
-@register("mlm", needs=_needs)
+@register("mlm", heads=heads, validate=validate)
 def mlm(forward, cfg):
-    logits = forward.call("mlm_logits", masked_text_tokens(forward, cfg.encoder))
-    scored = forward.masks["text_picked"]
-    if "keep_text" in forward.masks:  # modality dropout: a dropped text is not scored
-        scored = scored & forward.masks["keep_text"][:, None]
-    return mlm_loss(logits, forward.ids(), scored)
+    logits = forward.head("mlm_head", masked_text_tokens(forward, cfg.encoder))
+    labels, scored = targets.token_targets(forward.batch, forward.masks)
+    return mlm_loss(logits, labels, scored)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mvl.objectives import register
+from mvl import mask
+from mvl.models.decoders import DeconvDecoder
+from mvl.objectives import register, rules
 
 REGIONS = ("masked", "all")
 
@@ -32,26 +34,38 @@ def recon_loss(predicted, images, weights, scored_images):
     return loss, {"mse": (per_image * scored).sum() / pixels, "scored": scored.sum()}
 
 
+def heads(cfg, model) -> dict:
+    common = model.layer_kwargs()
+    decoder = DeconvDecoder(
+        cfg.model.image.patch_size, cfg.model.deconv_decoder.width, common["act"], common["dtype"]
+    )
+    return {"deconv_decoder": decoder}
+
+
+def validate(cfg):
+    region = cfg.objectives.recon.region
+    if region not in REGIONS:
+        raise rules.ConfigError(
+            f"config objectives.recon.region={region!r} is not one of {REGIONS}"
+        )
+    rules.power_of_two_patches(cfg, "the deconvolution decoder (objectives.recon)")
+    rules.single_stream(cfg)
+    rules.part(cfg, "deconv_decoder")
+
+
 def reconstruct_images(forward, cfg):
-    return forward.call("decode_image", forward.stream_tokens(masked=True)[1])
+    return forward.head("deconv_decoder", forward.stream_tokens(masked=True)[1])
 
 
-@register(
-    "recon",
-    needs=lambda cfg: ("single_stream", "deconv_decoder"),
-    reconstruct=reconstruct_images,
-)
+@register("recon", heads=heads, validate=validate, reconstruct=reconstruct_images)
 def recon(forward, cfg):
-    if cfg.region not in REGIONS:
-        raise ValueError(f"config objectives.recon.region={cfg.region!r} is not one of {REGIONS}")
     images = forward.batch["image"]
     batch, size = images.shape[:2]
-    hidden = forward.masks["image"]
-    if cfg.region == "all" or hidden is None:
+    if cfg.region == "all" or forward.masks.patches == mask.NO_PATCHES_HIDDEN:
         weights = jnp.ones((batch, size, size), jnp.float32)
     else:
         grid = size // forward.patch_size
-        weights = pixel_weights(hidden, grid, forward.patch_size)
-    predicted = forward.call("decode_image", forward.stream_tokens(masked=True)[1])
-    scored = forward.masks.get("keep_image", jnp.ones((batch,), bool))
-    return recon_loss(predicted, images, weights, scored)
+        weights = pixel_weights(forward.masks.image_hidden, grid, forward.patch_size)
+    # The image, redrawn from the single stream's patch tokens.
+    predicted = forward.head("deconv_decoder", forward.stream_tokens(masked=True)[1])
+    return recon_loss(predicted, images, weights, forward.masks.keep_image)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mvl.objectives import register
+from mvl.models.heads import Projection, SigmoidScaleBias
+from mvl.objectives import register, rules
 
 
 def siglip_loss(image_emb, text_emb, log_scale, bias):
@@ -21,8 +22,16 @@ def siglip_loss(image_emb, text_emb, log_scale, bias):
     return loss, {"accuracy": accuracy, "scale": jnp.exp(log_scale), "bias": bias}
 
 
-@register("siglip", needs=lambda cfg: ("image", "text", "projections", "sigmoid"))
+def heads(cfg, model) -> dict:
+    return {
+        "image_projection": Projection(cfg.model.embed_dim),
+        "text_projection": Projection(cfg.model.embed_dim),
+        "sigmoid": SigmoidScaleBias(),
+    }
+
+
+@register("siglip", heads=heads, validate=rules.two_towers)
 def siglip(forward, cfg):
-    log_scale, bias = forward.sigmoid_scale_bias()
+    log_scale, bias = forward.head("sigmoid")
     image = forward.image_embedding(masked=cfg.masked_image)
     return siglip_loss(image, forward.text_embedding(), log_scale, bias)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mvl.objectives import register
+from mvl.models.heads import ItmHead
+from mvl.objectives import register, rules
 from mvl.objectives.itm import itm_loss
 
 
@@ -25,8 +26,13 @@ def swap_images(rng, images):
     return paired, (~swapped).astype(jnp.int32)
 
 
-@register("stream_itm", needs=lambda cfg: ("single_stream", "stream_itm_head"))
+@register(
+    "stream_itm",
+    heads=lambda cfg, model: {"stream_itm_head": ItmHead()},
+    validate=rules.single_stream,
+)
 def stream_itm(forward, cfg):
     images, labels = swap_images(forward.rng("stream_itm"), forward.batch["image"])
     text_tokens, _ = forward.call("encode_stream", images, forward.ids())
-    return itm_loss(forward.call("stream_itm_logits", text_tokens), labels)
+    # Match / no-match of the (text, image) pair, from the stream's [CLS].
+    return itm_loss(forward.head("stream_itm_head", text_tokens[:, 0]), labels)

@@ -11,12 +11,18 @@ import zlib
 
 import jax
 
+from mvl import mask
+
 
 class Forward:
+    """`params` None: `model` is already bound (inside `Module.init`, mvl/train/state.py),
+    so calls go to it directly. `teacher`: images -> the teacher's patch features
+    (mvl/targets/teacher.py), or None."""
+
     def __init__(self, model, params, batch, masks, rng, teacher=None, train=False):
         self.model, self.params, self.batch, self.masks = model, params, batch, masks
         self._rng = rng
-        self.teacher = teacher  # (module, params) of a teacher tower, or None
+        self.teacher = teacher
         self._cache = {}
         # Training passes get a "dropout" rng, which turns on stochastic depth
         # (model.image.drop_path); evaluation passes none and keeps every block.
@@ -26,9 +32,18 @@ class Forward:
     def patch_size(self) -> int:
         return self.model.config.image.patch_size
 
-    def call(self, method: str, *args):
-        rngs = {"dropout": self.rng(f"drop_path/{method}")} if self._train else None
+    def call(self, method: str, *args, part: str | None = None):
+        """The model's `method` on `args`; a training pass draws its stochastic-depth
+        key by the name of the `part` called (default: the method)."""
+        if self.params is None:
+            return getattr(self.model, method)(*args)
+        name = f"drop_path/{part or method}"
+        rngs = {"dropout": self.rng(name)} if self._train else None
         return self.model.apply({"params": self.params}, *args, method=method, rngs=rngs)
+
+    def head(self, attribute: str, *args):
+        """Calls an objective's head (the model attribute it registered) on `args`."""
+        return self.call("head", attribute, *args, part=attribute)
 
     def rng(self, name: str):
         """A key for one named random choice, independent of every other name."""
@@ -40,13 +55,18 @@ class Forward:
         return self._cache[key]
 
     def ids(self, masked: bool = False):
-        return self.masks["text_ids"] if masked else self.batch["text"]
+        return self.masks.text_ids if masked else self.batch["text"]
+
+    def text_valid(self, masked: bool = False):
+        """bool [B, L]: the caption's positions (not pad or the tokenizer's specials)."""
+        return self.model.special.valid(self.ids(masked))
 
     # Unimodal passes -------------------------------------------------------------
     def image_tokens(self, masked: bool = False):
         """The image encoding; `masked` hides patches as the config says (replace or drop)."""
-        keep = self.masks.get("image_keep") if masked else None
-        hidden = self.masks["image"] if masked and keep is None else None
+        patches = self.masks.patches if masked else mask.NO_PATCHES_HIDDEN
+        keep = self.masks.image_keep if patches == mask.DROP else None
+        hidden = self.masks.image_hidden if patches == mask.REPLACE else None
         return self._once(
             ("image", masked),
             lambda: self.call("encode_image", self.batch["image"], hidden, keep),
@@ -68,13 +88,11 @@ class Forward:
     def logit_scale(self):
         return self._once("logit_scale", lambda: self.call("logit_scale"))
 
-    def sigmoid_scale_bias(self):
-        return self._once("sigmoid", lambda: self.call("sigmoid_scale_bias"))
-
     def stream_tokens(self, masked: bool = True):
         """(text, patch) tokens of the single-stream encoder (MLIM); `masked` hides words
         and patches by [MASK]-embedding replacement; modality dropout always applies."""
-        hidden = self.masks["image"] if masked else None
+        hides = masked and self.masks.patches != mask.NO_PATCHES_HIDDEN
+        hidden = self.masks.image_hidden if hides else None
         return self._once(
             ("stream", masked),
             lambda: self.call(
@@ -82,8 +100,8 @@ class Forward:
                 self.batch["image"],
                 self.ids(masked),
                 hidden,
-                self.masks.get("keep_text"),
-                self.masks.get("keep_image"),
+                self.masks.keep_text,
+                self.masks.keep_image,
             ),
         )
 
@@ -108,14 +126,7 @@ class Forward:
         )
 
     # Targets from a teacher ----------------------------------------------------------
-    def teacher_patch_features(self):
-        """The teacher's per-patch features of the full image, with no gradient."""
-        if self.teacher is None:
-            raise ValueError("an objective needs teacher features but config teacher.kind is none")
-        module, params = self.teacher
-        return self._once(
-            "teacher_patches",
-            lambda: jax.lax.stop_gradient(
-                module.apply({"params": params}, self.batch["image"])[:, 1:]
-            ),
-        )
+    def teacher_features(self):
+        """The teacher's per-patch features of the full image, with no gradient
+        (`validate` has checked that an objective reading them has a teacher)."""
+        return self._once("teacher_patches", lambda: self.teacher(self.batch["image"]))

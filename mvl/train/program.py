@@ -15,9 +15,9 @@ from typing import Any, Callable
 import jax
 
 from mvl import sharding
-from mvl.data import special_tokens
 from mvl.models.model import build_model, build_teacher
-from mvl.train import optim, state as state_lib
+from mvl.train import optim
+from mvl.train import state as state_lib
 from mvl.train.step import make_train_step
 
 
@@ -32,15 +32,15 @@ class Program:
     train_step: Any  # jitted: (state, batch) -> (state, metrics); donates the state
 
 
-def build_program(cfg, mesh, vocab_size: int, special=special_tokens.SENTENCEPIECE) -> Program:
-    """`vocab_size` and `special` are the tokenizer's."""
+def build_program(cfg, mesh, vocab_size: int, special) -> Program:
+    """`vocab_size` and `special` are the tokenizer's (its `vocab_size`, `special_ids`)."""
     model = build_model(cfg, vocab_size, special)
     optimizer = optim.make_optimizer(cfg.optim, cfg.total_steps)
     schedule = optim.learning_rate_schedule(cfg.optim, cfg.total_steps)
     teacher_model = build_teacher(cfg)
     abstract, shardings = state_lib.abstract_state(model, optimizer, cfg, mesh, teacher_model)
     train_step = jax.jit(
-        make_train_step(model, cfg, optimizer, schedule, vocab_size, teacher_model),
+        make_train_step(model, cfg, optimizer, schedule, teacher_model),
         in_shardings=(shardings, sharding.batch_sharding(mesh)),
         out_shardings=(shardings, sharding.replicated(mesh)),
         donate_argnums=0,

@@ -22,16 +22,51 @@ class TrainState:
     teacher: Any = None  # a teacher image tower's params: never in the optimizer (MVP)
 
 
+def init_params(model, cfg, rng):
+    """The model's parameters: exactly the parts the enabled objectives use.
+
+    Runs every enabled objective's loss once on a dummy batch inside `Module.init`;
+    Flax linen creates a submodule's parameters on its first call, so the parts no
+    objective calls (another method's heads, an unused encoder) get none.
+    """
+    import jax.numpy as jnp
+
+    from mvl import mask
+    from mvl.train.forward import Forward
+    from mvl.train.step import run_objectives
+
+    batch = {
+        "image": jnp.zeros((2, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32),
+        "text": jnp.zeros((2, cfg.data.max_text_len), jnp.int32),
+    }
+    masks = mask.make_masks(cfg, batch, jax.random.PRNGKey(0), model.vocab_size, model.special)
+    patches = mask.grid_of(cfg) ** 2
+    teacher_features = jnp.zeros((2, patches, cfg.teacher.image.width), jnp.float32)
+
+    def through_objectives(module, batch, masks):
+        forward = Forward(
+            module, None, batch, masks, jax.random.PRNGKey(0), lambda _: teacher_features
+        )
+        run_objectives(forward, cfg)
+
+    return model.init(rng, batch, masks, method=through_objectives)["params"]
+
+
+def param_parts(model, cfg) -> set[str]:
+    """The model's top-level parts that get parameters under `cfg` (abstract: nothing
+    is allocated), e.g. {"image", "text", "image_projection", ...}."""
+    return set(jax.eval_shape(lambda: init_params(model, cfg, jax.random.PRNGKey(0))))
+
+
 def _init_fn(model, optimizer, cfg, teacher=None):
     """rng -> the initial TrainState, parameters still in flax's partitioning boxes."""
     import jax.numpy as jnp
 
     images = jnp.zeros((1, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32)
-    ids = jnp.zeros((1, cfg.data.max_text_len), jnp.int32)
 
     def init(rng):
         params_rng, state_rng, teacher_rng = jax.random.split(rng, 3)
-        params = model.init(params_rng, images, ids)["params"]
+        params = init_params(model, cfg, params_rng)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,

@@ -1,9 +1,9 @@
 """THE train_step: masks from the step's rng, the enabled objectives, one optax update.
 
-Every method is a config of this one function: Mask (mvl/masking.py) -> Encoder and
-Head passes (mvl/train/forward.py over the model) -> Target (mvl/targets.py) -> the
-weighted objectives (mvl/objectives). `make_train_step` closes over the static parts
-and returns a pure `(state, batch) -> (state, metrics)`.
+Every method is a config of this one function: Mask (mvl/mask) -> Encoder passes
+(mvl/train/forward.py over the model) -> each enabled objective's Head and Target
+(mvl/objectives, mvl/targets) -> their weighted sum. `make_train_step` closes over the
+static parts and returns a pure `(state, batch) -> (state, metrics)`.
 
 With `optim.microbatches = k > 1` the step draws the masks for the whole batch, then
 runs the forward and backward passes on k slices in a `lax.scan` and averages their
@@ -20,8 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mvl import masking, objectives
-from mvl.data import special_tokens
+from mvl import mask, objectives, targets
 from mvl.data.bad_sample import SKIP_KINDS
 from mvl.train import ema
 from mvl.train.forward import Forward
@@ -33,28 +32,40 @@ def step_rngs(state: TrainState):
     return jax.random.split(jax.random.fold_in(state.rng, state.step))
 
 
-def make_masks(cfg, batch, mask_rng, vocab_size: int, special=special_tokens.SENTENCEPIECE):
-    """`special`: the tokenizer's ids; callers with a model pass `model.special`."""
-    grid = cfg.model.image.image_size // cfg.model.image.patch_size
-    return masking.make_masks(mask_rng, cfg.mask, batch, grid, vocab_size, special)
+def make_masks(cfg, batch, mask_rng, model):
+    """The step's masks, with the tokenizer's ids the model carries."""
+    return mask.make_masks(cfg, batch, mask_rng, model.vocab_size, model.special)
 
 
-def compute_losses(
-    model, cfg, params, batch, mask_rng, objective_rng, vocab_size: int, teacher=None
-):
+def teacher_features_fn(teacher):
+    """`teacher` (module, params) or None -> images -> its patch features, or None."""
+    if teacher is None:
+        return None
+    module, params = teacher
+    return lambda images: targets.teacher_patch_features(module, params, images)
+
+
+def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=None):
     """Runs the enabled objectives; returns (weighted total, metrics dict).
 
     `teacher` is (module, params) of a teacher tower, or None.
     """
-    masks = make_masks(cfg, batch, mask_rng, vocab_size, model.special)
+    masks = make_masks(cfg, batch, mask_rng, model)
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
 def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None, train=False):
-    forward = Forward(model, params, batch, masks, objective_rng, teacher, train=train)
+    forward = Forward(
+        model, params, batch, masks, objective_rng, teacher_features_fn(teacher), train=train
+    )
+    return run_objectives(forward, cfg)
+
+
+def run_objectives(forward, cfg):
+    """(weighted total, metrics) of every enabled objective on one `Forward`."""
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
-        loss, extra = objectives.get(name).fn(forward, cfg.objectives[name])
+        loss, extra = objectives.get(name).loss(forward, cfg.objectives[name])
         total = total + weight * loss
         metrics[f"{name}/loss"] = loss
         metrics.update({f"{name}/{key}": value for key, value in extra.items()})
@@ -67,7 +78,6 @@ def make_train_step(
     cfg,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
-    vocab_size: int,
     teacher_model=None,
 ):
     """`teacher_model` applies `state.teacher`; only `state.params` are differentiated."""
@@ -75,7 +85,7 @@ def make_train_step(
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
         teacher = None if teacher_model is None else (teacher_model, state.teacher)
-        masks = make_masks(cfg, batch, mask_rng, vocab_size, model.special)
+        masks = make_masks(cfg, batch, mask_rng, model)
 
         def grads_and_metrics(params, batch, masks, rng):
             def loss_fn(params):

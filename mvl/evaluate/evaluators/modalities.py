@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from mvl import masking
+from mvl import mask
 from mvl.evaluate import model_parts
 from mvl.evaluate.evaluator import fail
 
 
 def validate_modalities(where: str, section: dict):
     modes = tuple(section["modalities"])
-    bad = [m for m in modes if m not in masking.MDO_MODES]
+    bad = [m for m in modes if m not in mask.MDO_MODES]
     if not modes or bad:
-        fail(where, "modalities", modes, f"use some of {', '.join(masking.MDO_MODES)}")
+        fail(where, "modalities", modes, f"use some of {', '.join(mask.MDO_MODES)}")
 
 
 def check_model_drops(evaluator, model):

@@ -1,4 +1,4 @@
-"""Target: what a masked input is scored against (here: pixels, optionally normalised)."""
+"""Pixel targets: each patch's pixels, optionally normalised per patch (MAE)."""
 
 from __future__ import annotations
 
