@@ -6,6 +6,8 @@ import types
 
 import pytest
 
+from mvl.data.special_tokens import SENTENCEPIECE
+
 from mvl import config as config_lib
 from mvl import run_identity, validate
 from mvl.config import ConfigError
@@ -128,7 +130,7 @@ def test_a_config_saved_before_declared_evaluators_is_read_as_it_was_evaluated()
     import ml_collections
 
     cfg = ml_collections.ConfigDict(old)
-    towers = types.SimpleNamespace(components=("image", "text", "projections", "temperature"))
+    towers = types.SimpleNamespace(parts={"image", "text", "image_projection", "temperature"})
     legacy_evals.declared(cfg, towers)
     assert {n: s.type for n, s in cfg.evals.items()} == {
         "retrieval": "retrieval",
@@ -139,7 +141,7 @@ def test_a_config_saved_before_declared_evaluators_is_read_as_it_was_evaluated()
     }
     assert cfg.evals.retrieval.itm_rerank_k == 5 and cfg.evals.probe.pool == "cls"
     assert tuple(cfg.evals.held_out_losses.modalities) == ("both", "text_only")
-    image_only = types.SimpleNamespace(components=("image", "pixel_decoder"))
+    image_only = types.SimpleNamespace(parts={"image", "pixel_decoder"})
     cfg = ml_collections.ConfigDict({**old, "eval": {"every_steps": 0}})
     assert dict(legacy_evals.declared(cfg, image_only).evals) == {}  # MAE-like, no flags
 
@@ -194,7 +196,7 @@ def test_the_sharding_rules_of_the_config_shard_the_state(tiny_config):
     def spec_of_a_kernel(**overrides):
         cfg = tiny_config("clip", **{"mesh.data": "4", "mesh.fsdp": "2", **overrides})
         mesh = sharding.make_mesh(cfg.mesh, jax.devices())
-        program = build_program(cfg, mesh, 128)
+        program = build_program(cfg, mesh, 128, SENTENCEPIECE)
         kernel = program.state_shardings.params["image"]["patch_embed"]["kernel"]
         return tuple(kernel.spec)
 

@@ -173,7 +173,7 @@ def test_cls_only_fusion_equals_the_full_pass_first_token(depth, scan):
         ("mvp", {"mask.image.drop": "true"}, "features.head='linear' needs mask.image.drop=False"),
         ("mvp", {"teacher.kind": "none"}, "objectives.features needs teacher features"),
         ("maskvlm", {"model.pixel_decoder.num_heads": "3"}, "model.pixel_decoder.num_heads=3"),
-        ("clip", {"model.fusion.num_heads": "3"}, None),  # CLIP runs no fusion: not checked
+        ("maskvlm", {"model.fusion.num_heads": "5"}, "model.fusion.num_heads=5"),
         ("mlim", {"model.image.patch_size": "6", "data.image_size": "36"}, "power-of-two"),
         (
             "clip",

@@ -68,19 +68,23 @@ class MultimodalModel(nn.Module):
         mask_token = mask.patch_handling(self.run.mask) == mask.REPLACE
         self.image = VisionTower(mask_token=mask_token, **dict(c.image), **stack)
         self.text = TextTower(vocab_size=self.vocab_size, **dict(c.text), **stack)
-        self.image_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
-        self.text_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
-        self.single_stream = SingleStreamEncoder(
-            vocab_size=self.vocab_size,
-            mask_id=self.special.mask,
-            max_len=c.text.max_len,
-            image_size=c.image.image_size,
-            patch_size=c.image.patch_size,
-            pixel_mean=c.image.pixel_mean,
-            pixel_std=c.image.pixel_std,
-            **dict(c.single_stream),
-            **stack,
-        )
+        # Fusion and the single stream exist only in configs that add their sections
+        # (mvl.config.add_model_parts); parameters are still created only by use.
+        if "fusion" in c:
+            self.image_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
+            self.text_fusion = CrossModalEncoder(**dict(c.fusion), **stack)
+        if "single_stream" in c:
+            self.single_stream = SingleStreamEncoder(
+                vocab_size=self.vocab_size,
+                mask_id=self.special.mask,
+                max_len=c.text.max_len,
+                image_size=c.image.image_size,
+                patch_size=c.image.patch_size,
+                pixel_mean=c.image.pixel_mean,
+                pixel_std=c.image.pixel_std,
+                **dict(c.single_stream),
+                **stack,
+            )
         for attribute, head in objectives.heads_of(self.run, self).items():
             setattr(self, attribute, head)  # linen names the submodule by the attribute
 

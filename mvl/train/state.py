@@ -41,7 +41,9 @@ def init_params(model, cfg, rng):
     }
     masks = mask.make_masks(cfg, batch, jax.random.PRNGKey(0), model.vocab_size, model.special)
     patches = mask.grid_of(cfg) ** 2
-    teacher_features = jnp.zeros((2, patches, cfg.teacher.image.width), jnp.float32)
+    # Only a config with a teacher has teacher.image (its width is the features' width).
+    width = cfg.teacher.image.width if cfg.teacher.kind != "none" else 1
+    teacher_features = jnp.zeros((2, patches, width), jnp.float32)
 
     def through_objectives(module, batch, masks):
         forward = Forward(
