@@ -102,8 +102,7 @@ def sweep_settings(cores: int, workers: Sequence[int] | None) -> list[dict]:
     settings = []
     for num_workers in counts:
         threads = (cores, 2 * cores) if num_workers == 0 else (1, 2)
-        settings += [dict(num_workers=n, num_threads=t) for n, t in [(num_workers, threads[0]),
-                                                                      (num_workers, threads[1])]]
+        settings += [dict(num_workers=num_workers, num_threads=t) for t in threads]
     return settings
 
 
@@ -127,7 +126,8 @@ def images_per_second(dataset, batch_size: int, seconds: float, warmup_batches: 
 
 def measure_pipeline(cfg, tokenizer, source, seconds: float, settings: dict | None) -> float:
     """Images/s of the trainer's dataset (settings None: exactly split_dataset's, the
-    trainer's defaults) or of the same make_dataset call with `settings` changed."""
+    trainer's defaults) or of the same make_dataset call with `settings` changed. Training
+    batches only: the trainer's default held-out batches are decoded the same way."""
     from mvl.data import pipeline
     from mvl.train import datasets
 
@@ -150,9 +150,27 @@ def measure_pipeline(cfg, tokenizer, source, seconds: float, settings: dict | No
     return images_per_second(dataset, cfg.batch_size, seconds)
 
 
+def some_jpegs(source, count: int = 64) -> list[bytes]:
+    return [source.record(i)[0] for i in range(min(len(source), count))]
+
+
+def mean_jpeg_bytes(source) -> float:
+    return float(np.mean([len(jpeg) for jpeg in some_jpegs(source)]))
+
+
 def decode_limit_rates(source, image_size: int, processes: int, seconds: float) -> list[float]:
-    jpegs = [source.record(i)[0] for i in range(min(len(source), 64))]
+    jpegs = some_jpegs(source)
     return decode_limit.all_core_rates(jpegs, image_size, processes, seconds)
+
+
+def trainer_default_settings() -> dict:
+    """make_dataset's own defaults, which the trainer uses (it passes none of these)."""
+    import inspect
+
+    from mvl.data import pipeline
+
+    parameters = inspect.signature(pipeline.make_dataset).parameters
+    return {name: parameters[name].default for name in ("num_workers", "num_threads")}
 
 
 def benchmark(cfg, processes: int, seconds: float, workers: Sequence[int] | None, scratch: str):
@@ -161,22 +179,25 @@ def benchmark(cfg, processes: int, seconds: float, workers: Sequence[int] | None
     source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     tokenizer = bench_tokenizer(source, scratch)
     size = cfg.data.image_size
+
+    def row(settings) -> dict:
+        rate = measure_pipeline(cfg, tokenizer, source, seconds, settings)
+        return {"settings": settings or "trainer default", "images_per_s": rate}
+
     before = decode_limit_rates(source, size, processes, seconds)
-    default = measure_pipeline(cfg, tokenizer, source, seconds, None)
-    sweep = []
-    for settings in sweep_settings(processes, workers):
-        sweep.append(dict(settings, images_per_s=measure_pipeline(cfg, tokenizer, source, seconds, settings)))
-    best = max(sweep, key=lambda row: row["images_per_s"])
-    best_settings = {k: best[k] for k in ("num_workers", "num_threads")}
+    sweep = [row(None)]
+    sweep += [row(settings) for settings in sweep_settings(processes, workers)]
+    best = max(sweep, key=lambda r: r["images_per_s"])
+    best_settings = best["settings"] if best is not sweep[0] else trainer_default_settings()
     for buffer in (cfg.batch_size, 8 * cfg.batch_size):
-        settings = dict(best_settings, prefetch_buffer_size=buffer)
-        sweep.append(dict(settings, images_per_s=measure_pipeline(cfg, tokenizer, source, seconds, settings)))
-    best = max(sweep, key=lambda row: row["images_per_s"])
+        sweep.append(row(dict(best_settings, prefetch_buffer_size=buffer)))
+    default = sweep[0]["images_per_s"]
+    best = max(sweep, key=lambda r: r["images_per_s"])
     after = decode_limit_rates(source, size, processes, seconds)
     limit = (sum(before) + sum(after)) / 2
     return {
         "samples": len(source),
-        "mean_jpeg_bytes": float(np.mean([len(source.record(i)[0]) for i in range(min(len(source), 64))])),
+        "mean_jpeg_bytes": mean_jpeg_bytes(source),
         "image_size": size,
         "crop": cfg.data.crop,
         "batch_size": cfg.batch_size,
@@ -188,7 +209,7 @@ def benchmark(cfg, processes: int, seconds: float, workers: Sequence[int] | None
         "pipeline_default_vs_limit": default / limit,
         "pipeline_best_images_per_s": best["images_per_s"],
         "pipeline_best_vs_limit": best["images_per_s"] / limit,
-        "pipeline_best_settings": {k: v for k, v in best.items() if k != "images_per_s"},
+        "pipeline_best_settings": best["settings"],
         "sweep": sweep,
     }
 

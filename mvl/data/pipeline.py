@@ -37,7 +37,12 @@ from absl import flags
 
 from mvl.data import augment as augment_lib
 from mvl.data import sources
-from mvl.data.preprocess import TextEncoder, make_preprocess, make_read_and_preprocess
+from mvl.data.preprocess import (
+    TextEncoder,
+    make_preprocess,
+    make_read_and_preprocess,
+    stack_examples,
+)
 from mvl.data.shapes import ShapesSource
 from mvl.data.skip_broken import SkipBroken
 from mvl.data.sources.subset import Subset
@@ -239,7 +244,7 @@ def make_dataset(
         num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size
     )
     examples = SkipBroken(ds.to_iter_dataset(read_options), max_skipped_in_a_row)
-    batched = examples.batch(batch_size, drop_remainder=drop_remainder)
+    batched = examples.batch(batch_size, drop_remainder=drop_remainder, batch_fn=stack_examples)
     if num_workers > 0:
         allow_grain_flags_outside_absl_app()
         batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
