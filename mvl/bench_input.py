@@ -7,8 +7,9 @@ How close mvl's input pipeline comes to this machine's bare decode limit, in one
       decode, the config's crop / flip / jitter at its image size, tokenizer, batching),
       images/s with the trainer's default settings and with the best of a small sweep
       over worker processes, prefetch threads and the prefetch buffer;
-and the ratios pipeline / limit. The limit is measured before and after the pipeline
-runs and averaged, so a machine whose load drifts during the run biases neither side.
+and the ratios pipeline / limit. Everything is measured --rounds times, round-robin (the
+limit before every round and after the last, every setting once a round; medians), so a
+machine whose load drifts biases neither side.
 
 SPEC: `synthetic:N` writes N COCO-sized JPEGs (500 x 375, ~60 kB) with captions as
 img2dataset-style webdataset shards in a temporary directory; `webdataset:PATH` reads
@@ -95,14 +96,17 @@ def bench_tokenizer(source, directory: str):
     return tokenizer.train_tokenizer(captions, os.path.join(directory, "bench.model"))
 
 
-def sweep_settings(cores: int, workers: Sequence[int] | None) -> list[dict]:
-    """Worker processes x prefetch threads to try (the prefetch buffer is tried on the
-    best of these afterwards)."""
+def sweep_settings(cores: int, batch_size: int, workers: Sequence[int] | None) -> list:
+    """What to measure: the trainer's default (None), worker processes x prefetch
+    threads, and a small and a large prefetch buffer with no workers and with the
+    most workers."""
     counts = sorted(set(workers)) if workers else sorted({0, max(cores - 1, 1), cores, 2 * cores})
-    settings = []
+    settings: list = [None]
     for num_workers in counts:
         threads = (cores, 2 * cores) if num_workers == 0 else (1, 2)
         settings += [dict(num_workers=num_workers, num_threads=t) for t in threads]
+    for base in (trainer_default_settings(), dict(num_workers=counts[-1], num_threads=1)):
+        settings += [dict(base, prefetch_buffer_size=b) for b in (batch_size, 8 * batch_size)]
     return settings
 
 
@@ -173,28 +177,31 @@ def trainer_default_settings() -> dict:
     return {name: parameters[name].default for name in ("num_workers", "num_threads")}
 
 
-def benchmark(cfg, processes: int, seconds: float, workers: Sequence[int] | None, scratch: str):
+def benchmark(
+    cfg, processes: int, seconds: float, workers: Sequence[int] | None, rounds: int, scratch: str
+):
+    """The sweep, measured `rounds` times round-robin (so a neighbour's load that comes
+    and goes hits every setting alike; each setting's rate is its median), with the
+    decode limit measured before every round and after the last (its median)."""
     from mvl.data import pipeline
 
     source = pipeline.source_for_config(cfg.data, "train", cfg.seed)
     tokenizer = bench_tokenizer(source, scratch)
     size = cfg.data.image_size
-
-    def row(settings) -> dict:
-        rate = measure_pipeline(cfg, tokenizer, source, seconds, settings)
-        return {"settings": settings or "trainer default", "images_per_s": rate}
-
-    before = decode_limit_rates(source, size, processes, seconds)
-    sweep = [row(None)]
-    sweep += [row(settings) for settings in sweep_settings(processes, workers)]
-    best = max(sweep, key=lambda r: r["images_per_s"])
-    best_settings = best["settings"] if best is not sweep[0] else trainer_default_settings()
-    for buffer in (cfg.batch_size, 8 * cfg.batch_size):
-        sweep.append(row(dict(best_settings, prefetch_buffer_size=buffer)))
-    default = sweep[0]["images_per_s"]
-    best = max(sweep, key=lambda r: r["images_per_s"])
-    after = decode_limit_rates(source, size, processes, seconds)
-    limit = (sum(before) + sum(after)) / 2
+    settings = sweep_settings(processes, cfg.batch_size, workers)
+    limits, rates = [], [[] for _ in settings]
+    for _ in range(rounds):
+        limits.append(sum(decode_limit_rates(source, size, processes, seconds)))
+        for where, setting in enumerate(settings):
+            rates[where].append(measure_pipeline(cfg, tokenizer, source, seconds, setting))
+    limits.append(sum(decode_limit_rates(source, size, processes, seconds)))
+    limit = float(np.median(limits))
+    sweep = [
+        {"settings": setting or "trainer default", "images_per_s": float(np.median(r)),
+         "rounds": r}
+        for setting, r in zip(settings, rates)
+    ]
+    default, best = sweep[0]["images_per_s"], max(sweep, key=lambda row: row["images_per_s"])
     return {
         "samples": len(source),
         "mean_jpeg_bytes": mean_jpeg_bytes(source),
@@ -204,7 +211,7 @@ def benchmark(cfg, processes: int, seconds: float, workers: Sequence[int] | None
         "decode_processes": processes,
         "decode_limit_images_per_s": limit,
         "decode_limit_images_per_s_per_core": limit / processes,
-        "decode_limit_before_after": [sum(before), sum(after)],
+        "decode_limit_measurements": limits,
         "pipeline_default_images_per_s": default,
         "pipeline_default_vs_limit": default / limit,
         "pipeline_best_images_per_s": best["images_per_s"],
@@ -222,7 +229,8 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, nargs="+", help="worker counts to sweep")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="decode-limit processes (default: one per core)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin repeats")
     parser.add_argument("--json", help="also write the numbers to this file")
     return config_lib.parse_command_line(parser, argv)
 
@@ -232,14 +240,15 @@ def run(argv) -> int:
     with tempfile.TemporaryDirectory(prefix="mvl_bench_input_") as scratch:
         spec = dataset_spec(args.input, scratch)
         cfg = bench_config(args.config, overrides, spec, args.batch_size)
-        result = benchmark(cfg, args.processes, args.seconds, args.workers, scratch)
+        result = benchmark(
+            cfg, args.processes, args.seconds, args.workers, args.rounds, scratch
+        )
     result.update(input=args.input, config=args.config)
     for key, value in result.items():
-        if key == "sweep":
-            for row in value:
-                print(f"  sweep {row}")
-            continue
-        print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
+        if key != "sweep":
+            print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
+    for row in result["sweep"]:
+        print(f"  {row['images_per_s']:8.1f} images/s  {row['settings']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

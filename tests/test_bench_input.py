@@ -15,17 +15,19 @@ from mvl.data import decode, decode_limit, pipeline, preprocess
 
 def test_input_bench_reports_both_rates_and_their_ratio(tmp_path):
     out = tmp_path / "input.json"
-    argv = ["--input", "synthetic:24", "--batch_size", "4", "--seconds", "0.1"]
+    argv = ["--input", "synthetic:24", "--batch_size", "4", "--seconds", "0.1", "--rounds", "2"]
     argv += ["--workers", "0", "--processes", "2", "--json", str(out)]
     assert bench.main(argv) == 0
     result = json.loads(out.read_text())
     limit = result["decode_limit_images_per_s"]
     assert limit > 0 and result["decode_limit_images_per_s_per_core"] == limit / 2
-    assert limit == sum(result["decode_limit_before_after"]) / 2
+    assert limit == np.median(result["decode_limit_measurements"])
+    assert len(result["decode_limit_measurements"]) == 3  # before each round, after the last
     for which in ("default", "best"):
         rate = result[f"pipeline_{which}_images_per_s"]
         assert rate > 0 and result[f"pipeline_{which}_vs_limit"] == rate / limit
     rates = [row["images_per_s"] for row in result["sweep"]]
+    assert all(row["images_per_s"] == np.median(row["rounds"]) for row in result["sweep"])
     assert result["pipeline_best_images_per_s"] == max(rates)  # the default is a row too
     assert result["sweep"][0]["settings"] == "trainer default"
     assert (result["samples"], result["image_size"], result["crop"]) == (24, 224, "random_resized")
