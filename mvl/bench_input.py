@@ -7,6 +7,9 @@ How close mvl's input pipeline comes to this machine's bare decode limit, in one
       decode, the config's crop / flip / jitter at its image size, tokenizer, batching),
       images/s with the trainer's default settings and with the best of a small sweep
       over worker processes, prefetch threads and the prefetch buffer;
+  (c) in one thread, ms per image of the bare decode and of mvl's per-example work
+      (read, decode, augmentation, tokenizer), alternated: per-image overhead, apart
+      from parallelism;
 and the ratios pipeline / limit. Everything is measured --rounds times, round-robin (the
 limit before every round and after the last, every setting once a round; medians), so a
 machine whose load drifts biases neither side.
@@ -167,6 +170,37 @@ def decode_limit_rates(source, image_size: int, processes: int, seconds: float) 
     return decode_limit.all_core_rates(jpegs, image_size, processes, seconds)
 
 
+def one_thread_ms_per_image(cfg, tokenizer, source, rounds: int) -> dict:
+    """ms per image in this thread of the bare decode and of mvl's per-example work
+    (read, decode, the config's augmentation, tokenize), alternated on the same JPEGs
+    and taking medians: a ratio that a busy machine's load cannot skew, as both sides
+    run in turn on one core. What is left of the gap in the all-core numbers is
+    parallelism (threads, workers, batching), not per-image work."""
+    from mvl.data import pipeline, preprocess
+
+    augment = pipeline.augment_lib.Augmentation.from_config(cfg.data)
+    work = preprocess.make_read_and_preprocess(
+        source,
+        preprocess.make_preprocess(
+            tokenizer, cfg.data.max_text_len, cfg.seed, augment, cfg.data.image_size
+        ),
+    )
+    jpegs, size = some_jpegs(source), cfg.data.image_size
+
+    def ms(step) -> float:
+        start = time.perf_counter()
+        for index in range(len(jpegs)):
+            step(index)
+        return (time.perf_counter() - start) / len(jpegs) * 1e3
+
+    bare, mvl = [], []
+    for _ in range(max(rounds, 3)):
+        bare.append(ms(lambda index: decode_limit.bare_decode(jpegs[index], size)))
+        mvl.append(ms(lambda index: work((index, index))))
+    bare_ms, mvl_ms = float(np.median(bare)), float(np.median(mvl))
+    return {"bare_decode_ms": bare_ms, "mvl_example_ms": mvl_ms, "bare_vs_mvl": bare_ms / mvl_ms}
+
+
 def trainer_default_settings() -> dict:
     """make_dataset's own defaults, which the trainer uses (it passes none of these)."""
     import inspect
@@ -196,6 +230,7 @@ def benchmark(
             rates[where].append(measure_pipeline(cfg, tokenizer, source, seconds, setting))
     limits.append(sum(decode_limit_rates(source, size, processes, seconds)))
     limit = float(np.median(limits))
+    one_thread = one_thread_ms_per_image(cfg, tokenizer, source, rounds)
     sweep = [
         {"settings": setting or "trainer default", "images_per_s": float(np.median(r)),
          "rounds": r}
@@ -217,6 +252,7 @@ def benchmark(
         "pipeline_best_images_per_s": best["images_per_s"],
         "pipeline_best_vs_limit": best["images_per_s"] / limit,
         "pipeline_best_settings": best["settings"],
+        "one_thread_per_image": one_thread,
         "sweep": sweep,
     }
 

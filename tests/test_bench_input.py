@@ -26,6 +26,8 @@ def test_input_bench_reports_both_rates_and_their_ratio(tmp_path):
     for which in ("default", "best"):
         rate = result[f"pipeline_{which}_images_per_s"]
         assert rate > 0 and result[f"pipeline_{which}_vs_limit"] == rate / limit
+    one = result["one_thread_per_image"]
+    assert one["bare_vs_mvl"] == one["bare_decode_ms"] / one["mvl_example_ms"] > 0
     rates = [row["images_per_s"] for row in result["sweep"]]
     assert all(row["images_per_s"] == np.median(row["rounds"]) for row in result["sweep"])
     assert result["pipeline_best_images_per_s"] == max(rates)  # the default is a row too
