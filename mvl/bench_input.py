@@ -107,9 +107,9 @@ def sweep_settings(cores: int, batch_size: int, workers: Sequence[int] | None) -
     settings: list = [None]
     for num_workers in counts:
         threads = (cores, 2 * cores) if num_workers == 0 else (1, 2)
-        settings += [dict(num_workers=num_workers, num_threads=t) for t in threads]
-    for base in (trainer_default_settings(), dict(num_workers=counts[-1], num_threads=1)):
-        settings += [dict(base, prefetch_buffer_size=b) for b in (batch_size, 8 * batch_size)]
+        settings += [{"num_workers": num_workers, "num_threads": t} for t in threads]
+    for base in (trainer_default_settings(), {"num_workers": counts[-1], "num_threads": 1}):
+        settings += [{**base, "prefetch_buffer_size": b} for b in (batch_size, 8 * batch_size)]
     return settings
 
 
@@ -232,8 +232,7 @@ def benchmark(
     limit = float(np.median(limits))
     one_thread = one_thread_ms_per_image(cfg, tokenizer, source, rounds)
     sweep = [
-        {"settings": setting or "trainer default", "images_per_s": float(np.median(r)),
-         "rounds": r}
+        {"settings": setting or "trainer default", "images_per_s": float(np.median(r)), "rounds": r}
         for setting, r in zip(settings, rates)
     ]
     default, best = sweep[0]["images_per_s"], max(sweep, key=lambda row: row["images_per_s"])
@@ -263,8 +262,12 @@ def parse_args(argv):
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="its image size and augmentation")
     parser.add_argument("--batch_size", type=int, default=64, help="rows per batch")
     parser.add_argument("--workers", type=int, nargs="+", help="worker counts to sweep")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="decode-limit processes (default: one per core)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="decode-limit processes (default: one per core)",
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin repeats")
     parser.add_argument("--json", help="also write the numbers to this file")
@@ -276,9 +279,7 @@ def run(argv) -> int:
     with tempfile.TemporaryDirectory(prefix="mvl_bench_input_") as scratch:
         spec = dataset_spec(args.input, scratch)
         cfg = bench_config(args.config, overrides, spec, args.batch_size)
-        result = benchmark(
-            cfg, args.processes, args.seconds, args.workers, args.rounds, scratch
-        )
+        result = benchmark(cfg, args.processes, args.seconds, args.workers, args.rounds, scratch)
     result.update(input=args.input, config=args.config)
     for key, value in result.items():
         if key != "sweep":

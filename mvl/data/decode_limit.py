@@ -86,9 +86,7 @@ def all_core_rates(
     context = multiprocessing.get_context("spawn")
     ready, results = context.Barrier(processes), context.Queue()
     workers = [
-        context.Process(
-            target=_timed_loop, args=(list(jpegs), image_size, seconds, ready, results)
-        )
+        context.Process(target=_timed_loop, args=(list(jpegs), image_size, seconds, ready, results))
         for _ in range(processes)
     ]
     for worker in workers:
