@@ -6,6 +6,9 @@ step), achieved FLOP/s, MFU against a matmul peak measured here in the same run 
 against the datasheet peak on known TPUs and GPUs), and peak memory. The step runs on
 one fixed batch, so data loading is not timed.
 
+--input SPEC instead measures the input pipeline against this machine's bare JPEG decode
+limit (mvl/bench_input.py; `python -m mvl.bench --input synthetic:2000`).
+
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
 architecture and batch on this machine (mvl/bench_open_clip.py) and prints the ratios.
 """
@@ -204,6 +207,10 @@ def main(argv=None) -> int:
 
 
 def _bench(argv) -> int:
+    if any(arg == "--input" or arg.startswith("--input=") for arg in argv):
+        from mvl import bench_input
+
+        return bench_input.run(argv)
     cfg, args = parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
     if args.compare:

@@ -113,7 +113,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    # convert() copies even an RGB image; a decoded JPEG is mostly RGB already.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def resize_centre_crop(image: Image.Image, size: int) -> np.ndarray:

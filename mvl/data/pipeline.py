@@ -37,7 +37,12 @@ from absl import flags
 
 from mvl.data import augment as augment_lib
 from mvl.data import sources
-from mvl.data.preprocess import TextEncoder, make_preprocess, make_read_and_preprocess
+from mvl.data.preprocess import (
+    TextEncoder,
+    make_preprocess,
+    make_read_and_preprocess,
+    stack_examples,
+)
 from mvl.data.shapes import ShapesSource
 from mvl.data.skip_broken import SkipBroken
 from mvl.data.sources.subset import Subset
@@ -190,6 +195,7 @@ def make_dataset(
     drop_remainder: bool = True,
     num_threads: int = 8,
     num_workers: int = 0,
+    prefetch_buffer_size: int | None = None,
     image_size: int | None = None,
     max_skipped_in_a_row: int = 1000,
 ) -> grain.IterDataset:
@@ -207,6 +213,8 @@ def make_dataset(
     so beyond ~2 threads use num_workers > 0 (grain worker processes, each
     batching its own slice: the order depends on num_workers, but stays
     deterministic and checkpointable for a fixed num_workers).
+    prefetch_buffer_size: examples the prefetch threads read ahead (default
+    max(2 * batch_size, 16)).
     """
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} not in [0, process_count={process_count})")
@@ -230,11 +238,13 @@ def make_dataset(
     ds = ds.map(make_read_and_preprocess(source, preprocess))
     # Threads overlap rendering/decoding with the consumer; the iterator
     # state stays exact because it records the next index to read.
+    if prefetch_buffer_size is None:
+        prefetch_buffer_size = max(2 * batch_size, 16)
     read_options = grain.ReadOptions(
-        num_threads=num_threads, prefetch_buffer_size=max(2 * batch_size, 16)
+        num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size
     )
     examples = SkipBroken(ds.to_iter_dataset(read_options), max_skipped_in_a_row)
-    batched = examples.batch(batch_size, drop_remainder=drop_remainder)
+    batched = examples.batch(batch_size, drop_remainder=drop_remainder, batch_fn=stack_examples)
     if num_workers > 0:
         allow_grain_flags_outside_absl_app()
         batched = batched.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
