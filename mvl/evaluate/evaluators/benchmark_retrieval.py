@@ -1,0 +1,89 @@
+"""Image<->text retrieval on COCO / Flickr30k as the papers report it: a Karpathy split
+(5k COCO / 1k Flickr30k test images, 5 captions each), recall@1/5/10 in both directions
+with every caption of an image counted (mvl/evaluate/multi_caption_retrieval.py).
+
+    config.evals.coco = dict(type="retrieval_benchmark",
+                             karpathy_json="/data/coco/dataset_coco.json",
+                             images_dir="/data/coco/images", split="test")
+
+Options: karpathy_json, images_dir (images_dir/filepath/filename or images_dir/filename);
+split ("test", "val", ...); limit: only the split's first N images and their captions
+(0 = all); chunk_images: images decoded and embedded at a time; block_size: similarity
+rows computed at a time. Captions are tokenised to data.max_text_len.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from mvl.evaluate import model_parts, multi_caption_retrieval
+from mvl.evaluate.benchmark_zeroshot import normalise
+from mvl.evaluate.benchmarks import streaming
+from mvl.evaluate.benchmarks.image_folder import ImageFiles
+from mvl.evaluate.benchmarks.karpathy import CaptionedImages, read_karpathy_split
+from mvl.evaluate.evaluator import Evaluator, check_positive, fail
+from mvl.evaluate.registry import register
+
+KS = (1, 5, 10)
+
+
+@register("retrieval_benchmark")
+class RetrievalBenchmark(Evaluator):
+    defaults: ClassVar[dict] = dict(
+        karpathy_json="", images_dir="", split="test", limit=0, chunk_images=512, block_size=1024
+    )
+
+    @classmethod
+    def validate(cls, where, section):
+        check_positive(where, section, "chunk_images", "block_size")
+        if not isinstance(section["limit"], int) or section["limit"] < 0:
+            fail(where, "limit", section["limit"], "must be an int >= 0 (0 = every image)")
+
+    def __init__(self, name, section, context):
+        super().__init__(name, section, context)
+        if not model_parts.embeds(context.model):
+            self.refuse("the model embeds no images and texts (no itc or siglip objective)")
+        if not section.karpathy_json or not section.images_dir:
+            self.refuse("set karpathy_json (dataset_coco.json / dataset_flickr30k.json) and "
+                        "images_dir")
+        self._data = None
+
+    def run(self, state):
+        data = self._benchmark()
+        params, ctx = state.params, self.context
+        text_emb = normalise(ctx.embed_prompts(params, data.captions).astype(np.float32))
+        image_emb = streaming.embed_all(
+            lambda pixels: ctx.embedder.images(params, pixels),
+            ImageFiles(data.image_paths),
+            ctx.cfg.data.image_size,
+            self.section.chunk_images,
+            self.where,
+        )
+        image_emb = normalise(image_emb.astype(np.float32))
+        recall = multi_caption_retrieval.multi_caption_recall(
+            image_emb, text_emb, data.caption_image, KS, self.section.block_size
+        )
+        metrics = {f"{self.name}/{k}": v for k, v in recall.items()}
+        metrics[f"{self.name}/images"] = float(len(data.image_paths))
+        metrics[f"{self.name}/captions"] = float(len(data.captions))
+        return metrics
+
+    def _benchmark(self) -> CaptionedImages:
+        if self._data is None:
+            section = self.section
+            data = read_karpathy_split(section.karpathy_json, section.images_dir, section.split)
+            self._data = first_images(data, section.limit)
+        return self._data
+
+
+def first_images(data: CaptionedImages, limit: int) -> CaptionedImages:
+    if not limit or limit >= len(data.image_paths):
+        return data
+    keep = data.caption_image < limit
+    return CaptionedImages(
+        data.image_paths[:limit],
+        [c for c, k in zip(data.captions, keep) if k],
+        data.caption_image[keep],
+    )

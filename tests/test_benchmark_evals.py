@@ -1,0 +1,185 @@
+"""The benchmark evaluators through `python -m mvl.evaluate`, on tiny datasets built here
+in each on-disk format, against embeddings computed separately and the metrics written
+plainly (full similarity matrix, top-K sets)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mvl.config import loading
+from mvl.evaluate.benchmarks import class_names as names_lib
+from tests.conftest import TINY, has_key
+
+
+@pytest.fixture(scope="module")
+def clip_run(tokenizer_path, tmp_path_factory):
+    """A saved CLIP run (2 steps) and its live trainer."""
+    from mvl.train.loop import Trainer
+
+    cfg = loading.load_config("configs/clip.py:demo")
+    tiny = {key: value for key, value in TINY.items() if has_key(cfg, key)}
+    loading.apply_overrides(cfg, {**tiny, "data.tokenizer": tokenizer_path})
+    run = tmp_path_factory.mktemp("bench") / "run"
+    trainer = Trainer(cfg, str(run))
+    for _ in range(2):
+        trainer.step(trainer.next_batch())
+    assert trainer.save()
+    trainer.checkpointer.wait()
+    return run, trainer
+
+
+WORDS = ["red", "dog", "blue", "car", "green", "tree", "small", "house", "boat"]
+
+
+def png(path, seed: int, size=(40, 48)):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def embed(trainer, image_paths, texts):
+    """Image and text embeddings computed apart from the evaluators (L2-normalised)."""
+    from mvl.data.decode import decode_image
+    from mvl.evaluate.embeddings import Embedder
+
+    pixels = np.stack([decode_image(p.read_bytes(), 32) for p in image_paths]) / np.float32(255)
+    embedder = Embedder(trainer.model, trainer.mesh, 8)
+    params = trainer.state.params
+    images = embedder.images(params, pixels.astype(np.float32))
+    ids = trainer.tokenizer.encode(list(texts), trainer.cfg.data.max_text_len)
+    texts = embedder.texts(params, ids)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    return unit(np.asarray(images, np.float32)), unit(np.asarray(texts, np.float32))
+
+
+def run_cli(run, tmp_path, *args):
+    from mvl.evaluate import __main__ as evaluate_cli
+
+    out = tmp_path / "metrics.json"
+    argv = ["--checkpoint", str(run), "--json", str(out), "--tensorboard", str(tmp_path / "tb")]
+    assert evaluate_cli.main(argv + list(args)) == 0
+    return json.loads(out.read_text())
+
+
+def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
+    run, trainer = clip_run
+    images_dir = tmp_path / "images"
+    entries, paths, captions = [], [], []
+    for i in range(5):
+        split = "train" if i == 2 else "test"  # one train image the test split leaves out
+        nested = i % 2 == 0  # COCO's images_dir/filepath/filename; Flickr's flat layout
+        path = png(images_dir / ("val2014" if nested else "") / f"im{i}.jpg.png", seed=i)
+        sentences = [f"{WORDS[i]} {WORDS[(i + j + 1) % 9]} {'and ' * j}{WORDS[8 - j]}" for j in range(5)]
+        entry = dict(filename=path.name, split=split, sentences=[{"raw": s} for s in sentences])
+        if nested:
+            entry["filepath"] = "val2014"
+        entries.append(entry)
+        if split == "test":
+            paths.append(path)
+            captions += sentences
+    karpathy = tmp_path / "dataset_flickr30k.json"
+    karpathy.write_text(json.dumps({"images": entries, "dataset": "flickr30k"}))
+
+    metrics = run_cli(
+        run,
+        tmp_path,
+        "--eval", "flickr",
+        "--config.evals.flickr.type=retrieval_benchmark",
+        f"--config.evals.flickr.karpathy_json={karpathy}",
+        f"--config.evals.flickr.images_dir={images_dir}",
+        "--config.evals.flickr.chunk_images=3",  # two chunks, the last one short
+        "--config.evals.flickr.block_size=2",
+    )
+    assert metrics["flickr/images"] == 4 and metrics["flickr/captions"] == 20
+    image_emb, text_emb = embed(trainer, paths, captions)
+    caption_image = np.repeat(np.arange(4), 5)
+    similarity = image_emb @ text_emb.T
+    assert np.ptp(similarity, axis=1).min() > 1e-4, "degenerate case: every caption alike"
+    for k in (1, 5, 10):
+        # A hit: the best true score is at least the K-th highest score of the row (a
+        # tie with a wrong candidate favours the true one, as the evaluator counts it).
+        kth_text = -np.sort(-similarity, axis=1)[:, k - 1]
+        best_own = np.array([similarity[i, caption_image == i].max() for i in range(4)])
+        kth_image = -np.sort(-similarity.T, axis=1)[:, min(k, 4) - 1]
+        own = similarity.T[np.arange(20), caption_image]
+        assert metrics[f"flickr/image_to_text/r@{k}"] == pytest.approx(np.mean(best_own >= kth_text))
+        assert metrics[f"flickr/text_to_image/r@{k}"] == pytest.approx(np.mean(own >= kth_image))
+    # Hand-known: with 4 images, every caption's own image is in its top 5.
+    assert metrics["flickr/text_to_image/r@5"] == 1.0
+    assert list((tmp_path / "tb").iterdir()), "no TensorBoard events written"
+
+
+def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
+    run, trainer = clip_run
+    root, paths, labels = tmp_path / "val", [], []
+    for label, folder in enumerate(["n001", "n002", "n003"]):  # sorted = label order
+        for j in range(3):
+            paths.append(png(root / folder / f"{j}.png", seed=10 * label + j, size=(50, 36)))
+            labels.append(label)
+    (root / "n002" / "notes.txt").write_text("not an image: skipped")
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\ncar\n")
+    templates = tmp_path / "templates.json"
+    templates.write_text(json.dumps(["a photo of a {}.", "a drawing of the {}."]))
+
+    metrics = run_cli(
+        run,
+        tmp_path,
+        "--eval", "zeroshot_benchmark",
+        f"--config.evals.zeroshot_benchmark.path={root}",
+        f"--config.evals.zeroshot_benchmark.class_names={names}",
+        f"--config.evals.zeroshot_benchmark.templates={templates}",
+        "--config.evals.zeroshot_benchmark.chunk_images=4",
+    )
+    prompts = [t.format(c) for c in ("cat", "dog", "car") for t in json.loads(templates.read_text())]
+    image_emb, prompt_emb = embed(trainer, paths, prompts)
+    classes = prompt_emb.reshape(3, 2, -1).mean(1)
+    classes /= np.linalg.norm(classes, axis=-1, keepdims=True)
+    predicted = np.argmax(image_emb @ classes.T, axis=1)
+    assert metrics["zeroshot_benchmark/top1"] == pytest.approx(np.mean(predicted == labels))
+    assert metrics["zeroshot_benchmark/top5"] == 1.0  # 3 classes: always in the top 5
+    assert metrics["zeroshot_benchmark/chance"] == pytest.approx(1 / 3)
+    assert metrics["zeroshot_benchmark/images"] == 9
+
+
+def test_the_shipped_class_names_and_templates():
+    where = "test"
+    assert len(names_lib.class_names("imagenet1k", where)) == 1000
+    assert len(names_lib.templates("openai_80", where, "imagenet1k")) == 80
+    assert names_lib.templates("imagenet1k:openai_7", where)[0] == "itap of a {}."
+    assert len(names_lib.class_names("cifar100", where)) == 100
+    assert names_lib.class_names("cifar10", where)[0] == "airplane"
+    assert len(names_lib.templates("cifar10:clip_18", where)) == 18
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("class_names=nosuchset", "not a shipped set"),
+        ("class_names=cifar10", "has 10 names but the source has 1 classes"),
+        ("templates=imagenet1k:openai_9", "offers templates"),
+    ],
+)
+def test_a_bad_zeroshot_option_is_one_line(clip_run, tmp_path, override, message):
+    from mvl.errors import UserError
+
+    run, _ = clip_run
+    png(tmp_path / "val" / "a" / "0.png", seed=0)
+    with pytest.raises(UserError, match=message):
+        from mvl.evaluate import __main__ as evaluate_cli
+
+        evaluate_cli.evaluate(
+            evaluate_cli.config_for(type("A", (), {"config": None, "checkpoint": str(run)}), {}),
+            str(run),
+            ["zs"],
+            {
+                "evals.zs.type": "zeroshot_benchmark",
+                "evals.zs.path": str(tmp_path / "val"),
+                f"evals.zs.{override.split('=')[0]}": override.split("=")[1],
+            },
+        )
