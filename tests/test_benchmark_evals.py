@@ -183,3 +183,52 @@ def test_a_bad_zeroshot_option_is_one_line(clip_run, tmp_path, override, message
                 f"evals.zs.{override.split('=')[0]}": override.split("=")[1],
             },
         )
+
+
+def coloured_png(path, colour, seed):
+    """A flat colour with a little noise: two colours are two separable classes."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 20, (36, 36, 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def test_linear_probe_benchmark_on_train_and_test_folders(clip_run, tmp_path):
+    from mvl.data.decode import decode_image
+    from mvl.evaluate import logistic_regression
+    from mvl.evaluate.embeddings import Embedder
+
+    run, trainer = clip_run
+    colours = {"blue": (30, 40, 200), "red": (200, 40, 30)}
+    paths = {"train": [], "test": []}
+    for split, count in (("train", 10), ("test", 4)):
+        for label, (folder, colour) in enumerate(sorted(colours.items())):
+            for j in range(count):
+                path = coloured_png(tmp_path / split / folder / f"{j}.png", colour, 100 * label + j)
+                paths[split].append((path, label))
+    metrics = run_cli(
+        run,
+        tmp_path,
+        "--eval", "probe_bench",
+        "--config.evals.probe_bench.type=linear_probe_benchmark",
+        f"--config.evals.probe_bench.train_path={tmp_path / 'train'}",
+        f"--config.evals.probe_bench.path={tmp_path / 'test'}",
+        "--config.evals.probe_bench.features=mean",
+        "--config.evals.probe_bench.l2_grid=(0.001, 0.1)",
+        "--config.evals.probe_bench.max_steps=100",
+    )
+    embedder = Embedder(trainer.model, trainer.mesh, 8)
+
+    def features(split):
+        pixels = np.stack([decode_image(p.read_bytes(), 32) for p, _ in paths[split]]) / 255
+        feats = embedder.image_features(trainer.state.params, pixels.astype(np.float32), "mean")
+        return feats, np.array([label for _, label in paths[split]])
+
+    expected = logistic_regression.swept_linear_probe(
+        *features("train"), *features("test"), 2, l2_grid=(0.001, 0.1), max_steps=100
+    )
+    assert metrics["probe_bench/top1"] == pytest.approx(expected["top1"])
+    assert metrics["probe_bench/l2"] == expected["l2"]
+    assert metrics["probe_bench/top1"] == 1.0  # colour is in every pixel
+    assert metrics["probe_bench/chance"] == 0.5

@@ -31,6 +31,7 @@ BUILTIN = {
     "zeroshot_benchmark": "mvl.evaluate.evaluators.benchmark_zeroshot",
     "imagenet_zeroshot": "mvl.evaluate.evaluators.benchmark_zeroshot",
     "retrieval_benchmark": "mvl.evaluate.evaluators.benchmark_retrieval",
+    "linear_probe_benchmark": "mvl.evaluate.evaluators.benchmark_linear_probe",
 }
 
 REGISTRY: dict[str, type] = {}

@@ -24,13 +24,9 @@ import numpy as np
 from mvl.evaluate import benchmark_zeroshot, model_parts
 from mvl.evaluate.benchmarks import class_names as names_lib
 from mvl.evaluate.benchmarks import streaming
-from mvl.evaluate.benchmarks.image_folder import read_image_folder
-from mvl.evaluate.benchmarks.tfds_source import read_tfds
+from mvl.evaluate.benchmarks.classification import SOURCES, read_classification
 from mvl.evaluate.evaluator import Evaluator, check_positive, fail
 from mvl.evaluate.registry import register
-
-SOURCES = ("image_folder", "tfds")
-
 
 @register("zeroshot_benchmark")
 class ZeroShotBenchmark(Evaluator):
@@ -85,12 +81,10 @@ class ZeroShotBenchmark(Evaluator):
 
     def _benchmark(self):
         if self._data is None:
-            section, where = self.section, self.where
-            if section.source == "tfds":
-                data = read_tfds(section.tfds_name, section.path, section.split)
-            else:
-                data = read_image_folder(section.path)
-            data = subset(data, section.limit)
+            section = self.section
+            data = read_classification(
+                section.source, section.path, section.tfds_name, section.split, section.limit
+            )
             class_names = self._class_names(data)
             templates = self._templates()
             self._data = (data, class_names, templates)
@@ -129,25 +123,3 @@ class ImageNetZeroShot(ZeroShotBenchmark):
         class_names="imagenet1k",
         templates="openai_80",
     )
-
-
-def subset(data, limit: int):
-    """`limit` images evenly spaced over the source (every class of a sorted folder
-    tree is represented), or all of them."""
-    if not limit or limit >= len(data.labels):
-        return data
-    from mvl.evaluate.benchmarks.image_folder import LabelledImages
-
-    keep = np.unique(np.linspace(0, len(data.labels) - 1, limit).round().astype(int))
-    return LabelledImages(Subset(data.images, keep), data.labels[keep], data.folder_names)
-
-
-class Subset:
-    def __init__(self, items, indices):
-        self.items, self.indices = items, indices
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, index):
-        return self.items[int(self.indices[index])]
