@@ -232,3 +232,60 @@ def test_linear_probe_benchmark_on_train_and_test_folders(clip_run, tmp_path):
     assert metrics["probe_bench/l2"] == expected["l2"]
     assert metrics["probe_bench/top1"] == 1.0  # colour is in every pixel
     assert metrics["probe_bench/chance"] == 0.5
+
+
+def tiny_tfds(data_dir):
+    """A two-class image dataset prepared with tfds' own builder API (array_record, as
+    tfds.data_source reads), nothing downloaded."""
+    import tensorflow_datasets as tfds
+
+    class MvlTinyColours(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+        # A builder defined in a test has no code folder (no checksums to look up);
+        # without this, tfds looks for one with importlib_resources, not installed.
+        code_path = None
+
+        def _info(self):
+            features = {
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=["blue", "red"]),
+            }
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+        def _split_generators(self, dl_manager):
+            return {"validation": self._generate_examples(6)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                colour = (200, 40, 30) if i % 2 else (30, 40, 200)
+                yield i, {"image": np.full((20, 24, 3), colour, np.uint8), "label": i % 2}
+
+    MvlTinyColours(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    return "mvl_tiny_colours"
+
+
+def test_zeroshot_benchmark_on_a_tfds_dataset(clip_run, tmp_path):
+    """The label feature's names are the class names; the images arrive encoded."""
+    from mvl.evaluate.benchmarks.tfds_source import read_tfds
+
+    run, trainer = clip_run
+    name = tiny_tfds(tmp_path / "tfds")
+    metrics = run_cli(
+        run,
+        tmp_path,
+        "--eval", "zs",
+        "--config.evals.zs.type=zeroshot_benchmark",
+        "--config.evals.zs.source=tfds",
+        f"--config.evals.zs.tfds_name={name}",
+        f"--config.evals.zs.path={tmp_path / 'tfds'}",
+    )
+    data = read_tfds(name, str(tmp_path / "tfds"), "validation")
+    assert data.folder_names == ("blue", "red") and sorted(data.labels) == [0, 0, 0, 1, 1, 1]
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(data.images[i])
+    image_emb, class_emb = embed(trainer, paths, ["a photo of a blue.", "a photo of a red."])
+    predicted = np.argmax(image_emb @ class_emb.T, axis=1)
+    assert metrics["zs/top1"] == pytest.approx(np.mean(predicted == data.labels))
+    assert metrics["zs/images"] == 6 and metrics["zs/chance"] == 0.5
