@@ -2,7 +2,6 @@
 in each on-disk format, against embeddings computed separately and the metrics written
 plainly (full similarity matrix, top-K sets)."""
 
-import io
 import json
 
 import numpy as np
@@ -53,7 +52,7 @@ def embed(trainer, image_paths, texts):
     images = embedder.images(params, pixels.astype(np.float32))
     ids = trainer.tokenizer.encode(list(texts), trainer.cfg.data.max_text_len)
     texts = embedder.texts(params, ids)
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
     return unit(np.asarray(images, np.float32)), unit(np.asarray(texts, np.float32))
 
 
@@ -74,7 +73,9 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
         split = "train" if i == 2 else "test"  # one train image the test split leaves out
         nested = i % 2 == 0  # COCO's images_dir/filepath/filename; Flickr's flat layout
         path = png(images_dir / ("val2014" if nested else "") / f"im{i}.jpg.png", seed=i)
-        sentences = [f"{WORDS[i]} {WORDS[(i + j + 1) % 9]} {'and ' * j}{WORDS[8 - j]}" for j in range(5)]
+        sentences = [
+            f"{WORDS[i]} {WORDS[(i + j + 1) % 9]} {'and ' * j}{WORDS[8 - j]}" for j in range(5)
+        ]
         entry = dict(filename=path.name, split=split, sentences=[{"raw": s} for s in sentences])
         if nested:
             entry["filepath"] = "val2014"
@@ -88,7 +89,8 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
     metrics = run_cli(
         run,
         tmp_path,
-        "--eval", "flickr",
+        "--eval",
+        "flickr",
         "--config.evals.flickr.type=retrieval_benchmark",
         f"--config.evals.flickr.karpathy_json={karpathy}",
         f"--config.evals.flickr.images_dir={images_dir}",
@@ -107,7 +109,9 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
         best_own = np.array([similarity[i, caption_image == i].max() for i in range(4)])
         kth_image = -np.sort(-similarity.T, axis=1)[:, min(k, 4) - 1]
         own = similarity.T[np.arange(20), caption_image]
-        assert metrics[f"flickr/image_to_text/r@{k}"] == pytest.approx(np.mean(best_own >= kth_text))
+        assert metrics[f"flickr/image_to_text/r@{k}"] == pytest.approx(
+            np.mean(best_own >= kth_text)
+        )
         assert metrics[f"flickr/text_to_image/r@{k}"] == pytest.approx(np.mean(own >= kth_image))
     # Hand-known: with 4 images, every caption's own image is in its top 5.
     assert metrics["flickr/text_to_image/r@5"] == 1.0
@@ -130,13 +134,16 @@ def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
     metrics = run_cli(
         run,
         tmp_path,
-        "--eval", "zeroshot_benchmark",
+        "--eval",
+        "zeroshot_benchmark",
         f"--config.evals.zeroshot_benchmark.path={root}",
         f"--config.evals.zeroshot_benchmark.class_names={names}",
         f"--config.evals.zeroshot_benchmark.templates={templates}",
         "--config.evals.zeroshot_benchmark.chunk_images=4",
     )
-    prompts = [t.format(c) for c in ("cat", "dog", "car") for t in json.loads(templates.read_text())]
+    prompts = [
+        t.format(c) for c in ("cat", "dog", "car") for t in json.loads(templates.read_text())
+    ]
     image_emb, prompt_emb = embed(trainer, paths, prompts)
     classes = prompt_emb.reshape(3, 2, -1).mean(1)
     classes /= np.linalg.norm(classes, axis=-1, keepdims=True)
@@ -210,7 +217,8 @@ def test_linear_probe_benchmark_on_train_and_test_folders(clip_run, tmp_path):
     metrics = run_cli(
         run,
         tmp_path,
-        "--eval", "probe_bench",
+        "--eval",
+        "probe_bench",
         "--config.evals.probe_bench.type=linear_probe_benchmark",
         f"--config.evals.probe_bench.train_path={tmp_path / 'train'}",
         f"--config.evals.probe_bench.path={tmp_path / 'test'}",
@@ -250,7 +258,9 @@ def tiny_tfds(data_dir):
                 "image": tfds.features.Image(shape=(None, None, 3)),
                 "label": tfds.features.ClassLabel(names=["blue", "red"]),
             }
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+            return tfds.core.DatasetInfo(
+                builder=self, features=tfds.features.FeaturesDict(features)
+            )
 
         def _split_generators(self, dl_manager):
             return {"validation": self._generate_examples(6)}
@@ -273,7 +283,8 @@ def test_zeroshot_benchmark_on_a_tfds_dataset(clip_run, tmp_path):
     metrics = run_cli(
         run,
         tmp_path,
-        "--eval", "zs",
+        "--eval",
+        "zs",
         "--config.evals.zs.type=zeroshot_benchmark",
         "--config.evals.zs.source=tfds",
         f"--config.evals.zs.tfds_name={name}",

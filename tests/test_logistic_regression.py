@@ -33,8 +33,12 @@ def test_the_sweep_separates_clusters_and_is_at_chance_on_noise():
     assert result["top1"] > 0.95 and result["l2"] in lr.L2_GRID
     rng = np.random.default_rng(3)
     noise = lr.swept_linear_probe(
-        rng.normal(size=(300, 8)), rng.integers(0, 4, 300), rng.normal(size=(400, 8)),
-        rng.integers(0, 4, 400), 4, max_steps=200,
+        rng.normal(size=(300, 8)),
+        rng.integers(0, 4, 300),
+        rng.normal(size=(400, 8)),
+        rng.integers(0, 4, 400),
+        4,
+        max_steps=200,
     )
     assert noise["top1"] == pytest.approx(0.25, abs=0.1)
 

@@ -9,6 +9,7 @@ from mvl.evaluate.multi_caption_retrieval import multi_caption_recall
 IMAGES = np.eye(3, dtype=np.float32)  # image i points along axis i
 # Three captions per image; image 0's first two captions point at other images, only
 # its third ([0.8, 0.6, 0]) is close to it.
+# fmt: off
 TEXTS = np.array(
     [
         [0, 1, 0], [0, 0, 1], [0.8, 0.6, 0],  # image 0
@@ -17,12 +18,15 @@ TEXTS = np.array(
     ],
     np.float32,
 )
+# fmt: on
 CAPTION_IMAGE = np.repeat(np.arange(3), 3)
 
 
 @pytest.mark.parametrize("block_size", [1, 2, 1024])
 def test_a_later_caption_makes_the_hit_and_blocks_change_nothing(block_size):
-    metrics = multi_caption_recall(IMAGES, TEXTS, CAPTION_IMAGE, ks=(1, 2, 3), block_size=block_size)
+    metrics = multi_caption_recall(
+        IMAGES, TEXTS, CAPTION_IMAGE, ks=(1, 2, 3), block_size=block_size
+    )
     # Image 0: its best caption (the 3rd, 0.8) is beaten by two texts scoring 1 -> rank 2;
     # images 1 and 2 have a caption scoring 1 that nothing beats -> rank 0.
     assert metrics["image_to_text/r@1"] == pytest.approx(2 / 3)

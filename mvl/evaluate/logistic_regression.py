@@ -85,7 +85,7 @@ def swept_linear_probe(
     """{"top1": test accuracy, "l2": the chosen strength, "validation_top1": its score}."""
     train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
     order = np.random.default_rng(seed).permutation(len(train_y))
-    held = max(1, int(round(len(order) * validation_fraction)))
+    held = max(1, round(len(order) * validation_fraction))
     fit_rows, val_rows = order[held:], order[:held]
     fx, vx = standardise(train_x[fit_rows], train_x[val_rows])
     scores = [

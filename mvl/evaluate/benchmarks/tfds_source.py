@@ -47,7 +47,7 @@ def read_tfds(
             download=False,
             decoders={image_key: tfds.decode.SkipDecoding()},
         )
-    except Exception as e:  # tfds raises many types for a missing / unprepared dataset
+    except Exception as e:  # noqa: BLE001 (tfds raises many types for a missing dataset)
         raise UserError(f"{where} cannot be read ({type(e).__name__}: {e})") from None
     features = builder.info.features
     for key in (image_key, label_key):

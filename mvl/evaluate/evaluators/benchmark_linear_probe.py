@@ -96,16 +96,18 @@ class LinearProbeBenchmark(Evaluator):
                                         s.train_limit)  # fmt: skip
             test = read_classification(s.source, s.path, s.tfds_name, s.split, s.limit)
             if train.folder_names != test.folder_names:
-                self.refuse("the train and test sources have different classes "
-                            f"({len(train.folder_names)} and {len(test.folder_names)})")
+                self.refuse(
+                    "the train and test sources have different classes "
+                    f"({len(train.folder_names)} and {len(test.folder_names)})"
+                )
             self._splits = (train, test)
         return self._splits
 
     def _features(self, params, data):
         embedder, features = self.context.embedder, self.section.features
         if features == "embedding":
-            embed = lambda pixels: embedder.images(params, pixels)  # noqa: E731
+            embed = lambda pixels: embedder.images(params, pixels)
         else:
-            embed = lambda pixels: embedder.image_features(params, pixels, features)  # noqa: E731
+            embed = lambda pixels: embedder.image_features(params, pixels, features)
         size = self.context.cfg.data.image_size
         return streaming.embed_all(embed, data.images, size, self.section.chunk_images, self.where)

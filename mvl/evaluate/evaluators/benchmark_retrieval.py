@@ -46,8 +46,9 @@ class RetrievalBenchmark(Evaluator):
         if not model_parts.embeds(context.model):
             self.refuse("the model embeds no images and texts (no itc or siglip objective)")
         if not section.karpathy_json or not section.images_dir:
-            self.refuse("set karpathy_json (dataset_coco.json / dataset_flickr30k.json) and "
-                        "images_dir")
+            self.refuse(
+                "set karpathy_json (dataset_coco.json / dataset_flickr30k.json) and images_dir"
+            )
         self._data = None
 
     def run(self, state):

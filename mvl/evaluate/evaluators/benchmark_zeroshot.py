@@ -28,6 +28,7 @@ from mvl.evaluate.benchmarks.classification import SOURCES, read_classification
 from mvl.evaluate.evaluator import Evaluator, check_positive, fail
 from mvl.evaluate.registry import register
 
+
 @register("zeroshot_benchmark")
 class ZeroShotBenchmark(Evaluator):
     defaults: ClassVar[dict] = dict(
@@ -99,8 +100,10 @@ class ZeroShotBenchmark(Evaluator):
         names = names_lib.class_names(self.section.class_names, key)
         needed = len(data.folder_names) or int(data.labels.max()) + 1
         if len(names) != needed:
-            self.refuse(f"class_names {self.section.class_names!r} has {len(names)} names "
-                        f"but the source has {needed} classes")
+            self.refuse(
+                f"class_names {self.section.class_names!r} has {len(names)} names "
+                f"but the source has {needed} classes"
+            )
         return names
 
     def _templates(self):
