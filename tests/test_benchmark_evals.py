@@ -300,3 +300,18 @@ def test_zeroshot_benchmark_on_a_tfds_dataset(clip_run, tmp_path):
     predicted = np.argmax(image_emb @ class_emb.T, axis=1)
     assert metrics["zs/top1"] == pytest.approx(np.mean(predicted == data.labels))
     assert metrics["zs/images"] == 6 and metrics["zs/chance"] == 0.5
+
+
+def test_paper_configs_declare_the_benchmarks_their_arguments_name():
+    """configs/X.py:paper,coco=DIR,... : the papers' protocols, at the end of training."""
+    cfg = loading.load_config("configs/clip.py:paper,imagenet=/d/in/val,coco=/d/coco")
+    assert cfg.evals.imagenet.type == "zeroshot_benchmark" and cfg.evals.imagenet.every_steps == 0
+    assert (cfg.evals.imagenet.class_names, cfg.evals.imagenet.templates) == (
+        "imagenet1k",
+        "openai_80",
+    )
+    assert cfg.evals.coco.karpathy_json == "/d/coco/dataset_coco.json"
+    assert (cfg.evals.coco.split, cfg.evals.coco.type) == ("test", "retrieval_benchmark")
+    tuned = loading.load_config("configs/retrieval_finetune.py:paper,flickr30k=/d/f30k")
+    assert tuned.evals.flickr30k.karpathy_json == "/d/f30k/dataset_flickr30k.json"
+    assert "coco" not in loading.load_config("configs/maskvlm.py:paper").evals
