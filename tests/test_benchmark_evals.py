@@ -117,6 +117,25 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
     assert metrics["flickr/text_to_image/r@5"] == 1.0
     assert list((tmp_path / "tb").iterdir()), "no TensorBoard events written"
 
+    # The same pairs as a .jsonl table, rows shuffled: grouped by image, the same recalls.
+    rows = [{"image": str(p.relative_to(images_dir)), "caption": c} for p, c in
+            zip(np.repeat(paths, 5), captions)]  # fmt: skip
+    table = tmp_path / "pairs.jsonl"
+    order = np.random.default_rng(0).permutation(len(rows))
+    table.write_text("".join(json.dumps(rows[i]) + "\n" for i in order))
+    again = run_cli(
+        run,
+        tmp_path,
+        "--eval",
+        "pairs",
+        "--config.evals.pairs.type=retrieval_benchmark",
+        f"--config.evals.pairs.pairs_file={table}",
+        f"--config.evals.pairs.images_dir={images_dir}",
+    )
+    for key, value in metrics.items():
+        if key.startswith("flickr/"):
+            assert again[key.replace("flickr/", "pairs/")] == pytest.approx(value), key
+
 
 def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
     run, trainer = clip_run
@@ -152,6 +171,23 @@ def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
     assert metrics["zeroshot_benchmark/top5"] == 1.0  # 3 classes: always in the top 5
     assert metrics["zeroshot_benchmark/chance"] == pytest.approx(1 / 3)
     assert metrics["zeroshot_benchmark/images"] == 9
+
+
+def test_a_csv_caption_table_groups_rows_by_image(tmp_path):
+    from mvl.errors import UserError
+    from mvl.evaluate.benchmarks.caption_table import read_caption_table
+
+    for name in ("a.png", "b.png"):
+        png(tmp_path / name, seed=0)
+    table = tmp_path / "pairs.csv"
+    table.write_text('image,caption\nb.png,one\na.png,"two, with a comma"\nb.png,three\n')
+    data = read_caption_table(str(table), str(tmp_path))
+    assert [p.rsplit("/", 1)[1] for p in data.image_paths] == ["b.png", "a.png"]
+    assert data.captions == ["one", "two, with a comma", "three"]
+    assert data.caption_image.tolist() == [0, 1, 0]
+    table.write_text("image,caption\nc.png,missing\n")
+    with pytest.raises(UserError, match="row 2: image .*c.png does not exist"):
+        read_caption_table(str(table), str(tmp_path))
 
 
 def test_the_shipped_class_names_and_templates():

@@ -7,7 +7,9 @@ with every caption of an image counted (mvl/evaluate/multi_caption_retrieval.py)
                              images_dir="/data/coco/images", split="test")
 
 Options: karpathy_json, images_dir (images_dir/filepath/filename or images_dir/filename);
-split ("test", "val", ...); limit: only the split's first N images and their captions
+split ("test", "val", ...); or instead of karpathy_json, pairs_file: a .csv (header
+image,caption) / .jsonl ({"image", "caption"}) of pairs grouped by image, paths
+relative to images_dir (mvl/evaluate/benchmarks/caption_table.py); limit: only the split's first N images and their captions
 (0 = all); chunk_images: images decoded and embedded at a time; block_size: similarity
 rows computed at a time. Captions are tokenised to data.max_text_len.
 """
@@ -21,6 +23,7 @@ import numpy as np
 from mvl.evaluate import model_parts, multi_caption_retrieval
 from mvl.evaluate.benchmark_zeroshot import normalise
 from mvl.evaluate.benchmarks import streaming
+from mvl.evaluate.benchmarks.caption_table import read_caption_table
 from mvl.evaluate.benchmarks.image_folder import ImageFiles
 from mvl.evaluate.benchmarks.karpathy import CaptionedImages, read_karpathy_split
 from mvl.evaluate.evaluator import Evaluator, check_positive, fail
@@ -32,7 +35,13 @@ KS = (1, 5, 10)
 @register("retrieval_benchmark")
 class RetrievalBenchmark(Evaluator):
     defaults: ClassVar[dict] = dict(
-        karpathy_json="", images_dir="", split="test", limit=0, chunk_images=512, block_size=1024
+        karpathy_json="",
+        pairs_file="",
+        images_dir="",
+        split="test",
+        limit=0,
+        chunk_images=512,
+        block_size=1024,
     )
 
     @classmethod
@@ -45,9 +54,10 @@ class RetrievalBenchmark(Evaluator):
         super().__init__(name, section, context)
         if not model_parts.embeds(context.model):
             self.refuse("the model embeds no images and texts (no itc or siglip objective)")
-        if not section.karpathy_json or not section.images_dir:
+        if bool(section.karpathy_json) == bool(section.pairs_file) or not section.images_dir:
             self.refuse(
-                "set karpathy_json (dataset_coco.json / dataset_flickr30k.json) and images_dir"
+                "set images_dir and one of karpathy_json (dataset_coco.json / "
+                "dataset_flickr30k.json) or pairs_file (.csv / .jsonl)"
             )
         self._data = None
 
@@ -74,7 +84,10 @@ class RetrievalBenchmark(Evaluator):
     def _benchmark(self) -> CaptionedImages:
         if self._data is None:
             section = self.section
-            data = read_karpathy_split(section.karpathy_json, section.images_dir, section.split)
+            if section.pairs_file:
+                data = read_caption_table(section.pairs_file, section.images_dir)
+            else:
+                data = read_karpathy_split(section.karpathy_json, section.images_dir, section.split)
             self._data = first_images(data, section.limit)
         return self._data
 
