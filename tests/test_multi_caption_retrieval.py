@@ -73,3 +73,20 @@ def test_equals_a_top_k_reference_on_random_embeddings():
 def test_bad_caption_indices_are_one_line(caption_image, message):
     with pytest.raises(UserError, match=message):
         multi_caption_recall(IMAGES, TEXTS, caption_image)
+
+
+def test_itm_reranking_lifts_a_true_caption_found_in_the_top_k():
+    """A perfect ITM head (1 for a true pair, 0 otherwise) re-ranking the top 3."""
+    from mvl.evaluate.multi_caption_retrieval import reranked_multi_caption_recall
+
+    def perfect(images, texts):
+        return (CAPTION_IMAGE[texts] == images).astype(float)
+
+    # Image 0's top 3 by similarity (texts 5, 7, then its own 2) -> its own goes first;
+    # every image ends with a true caption first. Each caption's top 3 = all images.
+    top3 = reranked_multi_caption_recall(IMAGES, TEXTS, CAPTION_IMAGE, perfect, 3, ks=(1,))
+    assert top3 == {"image_to_text/r@1": 1.0, "text_to_image/r@1": 1.0}
+    # With k=1 a caption's only re-scored image is its top one: right for texts 2, 3, 4,
+    # 6 (as without re-ranking); a wrong one scored 0 still goes first for the others.
+    top1 = reranked_multi_caption_recall(IMAGES, TEXTS, CAPTION_IMAGE, perfect, 1, ks=(1,))
+    assert top1["text_to_image/r@1"] == pytest.approx(4 / 9)

@@ -78,3 +78,34 @@ def multi_caption_recall(
         metrics[f"image_to_text/r@{k}"] = float((by_image < k).mean())
         metrics[f"text_to_image/r@{k}"] = float((by_text < k).mean())
     return metrics
+
+
+def reranked_multi_caption_recall(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    caption_image: np.ndarray,
+    itm_score,
+    k: int,
+    ks=(1, 5, 10),
+) -> dict[str, float]:
+    """The same recalls after ITM re-ranking (ALBEF / MaskVLM): each image's top-k
+    captions and each caption's top-k images by embedding similarity re-scored by
+    `itm_score(image rows, text rows) -> scores` and placed first, in that order
+    (mvl/evaluate/itm_rerank.py). The full score matrices are held (images x texts,
+    twice: about 2 GB for COCO's 5k x 25k)."""
+    from mvl.evaluate.itm_rerank import reranked
+
+    caption_image = check_caption_images(caption_image, len(image_emb))
+    similarity = np.asarray(image_emb, np.float32) @ np.asarray(text_emb, np.float32).T
+    by_image_scores = reranked(similarity, itm_score, k)  # [images, texts]
+    by_text_scores = reranked(similarity.T, lambda t, i: itm_score(i, t), k)  # [texts, images]
+    own = caption_image[None, :] == np.arange(len(image_emb))[:, None]
+    best_own = np.where(own, by_image_scores, -np.inf).max(axis=1)
+    by_image = (by_image_scores > best_own[:, None]).sum(axis=1)
+    own_image = by_text_scores[np.arange(len(caption_image)), caption_image]
+    by_text = (by_text_scores > own_image[:, None]).sum(axis=1)
+    metrics = {}
+    for k_ in ks:
+        metrics[f"image_to_text/r@{k_}"] = float((by_image < k_).mean())
+        metrics[f"text_to_image/r@{k_}"] = float((by_text < k_).mean())
+    return metrics

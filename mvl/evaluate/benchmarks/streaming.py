@@ -36,14 +36,19 @@ def decode_chunk(images, indices, image_size: int, pool, where: str) -> np.ndarr
     return pixels.astype(np.float32) * np.float32(1 / 255)
 
 
-def embed_all(embed, images, image_size: int, chunk_rows: int, where: str) -> np.ndarray:
-    """`embed(pixels)` of every image, in order, with a progress line per chunk."""
+def embed_all(embed, images, image_size: int, chunk_rows: int, where: str):
+    """`embed(pixels)` of every image, in order, with a progress line per chunk; an
+    `embed` returning a tuple of arrays (e.g. embeddings and tokens) gets a tuple."""
     total, pieces, start_time = len(images), [], time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for start in range(0, total, chunk_rows):
             indices = range(start, min(start + chunk_rows, total))
-            pieces.append(np.asarray(embed(decode_chunk(images, indices, image_size, pool, where))))
+            outputs = embed(decode_chunk(images, indices, image_size, pool, where))
+            pieces.append(tuple(map(np.asarray, outputs)) if isinstance(outputs, tuple)
+                          else np.asarray(outputs))  # fmt: skip
             report(where, indices.stop, total, time.monotonic() - start_time)
+    if isinstance(pieces[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*pieces))
     return np.concatenate(pieces)
 
 

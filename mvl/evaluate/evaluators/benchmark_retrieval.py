@@ -11,7 +11,10 @@ split ("test", "val", ...); or instead of karpathy_json, pairs_file: a .csv (hea
 image,caption) / .jsonl ({"image", "caption"}) of pairs grouped by image, paths
 relative to images_dir (mvl/evaluate/benchmarks/caption_table.py); limit: only the split's first N images and their captions
 (0 = all); chunk_images: images decoded and embedded at a time; block_size: similarity
-rows computed at a time. Captions are tokenised to data.max_text_len.
+rows computed at a time; itm_rerank_k: each query's top k re-ranked by the ITM head of
+a model that has one (ALBEF / MaskVLM's fine-tuned numbers; 0 = off; reported beside
+the plain recalls as <name>_itm/...; the image tower's tokens of every image are then
+held on the host). Captions are tokenised to data.max_text_len.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from mvl.evaluate import model_parts, multi_caption_retrieval
+from mvl.evaluate import model_parts, multi_caption_retrieval, padding
 from mvl.evaluate.benchmark_zeroshot import normalise
 from mvl.evaluate.benchmarks import streaming
 from mvl.evaluate.benchmarks.caption_table import read_caption_table
@@ -42,11 +45,15 @@ class RetrievalBenchmark(Evaluator):
         limit=0,
         chunk_images=512,
         block_size=1024,
+        itm_rerank_k=0,
     )
 
     @classmethod
     def validate(cls, where, section):
         check_positive(where, section, "chunk_images", "block_size")
+        k = section["itm_rerank_k"]
+        if not isinstance(k, int) or k < 0:
+            fail(where, "itm_rerank_k", k, "must be an int >= 0 (0 = off)")
         if not isinstance(section["limit"], int) or section["limit"] < 0:
             fail(where, "limit", section["limit"], "must be an int >= 0 (0 = every image)")
 
@@ -59,24 +66,52 @@ class RetrievalBenchmark(Evaluator):
                 "set images_dir and one of karpathy_json (dataset_coco.json / "
                 "dataset_flickr30k.json) or pairs_file (.csv / .jsonl)"
             )
+        self.reranks = section.itm_rerank_k > 0 and model_parts.has_itm_head(context.model)
         self._data = None
 
     def run(self, state):
         data = self._benchmark()
         params, ctx = state.params, self.context
-        text_emb = normalise(ctx.embed_prompts(params, data.captions).astype(np.float32))
-        image_emb = streaming.embed_all(
-            lambda pixels: ctx.embedder.images(params, pixels),
+        embedder = ctx.embedder
+        ids = ctx.tokenizer.encode(list(data.captions), ctx.cfg.data.max_text_len)
+        text_emb = normalise(embedder.texts(params, ids).astype(np.float32))
+
+        def embed(pixels):
+            if not self.reranks:
+                return embedder.images(params, pixels)
+            return embedder.images(params, pixels), embedder.image_tokens(params, pixels)
+
+        outputs = streaming.embed_all(
+            embed,
             ImageFiles(data.image_paths),
             ctx.cfg.data.image_size,
             self.section.chunk_images,
             self.where,
         )
+        image_emb, image_tokens = outputs if self.reranks else (outputs, None)
         image_emb = normalise(image_emb.astype(np.float32))
         recall = multi_caption_retrieval.multi_caption_recall(
             image_emb, text_emb, data.caption_image, KS, self.section.block_size
         )
         metrics = {f"{self.name}/{k}": v for k, v in recall.items()}
+        if self.reranks:
+            text_tokens = embedder.text_tokens(params, ids)
+
+            def itm_score(images, texts):
+                """Pairs scored eval.batch_size at a time: only those pairs' tokens are
+                gathered (COCO's 5k x k pairs at once would not fit)."""
+                scores = []
+                for start, stop in padding.chunks(len(images), ctx.cfg.eval.batch_size):
+                    i, t = images[start:stop], texts[start:stop]
+                    scores.append(
+                        embedder.itm_scores(params, image_tokens[i], text_tokens[t], ids[t])
+                    )
+                return np.concatenate(scores)
+
+            reranked = multi_caption_retrieval.reranked_multi_caption_recall(
+                image_emb, text_emb, data.caption_image, itm_score, self.section.itm_rerank_k, KS
+            )
+            metrics.update({f"{self.name}_itm/{k}": v for k, v in reranked.items()})
         metrics[f"{self.name}/images"] = float(len(data.image_paths))
         metrics[f"{self.name}/captions"] = float(len(data.captions))
         return metrics
