@@ -13,12 +13,11 @@ from mvl.evaluate.benchmarks import class_names as names_lib
 from tests.conftest import TINY, has_key
 
 
-@pytest.fixture(scope="module")
-def clip_run(tokenizer_path, tmp_path_factory):
-    """A saved CLIP run (2 steps) and its live trainer."""
+def saved_run(method, tokenizer_path, tmp_path_factory):
+    """A saved tiny run of `method` (2 steps) and its live trainer."""
     from mvl.train.loop import Trainer
 
-    cfg = loading.load_config("configs/clip.py:demo")
+    cfg = loading.load_config(f"configs/{method}.py:demo")
     tiny = {key: value for key, value in TINY.items() if has_key(cfg, key)}
     loading.apply_overrides(cfg, {**tiny, "data.tokenizer": tokenizer_path})
     run = tmp_path_factory.mktemp("bench") / "run"
@@ -28,6 +27,11 @@ def clip_run(tokenizer_path, tmp_path_factory):
     assert trainer.save()
     trainer.checkpointer.wait()
     return run, trainer
+
+
+@pytest.fixture(scope="module")
+def clip_run(tokenizer_path, tmp_path_factory):
+    return saved_run("clip", tokenizer_path, tmp_path_factory)
 
 
 WORDS = ["red", "dog", "blue", "car", "green", "tree", "small", "house", "boat"]
@@ -135,6 +139,51 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
     for key, value in metrics.items():
         if key.startswith("flickr/"):
             assert again[key.replace("flickr/", "pairs/")] == pytest.approx(value), key
+
+
+@pytest.mark.slow(minutes=1.5)
+def test_retrieval_benchmark_reranks_with_the_itm_head(tokenizer_path, tmp_path_factory, tmp_path):
+    """MaskVLM: the ITM head re-scores each query's top k (here every candidate: k=12),
+    equal to the re-ranked recalls computed from the model's own ITM scores."""
+    from mvl.evaluate.embeddings import Embedder
+    from mvl.evaluate.multi_caption_retrieval import reranked_multi_caption_recall
+
+    run, trainer = saved_run("maskvlm", tokenizer_path, tmp_path_factory)
+    paths = [png(tmp_path / f"{i}.png", seed=i) for i in range(4)]
+    captions = [
+        f"{WORDS[i]} {WORDS[(i + j + 2) % 9]} {WORDS[8 - j]}" for i in range(4) for j in range(3)
+    ]
+    table = tmp_path / "pairs.csv"
+    table.write_text("image,caption\n" + "".join(f"{i}.png,{c}\n" for i, c in
+                     zip(np.repeat(range(4), 3), captions)))  # fmt: skip
+    metrics = run_cli(
+        run,
+        tmp_path,
+        "--eval",
+        "f",
+        "--config.evals.f.type=retrieval_benchmark",
+        f"--config.evals.f.pairs_file={table}",
+        f"--config.evals.f.images_dir={tmp_path}",
+        "--config.evals.f.itm_rerank_k=12",
+    )
+    image_emb, text_emb = embed(trainer, paths, captions)
+    embedder, params = Embedder(trainer.model, trainer.mesh, 8), trainer.state.params
+    from mvl.data.decode import decode_image
+
+    pixels = np.stack([decode_image(p.read_bytes(), 32) for p in paths]) / np.float32(255)
+    ids = trainer.tokenizer.encode(captions, trainer.cfg.data.max_text_len)
+    image_tokens = embedder.image_tokens(params, pixels.astype(np.float32))
+    text_tokens = embedder.text_tokens(params, ids)
+
+    def itm(images, texts):
+        return embedder.itm_scores(params, image_tokens[images], text_tokens[texts], ids[texts])
+
+    expected = reranked_multi_caption_recall(
+        image_emb, text_emb, np.repeat(np.arange(4), 3), itm, 12, ks=(1, 5, 10)
+    )
+    for key, value in expected.items():
+        assert metrics[f"f_itm/{key}"] == pytest.approx(value), key
+    assert "f/image_to_text/r@1" in metrics
 
 
 def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
