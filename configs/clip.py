@@ -11,7 +11,14 @@ Paper recipe (ViT-B/16; needs CLIP's BPE file and a pod):
       --config.data.source=webdataset:gs://.../shards \\
       --config.data.tokenizer=/path/to/bpe_simple_vocab_16e6.txt.gz
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+benchmarks below; default none).
+Benchmarks (any size; mvl/evaluate/benchmarks/paper_evals.py): imagenet=DIR (ImageNet
+val as DIR/<wnid>/<image>: zero-shot top-1/5, CLIP's names and 80 templates), coco=DIR
+(DIR/dataset_coco.json + images), flickr30k=DIR (DIR/dataset_flickr30k.json + images):
+5-caption retrieval R@1/5/10 on the Karpathy test split; run at the end, or alone:
+  python -m mvl.evaluate --checkpoint WORKDIR --config configs/X.py:paper,coco=/data/coco \
+      --eval coco
 
 `:paper` recipe, per value ([PAPER] the CLIP paper's text, [CODE] OpenAI's / open_clip's
 code, [?] a documented guess; docs/methods.md has the account):
@@ -38,17 +45,19 @@ IR/TR 65.10/80.10) is the comparable setting [REVIEW].
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     c = mvl_config.base_config(args.size)
     c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
     mvl_config.add_eval(c, "retrieval")
     mvl_config.add_eval(c, "zeroshot")
+    declare_benchmarks(c, args)
     if args.size == "paper":
         paper_recipe(c)
     return c

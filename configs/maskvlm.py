@@ -15,7 +15,14 @@ ImageNet-initialised ViT and RoBERTa initialisation (as the paper starts) are
 `init.checkpoint` choices: a run directory made by `python -m mvl.convert` with
 `init.strict=False` (mvl has no RoBERTa importer; the text tower starts fresh otherwise).
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+benchmarks below; default none).
+Benchmarks (any size; mvl/evaluate/benchmarks/paper_evals.py): imagenet=DIR (ImageNet
+val as DIR/<wnid>/<image>: zero-shot top-1/5, CLIP's names and 80 templates), coco=DIR
+(DIR/dataset_coco.json + images), flickr30k=DIR (DIR/dataset_flickr30k.json + images):
+5-caption retrieval R@1/5/10 on the Karpathy test split; run at the end, or alone:
+  python -m mvl.evaluate --checkpoint WORKDIR --config configs/X.py:paper,coco=/data/coco \
+      --eval coco
 
 `:paper` recipe, per value. MaskVLM has no public code and follows ALBEF's pretraining
 setup ([PAPER] MaskVLM's text, [REVIEW] a review checked against it, [SEC] secondary
@@ -58,10 +65,11 @@ flips (as ALBEF does) while the demo does not.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     c = mvl_config.base_config(args.size)
     mvl_config.add_model_parts(c, args.size, "fusion", "pixel_decoder")
     c.mask.image.update(kind="block", ratio=0.6, block_size=2)
@@ -75,6 +83,7 @@ def get_config(arg=None):
     mvl_config.add_eval(c, "retrieval", itm_rerank_k=128 if args.size == "paper" else 16)
     mvl_config.add_eval(c, "zeroshot")
     mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
+    declare_benchmarks(c, args)
     if args.size == "paper":
         paper_recipe(c)
     else:

@@ -25,7 +25,13 @@ learned); a different one is refused with an error naming both files.
 What it should reach: paper (MaskVLM 4M, Flickr30k FT, Table 5 all losses) R@1 IR/TR
 81.26/94.10 against 71.18/85.60 zero-shot. Demo: retrieval above the pretrained run's.
 Config argument: demo | paper, base=<str> (default 'maskvlm'; the pretraining config's
-name in configs/).
+name in configs/), imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the benchmarks below).
+Benchmarks (any size; mvl/evaluate/benchmarks/paper_evals.py): imagenet=DIR (ImageNet
+val as DIR/<wnid>/<image>: zero-shot top-1/5, CLIP's names and 80 templates), coco=DIR
+(DIR/dataset_coco.json + images), flickr30k=DIR (DIR/dataset_flickr30k.json + images):
+5-caption retrieval R@1/5/10 on the Karpathy test split; run at the end, or alone:
+  python -m mvl.evaluate --checkpoint WORKDIR --config configs/X.py:paper,coco=/data/coco \
+      --eval coco
 
 `:paper` recipe: ALBEF's Flickr30k retrieval fine-tuning, which MaskVLM follows [SEC]:
 10 epochs [CODE: ALBEF] of Flickr30k's Karpathy train split, 145k pairs (29k images x
@@ -38,10 +44,11 @@ not used [?]. Demo: 60 steps at 0.2x the demo pretraining lr.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg, base="maskvlm")
+    args = mvl_config.parse_arg(arg, base="maskvlm", **BENCHMARK_ARGS)
     base = args.base
     c = mvl_config.config_beside(__file__, f"{base}.py", args.size)
     if "itc" not in c.objectives and "siglip" not in c.objectives:
@@ -74,4 +81,5 @@ def get_config(arg=None):
     c.evals = {}
     mvl_config.add_eval(c, "retrieval", itm_rerank_k=128 if args.size == "paper" else 16)
     mvl_config.add_eval(c, "zeroshot")
+    declare_benchmarks(c, args)
     return c

@@ -1,12 +1,14 @@
 """python -m mvl.evaluate --checkpoint WORKDIR [--eval NAME ...] [--config FILE:ARGS]
-                          [--config.k=v ...] [--json OUT]
+                          [--config.k=v ...] [--json OUT] [--tensorboard DIR]
 
 Runs the evaluators the config declares (`evals`, mvl/evaluate/suite.py) on the newest
 checkpoint of a run, without touching the run's folder: a run still training can be
 evaluated. The config is the one the checkpoint was written with unless --config names
 another. `--eval NAME` (repeatable) runs only those: a declared evaluator, or a
 registered type the config does not declare, with its defaults (e.g. `--eval probe` on
-a CLIP run); overrides set their options, e.g. --config.evals.probe.steps=50. The
+a CLIP run); overrides set their options, e.g. --config.evals.probe.steps=50, or
+declare one under a name of yours: --eval coco --config.evals.coco.type=retrieval_benchmark
+--config.evals.coco.karpathy_json=... (mvl/evaluate/evaluators/benchmark_*.py). The
 tokenizer is data.tokenizer, or the run's WORKDIR/tokenizer.model. Any device count
 works (a run trained on 8 devices can be evaluated on 1 or 3), with the same numbers.
 """
@@ -31,6 +33,9 @@ def parse_args(argv):
         "--eval", action="append", default=[], help="run only this evaluator (repeatable)"
     )
     parser.add_argument("--json", help="also write the metrics to this file")
+    parser.add_argument(
+        "--tensorboard", help="also write the metrics as TensorBoard scalars in this folder"
+    )
     return config_lib.parse_command_line(parser, argv)
 
 
@@ -61,7 +66,8 @@ def declare_evals(cfg, model, names=(), overrides=None) -> list[str] | None:
 
     legacy_evals.declared(cfg, model)
     for name in names:
-        if name not in cfg.evals:
+        # Not declared by the config nor by --config.evals.NAME.type=...: a registered type.
+        if name not in cfg.evals and f"evals.{name}.type" not in (overrides or {}):
             config_lib.add_eval(cfg, name)  # a registered type (else one line naming them)
     config_lib.apply_overrides(cfg, overrides or {})
     registry.validate_sections(cfg.evals)
@@ -136,7 +142,19 @@ def _evaluate(argv) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(metrics, f, indent=1, sort_keys=True)
+    if args.tensorboard:
+        write_scalars(args.tensorboard, metrics)
     return 0
+
+
+def write_scalars(folder: str, metrics: dict):
+    """The metrics as TensorBoard scalars eval/<name> at the checkpoint's step (clu)."""
+    from clu import metric_writers
+
+    writer = metric_writers.create_default_writer(folder, asynchronous=False)
+    scalars = {f"eval/{k}": v for k, v in metrics.items() if k != "step"}
+    writer.write_scalars(int(metrics["step"]), scalars)
+    writer.close()
 
 
 if __name__ == "__main__":

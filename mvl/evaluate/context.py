@@ -40,10 +40,30 @@ class EvalContext:
         self.model, self.cfg, self.tokenizer, self.mesh = model, cfg, tokenizer, mesh
         self.teacher_model = teacher_model
         self.rules = sharding.rules(cfg.mesh)
-        self.source, self.data = load_eval_set(cfg, tokenizer)  # all of it, on every process
-        self.label_tasks = labels.label_tasks(self.source, self.data)
+        self._held_out = self._label_tasks = None  # read when an evaluator first needs them
         self.embedder = Embedder(model, mesh, cfg.eval.batch_size, self.rules)
         self._remembered: dict = {}
+
+    # The held-out set is read on first use: a run declaring only benchmark evaluators
+    # (which read their own data) is evaluated without the training data on disk.
+    @property
+    def source(self):
+        return self._held_out_set()[0]
+
+    @property
+    def data(self) -> dict:
+        return self._held_out_set()[1]
+
+    @property
+    def label_tasks(self) -> dict:
+        if self._label_tasks is None:
+            self._label_tasks = labels.label_tasks(self.source, self.data)
+        return self._label_tasks
+
+    def _held_out_set(self):
+        if self._held_out is None:  # all of it, on every process
+            self._held_out = load_eval_set(self.cfg, self.tokenizer)
+        return self._held_out
 
     def begin(self):
         """A new evaluation: forget the last one's embeddings."""

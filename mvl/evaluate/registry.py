@@ -28,6 +28,10 @@ BUILTIN = {
     "held_out_losses": "mvl.evaluate.evaluators.held_out_losses",
     "pair_matching": "mvl.evaluate.evaluators.pair_matching",
     "reconstructions": "mvl.evaluate.evaluators.reconstructions",
+    "zeroshot_benchmark": "mvl.evaluate.evaluators.benchmark_zeroshot",
+    "imagenet_zeroshot": "mvl.evaluate.evaluators.benchmark_zeroshot",
+    "retrieval_benchmark": "mvl.evaluate.evaluators.benchmark_retrieval",
+    "linear_probe_benchmark": "mvl.evaluate.evaluators.benchmark_linear_probe",
 }
 
 REGISTRY: dict[str, type] = {}

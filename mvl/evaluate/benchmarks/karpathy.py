@@ -1,0 +1,69 @@
+"""COCO / Flickr30k retrieval images and captions from a Karpathy split file.
+
+`dataset_coco.json` / `dataset_flickr30k.json` (Karpathy & Fei-Fei's splits, the ones
+CLIP, ALBEF and CLIP_benchmark evaluate on) hold {"images": [{"filename", "filepath"
+(COCO only: "val2014" / "train2014"), "split": "train" | "restval" | "val" | "test",
+"sentences": [{"raw": caption}, ...]}, ...]}: COCO's test split is 5k images, Flickr30k's
+1k, each with 5 captions (a few COCO images have 6 or 7; all are kept, as the references
+keep them). An image is read from images_dir/filepath/filename, or images_dir/filename
+when that file does not exist (Flickr30k has no filepath; some COCO copies are flat).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from mvl.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionedImages:
+    image_paths: list[str]
+    captions: list[str]
+    caption_image: np.ndarray  # int [captions]: the index of each caption's image
+
+
+def read_karpathy_split(json_path: str, images_dir: str, split: str = "test") -> CaptionedImages:
+    entries = _load_entries(json_path)
+    paths, captions, caption_image = [], [], []
+    for number, entry in enumerate(entries):
+        if entry.get("split") != split:
+            continue
+        where = f"{json_path}: images[{number}]"
+        sentences = [s.get("raw", "").strip() for s in entry.get("sentences", ())]
+        if not entry.get("filename") or not any(sentences):
+            raise UserError(f"{where} has no filename or no sentences[].raw caption")
+        for caption in filter(None, sentences):
+            captions.append(caption)
+            caption_image.append(len(paths))
+        paths.append(_image_path(images_dir, entry, where))
+    if not paths:
+        splits = sorted({str(e.get("split")) for e in entries})
+        raise UserError(f"{json_path} has no image in split {split!r} (its splits: {splits})")
+    return CaptionedImages(paths, captions, np.asarray(caption_image, np.int64))
+
+
+def _load_entries(json_path: str) -> list[dict]:
+    if not os.path.isfile(json_path):
+        raise UserError(f"Karpathy split file {json_path!r} does not exist")
+    try:
+        with open(json_path) as f:
+            entries = json.load(f).get("images")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise UserError(f"{json_path} is not a Karpathy split JSON ({e})") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{json_path} has no 'images' list (a Karpathy split JSON has one)")
+    return entries
+
+
+def _image_path(images_dir: str, entry: dict, where: str) -> str:
+    nested = os.path.join(images_dir, entry.get("filepath", ""), entry["filename"])
+    flat = os.path.join(images_dir, entry["filename"])
+    for path in (nested, flat):
+        if os.path.isfile(path):
+            return path
+    raise UserError(f"{where}: image {entry['filename']!r} is in neither {nested} nor {flat}")
