@@ -67,7 +67,7 @@ def paper_recipe(c):
     """CLIP ViT-B/16's recipe (tags in the module docstring); FLIP's and the
     compositions' configs start from it."""
     c.batch_size = 32768
-    # What makes 32768 pairs fit, per hardware (mvl/fit.py; found and checked with
+    # What makes 32768 pairs fit, per hardware (mvl/runtime/fit.py; found and checked with
     # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
     # entry of the machine it runs on.
     c.fit.update(

@@ -78,7 +78,7 @@ def get_config(arg=None):
 def paper_recipe(c):
     """MaskCLIP ViT-B/16's recipe (tags in the module docstring)."""
     c.batch_size = 4096
-    # What makes 4096 pairs fit, per hardware (mvl/fit.py; found and checked with
+    # What makes 4096 pairs fit, per hardware (mvl/runtime/fit.py; found and checked with
     # python -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the
     # entry of the machine it runs on.
     c.fit.update(

@@ -12,7 +12,7 @@ Run (CPU demo, 4m42s on 2 quiet cores, embedded `shapes` data):
 Paper recipe (ViT-B/16 at 256 px on the 4M pairs; needs real data and a pod):
   python -m mvl.main --config configs/maskvlm.py:paper --workdir gs://...
 ImageNet-initialised ViT and RoBERTa initialisation (as the paper starts) are
-`init.checkpoint` choices: a run directory made by `python -m mvl.convert` with
+`init.checkpoint` choices: a run directory made by `python -m mvl.weights` with
 `init.strict=False` (mvl has no RoBERTa importer; the text tower starts fresh otherwise).
 
 Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
@@ -96,7 +96,7 @@ def paper_recipe(c):
     compositions and retrieval fine-tuning start from it."""
     c.batch_size = 512
     # 512 pairs fit 8 H100s as they are; sharding parameters and optimizer state over
-    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/fit.py;
+    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/runtime/fit.py;
     # python -m mvl.compile --search, docs/paper_scale.md).
     c.fit.update(h100_1x1x8="mesh.fsdp=8")
     mvl_config.schedule_in_epochs(c, epochs=30, num_examples=5_100_000)

@@ -82,7 +82,7 @@ def paper_recipe(c):
     """MLIM's documented-guess recipe (BERT-base's; see the module docstring)."""
     c.update(batch_size=256, total_steps=1_000_000)
     # 256 pairs fit 8 H100s as they are; sharding parameters and optimizer state over
-    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/fit.py;
+    # the host (full FSDP) is as fast at the roofline and frees memory (mvl/runtime/fit.py;
     # python -m mvl.compile --search, docs/paper_scale.md).
     c.fit.update(h100_1x1x8="mesh.fsdp=8")
     c.optim.update(

@@ -40,7 +40,7 @@ feature loss (`held_out/features/loss`) and a linear probe and kNN on the studen
 frozen features (`probe/...`). Paper: ADE20K 52.4 mIoU (+6.8 over BEiT) and
 IN-1k fine-tuning 84.4 [?] after 300 ImageNet epochs with an OpenAI CLIP-B/16 teacher;
 not reproduced here. Public CLIP weights as the teacher: import them with
-`python -m mvl.convert open_clip|hf ... --out DIR` (README, "Start from CLIP weights"),
+`python -m mvl.weights open_clip|hf ... --out DIR` (README, "Start from CLIP weights"),
 then --config.teacher.checkpoint=DIR; the teacher's architecture is read from DIR.
 """
 

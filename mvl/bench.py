@@ -7,10 +7,10 @@ against the datasheet peak on known TPUs and GPUs), and peak memory. The step ru
 one fixed batch, so data loading is not timed.
 
 --input SPEC instead measures the input pipeline against this machine's bare JPEG decode
-limit (mvl/bench_input.py; `python -m mvl.bench --input synthetic:2000`).
+limit (mvl/perf/input_pipeline.py; `python -m mvl.bench --input synthetic:2000`).
 
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
-architecture and batch on this machine (mvl/bench_open_clip.py) and prints the ratios.
+architecture and batch on this machine (mvl/perf/open_clip_step.py) and prints the ratios.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import cli, config as config_lib
-from mvl.errors import UserError
-from mvl.peak_memory import peak_rss_bytes
+from mvl import config as config_lib
+from mvl.perf.peak_memory import peak_rss_bytes
+from mvl.runtime import cli
+from mvl.runtime.errors import UserError
 
 # Dense bf16 peak FLOP/s per device, from vendor datasheets.
 DATASHEET_PEAKS = {
@@ -84,7 +85,7 @@ def step_flops_per_device(trainer, batch) -> float:
     """FLOPs of one train step. XLA's cost analysis counts a loop body once, so with
     gradient accumulation (a lax.scan over microbatches) they come from the same step
     compiled without it: the same arithmetic, in one pass."""
-    from mvl import sharding
+    from mvl.runtime import sharding
     from mvl.train.step import make_train_step
 
     cfg = trainer.cfg
@@ -107,7 +108,7 @@ def step_flops_per_device(trainer, batch) -> float:
 
 
 def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
-    from mvl import sharding
+    from mvl.runtime import sharding
     from mvl.train.loop import Trainer
 
     trainer = Trainer(cfg, workdir)
@@ -171,9 +172,9 @@ def check_comparable(cfg):
 
 
 def compared_with_open_clip(cfg, ours: dict, args) -> dict:
-    from mvl import bench_open_clip
+    from mvl.perf import open_clip_step
 
-    theirs = bench_open_clip.compare(cfg, ours["vocab_size"], args.steps, args.compare_python)
+    theirs = open_clip_step.compare(cfg, ours["vocab_size"], args.steps, args.compare_python)
     compared = {f"open_clip/{k}": v for k, v in theirs.items()}
     compared["examples_per_s_vs_open_clip"] = ours["examples_per_s"] / theirs["examples_per_s"]
     compared["peak_rss_vs_open_clip"] = (
@@ -208,9 +209,9 @@ def main(argv=None) -> int:
 
 def _bench(argv) -> int:
     if any(arg == "--input" or arg.startswith("--input=") for arg in argv):
-        from mvl import bench_input
+        from mvl.perf import input_pipeline
 
-        return bench_input.run(argv)
+        return input_pipeline.run(argv)
     cfg, args = parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
     if args.compare:

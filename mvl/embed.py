@@ -25,8 +25,8 @@ import os
 
 import numpy as np
 
-from mvl import cli
-from mvl.errors import UserError
+from mvl.runtime import cli
+from mvl.runtime.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -128,11 +128,11 @@ def run_tokenizer(cfg, run_dir: str):
 def embed(args) -> dict[str, np.ndarray]:
     import jax
 
-    from mvl import sharding
-    from mvl.convert import run_dir
     from mvl.data import special_tokens
     from mvl.evaluate.embeddings import Embedder
     from mvl.models.model import build_model
+    from mvl.runtime import sharding
+    from mvl.weights import run_dir
 
     cfg, params = run_dir.read(args.checkpoint)
     embedding = params.get("text", {}).get("token_embedding", {}).get("embedding")

@@ -6,7 +6,7 @@ the end, and writes DIR/eval_final.json.
 
 DIR belongs to one run: DIR/config.json keeps the config it was started with, and a
 rerun with another config is refused (exit 2) naming each changed key, except keys
-safe to change on resume (mvl/run_identity.py RESUMABLE_KEYS: total_steps, the log /
+safe to change on resume (mvl/runtime/run_identity.py RESUMABLE_KEYS: total_steps, the log /
 checkpoint cadences, ..., and every eval. / evals. key). --allow_config_change goes on under the new config
 and records the change in DIR/config_changes.jsonl.
 
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import time
 
-from mvl import cli, config as config_lib, distributed
+from mvl import config as config_lib
+from mvl.runtime import cli, distributed
 
 
 def parse_args(argv):
@@ -70,10 +71,10 @@ def _train(argv) -> int:
 
 
 def fit_to_hardware(cfg, overrides):
-    """Applies the config's fit entry for the devices this run has (mvl/fit.py)."""
+    """Applies the config's fit entry for the devices this run has (mvl/runtime/fit.py)."""
     import jax
 
-    from mvl import fit
+    from mvl.runtime import fit
 
     hardware = fit.hardware_of(jax.devices(), jax.process_count())
     if hardware is None or not len(cfg.fit):

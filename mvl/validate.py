@@ -293,13 +293,13 @@ def _evaluates_periodically(cfg) -> bool:
 
 
 def _mesh_rules(cfg):
-    from mvl.sharding import rules
+    from mvl.runtime.sharding import rules
 
     rules(cfg.mesh)
 
 
 def _mesh(cfg, num_devices: int):
-    from mvl.sharding import mesh_shape
+    from mvl.runtime.sharding import mesh_shape
 
     try:
         data, fsdp, _ = mesh_shape(cfg.mesh, num_devices)

@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from mvl.tensorboard_scalars import read_scalars
+from mvl.tables.tensorboard_scalars import read_scalars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("kill_after_step", "kill_while_saving", "term_after_step", "kill_at_random")
@@ -134,7 +134,7 @@ def scalars(workdir: str) -> dict[tuple[str, int], float]:
 def final_state(workdir: str) -> dict[str, np.ndarray]:
     import jax
 
-    from mvl import checkpoint
+    from mvl.runtime import checkpoint
 
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     step, state = checkpoint.load_state(workdir, device)

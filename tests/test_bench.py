@@ -31,10 +31,10 @@ def test_datasheet_peaks_match_device_kinds():
 
 
 def test_open_clip_gets_the_same_architecture_and_optimizer(tiny_config):
-    from mvl import bench_open_clip
+    from mvl.perf import open_clip_step
 
     cfg = tiny_config("clip")
-    spec = bench_open_clip.open_clip_spec(cfg, vocab_size=128, steps=3)
+    spec = open_clip_step.open_clip_spec(cfg, vocab_size=128, steps=3)
     vision, text = spec["vision_cfg"], spec["text_cfg"]
     assert (vision["image_size"], vision["patch_size"], vision["width"]) == (32, 8, 32)
     assert vision["layers"] == 1 and vision["head_width"] * 2 == 32 and vision["mlp_ratio"] == 2
@@ -60,12 +60,12 @@ def test_compare_times_open_clip_or_says_what_is_missing(tiny_config):
 
     import pytest
 
-    from mvl import bench_open_clip
+    from mvl.perf import open_clip_step
 
     cfg = tiny_config("clip")
     if importlib.util.find_spec("open_clip") is None:
         with pytest.raises(RuntimeError, match="open_clip_torch installed"):
-            bench_open_clip.compare(cfg, 128, steps=1)
+            open_clip_step.compare(cfg, 128, steps=1)
         return
-    result = bench_open_clip.compare(cfg, 128, steps=2)
+    result = open_clip_step.compare(cfg, 128, steps=2)
     assert result["examples_per_s"] > 0 and result["process_peak_rss_bytes"] > 0

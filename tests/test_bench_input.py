@@ -8,9 +8,10 @@ import json
 import numpy as np
 from PIL import Image
 
-from mvl import bench, bench_input
+from mvl import bench
 from mvl.compile import decode_rate
 from mvl.data import decode, decode_limit, pipeline, preprocess
+from mvl.perf import input_pipeline
 
 
 def test_input_bench_reports_both_rates_and_their_ratio(tmp_path):
@@ -44,7 +45,7 @@ def test_input_bench_names_a_bad_spec(capsys):
 def test_pipeline_images_equal_the_bare_decode(tmp_path, tokenizer_path):
     from mvl.data.tokenizer import Tokenizer
 
-    spec = bench_input.write_synthetic_shards(str(tmp_path), 6)
+    spec = input_pipeline.write_synthetic_shards(str(tmp_path), 6)
     source = pipeline.make_source(spec, "train", size=0, seed=0, image_size=64)
     dataset = pipeline.make_dataset(
         source,

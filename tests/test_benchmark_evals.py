@@ -223,8 +223,8 @@ def test_zeroshot_benchmark_on_an_image_folder(clip_run, tmp_path):
 
 
 def test_a_csv_caption_table_groups_rows_by_image(tmp_path):
-    from mvl.errors import UserError
     from mvl.evaluate.benchmarks.caption_table import read_caption_table
+    from mvl.runtime.errors import UserError
 
     for name in ("a.png", "b.png"):
         png(tmp_path / name, seed=0)
@@ -258,7 +258,7 @@ def test_the_shipped_class_names_and_templates():
     ],
 )
 def test_a_bad_zeroshot_option_is_one_line(clip_run, tmp_path, override, message):
-    from mvl.errors import UserError
+    from mvl.runtime.errors import UserError
 
     run, _ = clip_run
     png(tmp_path / "val" / "a" / "0.png", seed=0)

@@ -11,9 +11,10 @@ import jax
 import numpy as np
 import pytest
 
-from mvl.checkpoint import checksums
-from mvl.data import pipeline, tokenizer as tokenizer_lib
-from mvl.errors import UserError
+from mvl.data import pipeline
+from mvl.data import tokenizer as tokenizer_lib
+from mvl.runtime.checkpoint import checksums
+from mvl.runtime.errors import UserError
 from mvl.train import loop
 from mvl.train.loop import Trainer
 
@@ -129,7 +130,8 @@ def test_resuming_with_another_tokenizer_is_refused_before_building(
 
 
 def test_a_fine_tuning_config_without_its_pretrained_run_is_named():
-    from mvl import config as config_lib, validate
+    from mvl import config as config_lib
+    from mvl import validate
 
     cfg = config_lib.load_config("configs/retrieval_finetune.py:demo")
     with pytest.raises(config_lib.ConfigError, match="init.checkpoint=''.*fine-tunes a pretrained"):

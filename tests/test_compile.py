@@ -136,7 +136,7 @@ import json
 from mvl.compile import topology
 topology.quiet_platform_environment()
 import ml_collections
-from mvl import sharding
+from mvl.runtime import sharding
 devices = topology.devices(topology.parse("v4:2x2x4"))
 mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=4, fsdp=4, tensor=1)), devices)
 print(json.dumps([[list(d.coords) for d in row] for row in mesh.devices[:, :, 0]]))
@@ -155,8 +155,8 @@ print(json.dumps([[list(d.coords) for d in row] for row in mesh.devices[:, :, 0]
 
 def test_batch_spec_matches_a_real_batch(tiny_config):
     """The shapes and dtypes mvl.compile compiles for are the input pipeline's."""
-    from mvl import sharding
     from mvl.data import batch_spec
+    from mvl.runtime import sharding
     from mvl.train import loop
 
     cfg = tiny_config("clip")
@@ -189,8 +189,8 @@ def test_flop_count_multiplies_scans_and_counts_the_backward_pass():
 def test_an_ema_teacher_follows_scanned_student_layers(tiny_config):
     """Found by mvl.compile: MaskCLIP's EMA teacher was built unscanned beside a scanned
     student, so the step could not average their parameters."""
-    from mvl import sharding
     from mvl.data import batch_spec, special_tokens
+    from mvl.runtime import sharding
     from mvl.train.program import build_program
 
     cfg = tiny_config("maskclip", **{"model.scan_layers": "True"})

@@ -1,4 +1,4 @@
-"""CLIP weights in and out (mvl/convert/), the CLIP BPE tokenizer (mvl/data/clip_bpe.py)
+"""CLIP weights in and out (mvl/weights/), the CLIP BPE tokenizer (mvl/data/clip_bpe.py)
 and python -m mvl.embed, against fixtures written by real open_clip and Hugging Face
 models (tests/fixtures/make_clip_fixtures.py; torch is not needed here)."""
 
@@ -11,14 +11,14 @@ import pytest
 from safetensors import numpy as safetensors_numpy
 
 from mvl import embed
-from mvl.convert import __main__ as convert_cli
-from mvl.convert import open_clip as open_clip_layout
-from mvl.convert import weights_file
 from mvl.data.clip_bpe import ClipBpeTokenizer
-from mvl.errors import UserError
 from mvl.mask.bert import bert_text_mask
+from mvl.runtime.errors import UserError
 from mvl.train.loop import Trainer
 from mvl.train.step import make_masks
+from mvl.weights import __main__ as convert_cli
+from mvl.weights import open_clip as open_clip_layout
+from mvl.weights import weights_file
 from tests.fixtures import clip_parity
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "clip")

@@ -6,12 +6,12 @@ import types
 
 import pytest
 
-from mvl.data.special_tokens import SENTENCEPIECE
-
 from mvl import config as config_lib
-from mvl import run_identity, validate
+from mvl import validate
 from mvl.config import ConfigError
+from mvl.data.special_tokens import SENTENCEPIECE
 from mvl.evaluate import labels, legacy_evals
+from mvl.runtime import run_identity
 
 
 def clip(**overrides):
@@ -190,7 +190,7 @@ def test_a_run_started_before_the_sections_were_pruned_resumes(tmp_path):
 def test_the_sharding_rules_of_the_config_shard_the_state(tiny_config):
     import jax
 
-    from mvl import sharding
+    from mvl.runtime import sharding
     from mvl.train.program import build_program
 
     def spec_of_a_kernel(**overrides):

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from mvl import sharding
+from mvl.runtime import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,7 @@ import pytest
 from mvl.data import pipeline, preprocess
 from mvl.data.bad_sample import BadSample
 from mvl.data.shapes import ShapesSource
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 from mvl.train.loop import Trainer
 from tests import fault_trials
 

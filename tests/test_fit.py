@@ -1,11 +1,12 @@
-"""config.fit: the per-hardware settings that make a :paper batch fit (mvl/fit.py), how
+"""config.fit: the per-hardware settings that make a :paper batch fit (mvl/runtime/fit.py), how
 a run finds its hardware, and how `mvl.compile --search` starts from them."""
 
 import types
 
 import pytest
 
-from mvl import config as config_lib, fit
+from mvl import config as config_lib
+from mvl.runtime import fit
 
 
 def device(kind, platform, coords=None, slice_index=0):

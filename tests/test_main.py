@@ -188,7 +188,7 @@ def test_an_evaluator_from_outside_mvl_runs_at_its_own_cadence(tokenizer_path, t
     """An evaluator written outside mvl (tests/outside_evaluator.py), declared from the
     command line with its own every_steps, runs through python -m mvl.main at that
     cadence while the method's own evaluators keep eval.every_steps (0: at the end)."""
-    from mvl.tensorboard_scalars import read_scalars
+    from mvl.tables.tensorboard_scalars import read_scalars
 
     workdir = tmp_path / "run"
     declared = {

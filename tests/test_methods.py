@@ -64,7 +64,7 @@ def test_flip_unmasked_tuning_starts_from_the_flip_run(tiny_config, tmp_path):
 
 
 def test_init_from_a_different_architecture_names_the_mismatch(tiny_config, tmp_path):
-    from mvl.checkpoint import CheckpointMismatchError
+    from mvl.runtime.checkpoint import CheckpointMismatchError
 
     clip = Trainer(tiny_config("clip"), str(tmp_path / "clip"))
     assert clip.save()
@@ -203,7 +203,7 @@ def test_mvp_teacher_is_sharded_like_the_student(tiny_config, tmp_path):
 
 
 def test_mvp_without_a_teacher_checkpoint_is_named(tiny_config, tmp_path):
-    from mvl.errors import UserError
+    from mvl.runtime.errors import UserError
 
     with pytest.raises(UserError, match="teacher.checkpoint"):
         Trainer(tiny_config("mvp"), str(tmp_path))

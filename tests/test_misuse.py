@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from mvl import config as config_lib, run_identity
-from mvl.tensorboard_scalars import read_scalars
+from mvl import config as config_lib
+from mvl.runtime import run_identity
+from mvl.tables.tensorboard_scalars import read_scalars
 from tests.test_multihost import ROOT, command, environment
 
 STEPS = 6
@@ -303,7 +304,7 @@ def test_data_convert_names_its_own_flags(tmp_path):
 def test_convert_export_of_a_missing_run(tmp_path):
     result = run(
         module(
-            "mvl.convert",
+            "mvl.weights",
             "export",
             "--checkpoint",
             str(tmp_path / "no_run"),
@@ -312,7 +313,7 @@ def test_convert_export_of_a_missing_run(tmp_path):
         )
     )
     assert result.returncode == 2
-    assert one_line(result).startswith("mvl.convert: error: ")
+    assert one_line(result).startswith("mvl.weights: error: ")
 
 
 def test_bad_eval_on_failure_is_named(tokenizer_path, tmp_path, capsys):
@@ -324,8 +325,8 @@ def test_bad_eval_on_failure_is_named(tokenizer_path, tmp_path, capsys):
 
 
 def test_run_main_gives_every_command_one_line_and_its_status(capsys):
-    from mvl import cli
-    from mvl.errors import RunFailed, UserError
+    from mvl.runtime import cli
+    from mvl.runtime.errors import RunFailed, UserError
 
     def fails(error):
         def work(argv):
@@ -344,7 +345,7 @@ def test_run_main_gives_every_command_one_line_and_its_status(capsys):
 
 
 def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp_path):
-    from mvl.errors import UserError
+    from mvl.runtime.errors import UserError
 
     def identity(allow=False, **overrides):
         cfg = config_lib.load_config("configs/clip.py:demo")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mvl.errors import UserError
 from mvl.evaluate.multi_caption_retrieval import multi_caption_recall
+from mvl.runtime.errors import UserError
 
 IMAGES = np.eye(3, dtype=np.float32)  # image i points along axis i
 # Three captions per image; image 0's first two captions point at other images, only

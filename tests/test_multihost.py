@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from mvl.tensorboard_scalars import read_scalars
 
+from mvl.tables.tensorboard_scalars import read_scalars
 from tests.conftest import tiny_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

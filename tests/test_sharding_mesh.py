@@ -11,8 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from mvl import sharding
 from mvl.config import ConfigError
+from mvl.runtime import sharding
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from mvl.config import ConfigError
 from mvl.data import decode, pipeline
 from mvl.data.bad_sample import SKIP_KINDS, BadSample
 from mvl.data.tokenizer import Tokenizer
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 from mvl.train.loop import Trainer
 from tests import planted_data
 

@@ -53,7 +53,7 @@ def test_user_objective_rules_are_checked_before_anything_is_built(tokenizer_pat
 
 
 def test_user_objective_with_its_own_head_trains_through_mvl_main(tokenizer_path, tmp_path):
-    from mvl import checkpoint
+    from mvl.runtime import checkpoint
 
     workdir = tmp_path / "run"
     values = {**tiny_keys(), "data.tokenizer": tokenizer_path, "total_steps": "4"}

@@ -25,8 +25,9 @@ from mvl.compile import topology
 
 topology.quiet_platform_environment()  # before jax is imported
 
-from mvl import cli, config as config_lib
-from mvl.errors import UserError
+from mvl import config as config_lib
+from mvl.runtime import cli
+from mvl.runtime.errors import UserError
 
 HINT = (
     "shard more (--config.mesh.fsdp), recompute (--config.model.remat), split the batch "
@@ -157,7 +158,8 @@ def search_results(cfg, name, target, devices, limit: int) -> list[dict]:
 def table(args, overrides, argv) -> int:
     """Every config x topology; with --update, the cells of an earlier table that this
     command does not recompile are kept (each command is listed in the table)."""
-    from mvl.compile import run, table as table_lib
+    from mvl.compile import run
+    from mvl.compile import table as table_lib
 
     specs = []
     for pattern in args.table:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 
-from mvl import sharding, validate
+from mvl import validate
 from mvl.compile import collectives, flops
 from mvl.data import batch_spec, special_tokens
-from mvl.errors import UserError
+from mvl.runtime import sharding
+from mvl.runtime.errors import UserError
 from mvl.train import teacher_architecture
 from mvl.train.program import build_program
 

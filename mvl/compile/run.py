@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import copy
 
-from mvl import config as config_lib, fit
+from mvl import config as config_lib
 from mvl.compile import aot, decode_rate, report
+from mvl.runtime import fit
 
 
 def load(spec: str, overrides: dict[str, str], target=None):
     """The config with the command line's overrides and, for `target`, its fit entry
-    (mvl/fit.py; the command line wins)."""
+    (mvl/runtime/fit.py; the command line wins)."""
     cfg = config_lib.load_config(spec)
     config_lib.apply_overrides(cfg, overrides)
     # A fine-tuning config names the run it starts from; its shapes are the config's,

@@ -39,7 +39,7 @@ def candidates(cfg, num_devices: int, num_slices: int = 1, own_fits=None) -> lis
 
 
 def _own(cfg, num_devices: int) -> dict | None:
-    from mvl.sharding import mesh_shape
+    from mvl.runtime.sharding import mesh_shape
 
     try:
         data, fsdp, tensor = mesh_shape(cfg.mesh, num_devices)

@@ -81,7 +81,7 @@ class Saved:
             "own count otherwise, as each cell says; the roofline step is the lower bound "
             "max(FLOPs / peak bf16, bytes / HBM bandwidth) per chip (mvl/compile/report.py), "
             "so the schedule time is a best case. Each row's mesh, remat and microbatches "
-            "are the config's `fit` entry for that hardware (mvl/fit.py), or a faster "
+            "are the config's `fit` entry for that hardware (mvl/runtime/fit.py), or a faster "
             "fitting layout `--search` found next to it.",
             "",
             HEADER,

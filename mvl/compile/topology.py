@@ -19,7 +19,7 @@ import os
 import re
 
 from mvl.compile.chips import CHIPS, GPU_CHIPS, TPU_CHIPS
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 ACCEPTED = (
     "TPU v4|v5e|v5p|v6e as CHIP:AxB[xC] (v5e:16x16, v4:2x2x4, v5p:4x4x4) or CHIP-N "
@@ -53,7 +53,7 @@ class Target:
 
     @property
     def fit_key(self) -> str:
-        """The name of this hardware in a config's `fit` section (mvl/fit.py)."""
+        """The name of this hardware in a config's `fit` section (mvl/runtime/fit.py)."""
         dims = "x".join(map(str, self.shape))
         return f"{self.chip}_{dims}" + (f"_{self.num_slices}slices" if self.num_slices > 1 else "")
 

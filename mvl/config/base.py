@@ -113,7 +113,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
     c.mesh = mesh_section()
     # Per-hardware settings that make the config fit, "key=value,..." under a hardware
     # name (h100_1x1x8, v5e_16x16); applied by mvl.main on that hardware and by
-    # mvl.compile for that topology (mvl/fit.py). Empty: the config's own settings.
+    # mvl.compile for that topology (mvl/runtime/fit.py). Empty: the config's own settings.
     c.fit = ml_collections.ConfigDict()
     c.teacher = teacher_section()  # a method with a teacher: add_teacher
     c.init = ml_collections.ConfigDict(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 class ConfigError(UserError, ValueError):

@@ -1,5 +1,5 @@
 """The `mesh` section: the device mesh's axis sizes and the logical-axis rules that map
-the models' named dimensions onto it (mvl/sharding.py applies them)."""
+the models' named dimensions onto it (mvl/runtime/sharding.py applies them)."""
 
 from __future__ import annotations
 

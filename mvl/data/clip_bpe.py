@@ -1,5 +1,5 @@
 """CLIP's byte-level BPE tokenizer, for text towers imported from open_clip or Hugging
-Face (`python -m mvl.convert`): their token embeddings only mean something with the
+Face (`python -m mvl.weights`): their token embeddings only mean something with the
 vocabulary they were trained with.
 
 The BPE itself is Hugging Face `tokenizers` (a BPE model with CLIP's `</w>` word-end
@@ -21,8 +21,8 @@ applied (NFC normalisation, which ftfy also does, is), and the literal strings
 
 Masking: CLIP's vocabulary has no [MASK] token, so this tokenizer appends one after
 it (id 49408 for CLIP's 49408 tokens; `vocab_size` counts it). No text encodes to it.
-`python -m mvl.convert` gives the imported token embedding the matching extra row, and
-`mvl.convert export` drops it again (mvl/convert/run_dir.py). CLIP pads with id 0, which
+`python -m mvl.weights` gives the imported token embedding the matching extra row, and
+`mvl.weights export` drops it again (mvl/weights/run_dir.py). CLIP pads with id 0, which
 is also the real token "!", so `special_ids` marks the pad as a token: which positions
 hold the caption is read from the end token's position (SpecialIds.valid), not from
 `ids != 0`.
@@ -43,7 +43,7 @@ import tokenizers
 from tokenizers import pre_tokenizers
 
 from mvl.data.special_tokens import SpecialIds
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 CONTEXT_LENGTH = 77  # every CLIP text tower's
 # CLIP's word split: contractions, letter runs, single digits, other non-space runs.

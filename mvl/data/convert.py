@@ -29,10 +29,10 @@ import multiprocessing
 import os
 import signal
 
-from mvl import cli
 from mvl.data import sources
 from mvl.data.convert_output import Plan, done_shards, start, summarise
 from mvl.data.convert_shard import build_source, convert_shard
+from mvl.runtime import cli
 
 # For the resume tests: after this many shards are done, raise (as a crash would) or
 # SIGKILL this process (nothing cleaned up, as an out-of-memory kill or a preemption).

@@ -19,7 +19,7 @@ from typing import Any
 from mvl.data import sources
 from mvl.data.bad_sample import SKIP_KINDS
 from mvl.data.sources import array_record
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 EXAMPLES_KEPT = 50  # skipped samples named in the report
 

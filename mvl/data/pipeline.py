@@ -46,7 +46,7 @@ from mvl.data.preprocess import (
 from mvl.data.shapes import ShapesSource
 from mvl.data.skip_broken import SkipBroken
 from mvl.data.sources.subset import Subset
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 # Generated sources: name -> factory(split, size, seed, image_size). Files and datasets
 # are named by a spec "FORMAT:PATH" instead (mvl/data/sources/__init__.py).

@@ -15,7 +15,7 @@ import grain
 import numpy as np
 
 from mvl.data.bad_sample import SKIP_KINDS, Skipped
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from mvl.data import pipeline, sources  # here: pipeline is the heavier import
-    from mvl.errors import UserError
+    from mvl.runtime.errors import UserError
 
     options = sources.SourceOptions(
         table_image_key=args.image_key,

@@ -20,9 +20,9 @@ import types
 
 import ml_collections
 
-from mvl import cli
 from mvl import config as config_lib
-from mvl.errors import UserError
+from mvl.runtime import cli
+from mvl.runtime.errors import UserError
 
 
 def parse_args(argv):
@@ -42,7 +42,7 @@ def parse_args(argv):
 def config_for(args, overrides) -> ml_collections.ConfigDict:
     """The config to evaluate with, unlocked, with the overrides of everything but
     `evals` applied (those apply once the evaluators are declared: `declare_evals`)."""
-    from mvl import checkpoint
+    from mvl.runtime import checkpoint
 
     if args.config:
         cfg = config_lib.load_config(args.config)
@@ -78,9 +78,10 @@ def declare_evals(cfg, model, names=(), overrides=None) -> list[str] | None:
 def suite_for(cfg, checkpoint_dir: str, names=(), overrides=None):
     """(EvalSuite, its state: params and teacher, step) for the newest checkpoint;
     `names`, `overrides`: the --eval names and `evals.*` overrides (declare_evals)."""
-    from mvl import checkpoint, sharding, validate
+    from mvl import validate
     from mvl.evaluate.suite import EvalSuite
     from mvl.models.model import build_model, build_teacher
+    from mvl.runtime import checkpoint, sharding
     from mvl.train.run_tokenizer import load_tokenizer
     from mvl.train.workdir import run_dir_of
 
@@ -113,7 +114,7 @@ def params_matching(model, cfg, saved: dict, checkpoint_dir: str) -> dict:
     import flax.linen as nn
     import jax
 
-    from mvl import checkpoint
+    from mvl.runtime import checkpoint
     from mvl.train.state import init_params
 
     expected = jax.eval_shape(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvl import sharding
-from mvl.errors import UserError
 from mvl.evaluate import labels
 from mvl.evaluate.embeddings import Embedder
+from mvl.runtime import sharding
+from mvl.runtime.errors import UserError
 from mvl.train import datasets
 
 

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mvl import sharding
 from mvl.evaluate import model_parts, padding
 from mvl.models.model import text_valid
+from mvl.runtime import sharding
 
 POOLS = ("mean", "cls")  # how image features are pooled for probes: patch mean, [CLS]
 
@@ -72,7 +72,6 @@ class Embedder:
         self._image_tokens = jax.jit(encoder("encode_image"), out_shardings=out)
         self._text_tokens = jax.jit(encoder("encode_text"), out_shardings=out)
         self._items, self._out = {}, out
-
 
         def item_embedding(params, images, ids, mode):
             """Single stream (MLIM): the mean of the output tokens the item has; two

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import jax
 
-from mvl import mask, sharding
+from mvl import mask
 from mvl.evaluate import padding
+from mvl.runtime import sharding
 from mvl.train.step import compute_losses
 
 

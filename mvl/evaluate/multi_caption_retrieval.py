@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 def check_caption_images(caption_image: np.ndarray, images: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from mvl import sharding
+from mvl.runtime import sharding
 
 
 def batch_ways(mesh) -> int:

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from mvl import cli, sharding
 from mvl import config as config_lib
+from mvl.runtime import cli, sharding
 
 
 def parse_args(argv):

@@ -2,7 +2,7 @@
 
 Every parameter carries logical axis names (`embed`, `mlp`, `heads`, `kv`, `vocab`,
 ...) through `nn.with_logical_partitioning`; activations are constrained with
-`nn.with_logical_constraint`. mvl/sharding.py maps the names onto the mesh.
+`nn.with_logical_constraint`. mvl/runtime/sharding.py maps the names onto the mesh.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ import shlex
 import sys
 import traceback
 
-from mvl import cli, config as config_lib, distributed
-from mvl.errors import Interrupted, OneLineError
+from mvl import config as config_lib
+from mvl.runtime import cli, distributed
+from mvl.runtime.errors import Interrupted, OneLineError
 
 
 def parse_args(argv):

@@ -16,7 +16,7 @@ import numpy as np
 
 from mvl.tables.runner import STAGE_RECORD, StageRun, TableError
 from mvl.tables.spec import Column, Table
-from mvl.tensorboard_scalars import read_scalars
+from mvl.tables.tensorboard_scalars import read_scalars
 
 
 def metric_value(workdir: str, metric: str) -> float | None:

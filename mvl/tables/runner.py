@@ -22,8 +22,9 @@ import shlex
 import time
 from typing import Any
 
-from mvl import config as config_lib, json_file
-from mvl.errors import UserError
+from mvl import config as config_lib
+from mvl.runtime import json_file
+from mvl.runtime.errors import UserError
 from mvl.tables.spec import Row, Table
 
 STAGE_RECORD = "table_stage.json"

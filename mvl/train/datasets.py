@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 
-from mvl import sharding
 from mvl.data import pipeline
+from mvl.runtime import sharding
 
 
 def split_dataset(

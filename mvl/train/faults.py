@@ -59,7 +59,7 @@ class Faults:
         """The checksum manifest is the last file a save writes, in orbax's save thread,
         before the checkpoint is committed: failing it there is a full disk's failure
         as the loop sees it (in the background, surfacing later)."""
-        from mvl.checkpoint import checksums
+        from mvl.runtime.checkpoint import checksums
 
         write_manifest = checksums.write_manifest
 

@@ -14,8 +14,9 @@ import os
 
 import jax
 
-from mvl import checkpoint, run_identity, sharding, validate
-from mvl.errors import UserError
+from mvl import validate
+from mvl.runtime import checkpoint, run_identity, sharding
+from mvl.runtime.errors import UserError
 from mvl.train import ema, teacher_architecture
 from mvl.train import startup as startup_lib
 from mvl.train import state as state_lib

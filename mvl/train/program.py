@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import jax
 
-from mvl import sharding
 from mvl.models.model import build_model, build_teacher
+from mvl.runtime import sharding
 from mvl.train import optim
 from mvl.train import state as state_lib
 from mvl.train.step import make_train_step

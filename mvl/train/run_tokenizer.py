@@ -12,7 +12,7 @@ import os
 
 from mvl.data import pipeline
 from mvl.data import tokenizer as tokenizer_lib
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 def load_tokenizer(cfg, workdir: str, train_if_missing: bool = True):

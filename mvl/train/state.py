@@ -92,7 +92,7 @@ def abstract_state(model, optimizer, cfg, mesh, teacher=None):
     """
     import flax.linen as nn
 
-    from mvl import sharding
+    from mvl.runtime import sharding
 
     boxed = jax.eval_shape(_init_fn(model, optimizer, cfg, teacher), _run_key(cfg))
     shardings = sharding.logical_shardings(boxed, mesh, sharding.rules(cfg.mesh))

@@ -1,7 +1,7 @@
 """A frozen teacher is built the way its checkpoint was trained.
 
 MVP's teacher is another run's image tower, or CLIP weights imported by
-`python -m mvl.convert`: its width, depth, patch size, pixel normalisation, activation
+`python -m mvl.weights`: its width, depth, patch size, pixel normalisation, activation
 and LayerNorm epsilon are the teacher run's, not the student's. Rather than asking for
 every one of them as an override, `resolve` reads them from the teacher checkpoint's
 saved config when a run starts; the resolved config is what the student's checkpoints
@@ -13,7 +13,7 @@ from __future__ import annotations
 import ml_collections
 
 from mvl.config import ConfigError
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 KINDS = ("none", "frozen", "ema")
 # An EMA teacher averages the student's parameters: the same tower, the same tree.
@@ -69,7 +69,7 @@ def resolve(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """`cfg` with teacher.image / act / ln_eps from `teacher.checkpoint` (frozen only)."""
     if cfg.teacher.kind != "frozen" or not cfg.teacher.checkpoint:
         return cfg
-    from mvl import checkpoint  # orbax and grain: only when there is a checkpoint to read
+    from mvl.runtime import checkpoint  # orbax and grain: only when there is a checkpoint to read
 
     try:
         saved = checkpoint.load_saved_config(cfg.teacher.checkpoint)["model"]

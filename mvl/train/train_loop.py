@@ -12,7 +12,7 @@ import traceback
 
 import jax
 
-from mvl.errors import RunFailed, UserError
+from mvl.runtime.errors import RunFailed, UserError
 
 
 class TrainLoop:
@@ -168,7 +168,7 @@ class TrainLoop:
         return final
 
     def stop_after(self, step: int, reason: str) -> dict:
-        from mvl.errors import Interrupted
+        from mvl.runtime.errors import Interrupted
 
         self.save(step)
         self._close()

@@ -6,7 +6,7 @@ import os
 
 import jax
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 class WorkdirError(UserError, OSError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 def expand(path: str, extension: str, what: str) -> list[str]:

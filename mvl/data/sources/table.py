@@ -16,7 +16,7 @@ from typing import Any
 
 from mvl.data.bad_sample import BadSample
 from mvl.data.sources.encoded import EncodedSource
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 MAX_FIELD_BYTES = 1 << 26

@@ -17,7 +17,7 @@ import logging
 import os
 import tarfile
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from mvl.errors import UserError
 from mvl.evaluate.benchmarks.karpathy import CaptionedImages
+from mvl.runtime.errors import UserError
 
 
 def read_caption_table(table_path: str, images_dir: str) -> CaptionedImages:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "class_names")
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

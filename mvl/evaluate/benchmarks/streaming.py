@@ -16,7 +16,7 @@ import numpy as np
 
 from mvl.data.bad_sample import BadSample
 from mvl.data.decode import decode_image
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 def decode_chunk(images, indices, image_size: int, pool, where: str) -> np.ndarray:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mvl.errors import UserError
 from mvl.evaluate.benchmarks.image_folder import LabelledImages
+from mvl.runtime.errors import UserError
 
 
 class FeatureColumn(Sequence):

@@ -12,10 +12,11 @@ from typing import ClassVar
 import jax
 import numpy as np
 
-from mvl import objectives, sharding
+from mvl import objectives
 from mvl.evaluate import reconstruction
 from mvl.evaluate.evaluator import Evaluator, fail
 from mvl.evaluate.registry import register
+from mvl.runtime import sharding
 
 
 def pixel_reconstructor(cfg):

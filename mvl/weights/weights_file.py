@@ -10,7 +10,7 @@ import os
 import numpy as np
 from safetensors import numpy as safetensors_numpy
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 TORCH_SUFFIXES = (".bin", ".pt", ".pth")
 

@@ -1,6 +1,6 @@
 """CLIP weights in and out of mvl: open_clip and Hugging Face `CLIPModel` checkpoints
-become mvl run directories (`python -m mvl.convert open_clip|hf ...`), and mvl's
-CLIP-shaped towers go back to open_clip's layout (`python -m mvl.convert export ...`).
+become mvl run directories (`python -m mvl.weights open_clip|hf ...`), and mvl's
+CLIP-shaped towers go back to open_clip's layout (`python -m mvl.weights export ...`).
 
 architectures.py  the CLIP shapes by name, from an open_clip model-config JSON or an
                   HF config.json, and the mvl config keys each sets

@@ -35,7 +35,7 @@ import numpy as np
 
 from mvl import config as config_lib
 from mvl.data import decode_limit
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 DEFAULT_CONFIG = "configs/clip.py:paper"  # 224 px, random resized crop: a real recipe
 SHARD_SAMPLES = 1000  # img2dataset's default shard size is 10000; smaller suits a bench

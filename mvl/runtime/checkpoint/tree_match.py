@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import jax
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 class CheckpointMismatchError(UserError, ValueError):

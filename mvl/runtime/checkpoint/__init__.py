@@ -26,10 +26,19 @@ tree against the model a config builds), read_only.py (another run's newest chec
 a teacher, initial weights, evaluation). Callers use the names below.
 """
 
-from mvl.checkpoint.manager import Checkpointer
-from mvl.checkpoint.read_only import load_params, load_run_record, load_saved_config, load_state
-from mvl.checkpoint.tree_match import CheckpointMismatchError, describe_mismatch, merge_params
-from mvl.checkpoint.write_failures import CheckpointWriteError, write_failure_reason
+from mvl.runtime.checkpoint.manager import Checkpointer
+from mvl.runtime.checkpoint.read_only import (
+    load_params,
+    load_run_record,
+    load_saved_config,
+    load_state,
+)
+from mvl.runtime.checkpoint.tree_match import (
+    CheckpointMismatchError,
+    describe_mismatch,
+    merge_params,
+)
+from mvl.runtime.checkpoint.write_failures import CheckpointWriteError, write_failure_reason
 
 __all__ = [
     "CheckpointMismatchError",

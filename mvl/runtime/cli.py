@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mvl.errors import Interrupted, OneLineError
+from mvl.runtime.errors import Interrupted, OneLineError
 
 EXIT_INTERRUPTED = Interrupted.exit_code
 

@@ -24,10 +24,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from mvl import checkpoint
 from mvl import config as config_lib
-from mvl.convert import architectures, layout
-from mvl.errors import UserError
+from mvl.runtime import checkpoint
+from mvl.runtime.errors import UserError
+from mvl.weights import architectures, layout
 
 CLIP_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "clip.py")
 

@@ -1,9 +1,9 @@
-"""python -m mvl.convert open_clip|hf|export ...
+"""python -m mvl.weights open_clip|hf|export ...
 
 Import CLIP weights into an mvl run directory:
-  python -m mvl.convert open_clip --arch ViT-B-32 --checkpoint open_clip_model.safetensors \\
+  python -m mvl.weights open_clip --arch ViT-B-32 --checkpoint open_clip_model.safetensors \\
       --tokenizer bpe_simple_vocab_16e6.txt.gz --out DIR
-  python -m mvl.convert hf --checkpoint clip-vit-base-patch32/model.safetensors \\
+  python -m mvl.weights hf --checkpoint clip-vit-base-patch32/model.safetensors \\
       --tokenizer clip-vit-base-patch32/tokenizer.json --out DIR
 (`--arch`: a name, e.g. ViT-B-16 or ViT-B-16-quickgelu for OpenAI's weights, or an
 open_clip model-config JSON; for hf it defaults to the config.json beside the weights.
@@ -12,7 +12,7 @@ Then: --config.teacher.checkpoint=DIR (MVP), --config.init.checkpoint=DIR plus t
 in DIR/config_overrides.txt, python -m mvl.embed --checkpoint DIR ...
 
 Export a run's CLIP-shaped towers to open_clip's state-dict layout (+ its model config):
-  python -m mvl.convert export --checkpoint DIR --out model.safetensors
+  python -m mvl.weights export --checkpoint DIR --out model.safetensors
 (Import appends a [MASK] row to the token embedding, for text-masking methods; export
 drops it, so open_clip sees CLIP's vocabulary.)
 """
@@ -26,13 +26,13 @@ import os
 
 import numpy as np
 
-from mvl import cli
-from mvl.errors import UserError
+from mvl.runtime import cli
+from mvl.runtime.errors import UserError
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m mvl.convert",
+        prog="python -m mvl.weights",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,7 +54,7 @@ def parse_args(argv):
 
 
 def import_clip(args):
-    from mvl.convert import architectures, hf, open_clip, run_dir, weights_file
+    from mvl.weights import architectures, hf, open_clip, run_dir, weights_file
 
     arch = architectures.resolve(args.arch, args.command, args.checkpoint)
     state = weights_file.load(args.checkpoint)
@@ -80,7 +80,7 @@ def import_clip(args):
 
 
 def export(args):
-    from mvl.convert import architectures, open_clip, run_dir, weights_file
+    from mvl.weights import architectures, open_clip, run_dir, weights_file
 
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out {args.out}: export writes a .safetensors file")
@@ -108,7 +108,7 @@ def export(args):
 
 
 def main(argv=None) -> int:
-    return cli.run_main("mvl.convert", _convert, argv)
+    return cli.run_main("mvl.weights", _convert, argv)
 
 
 def _convert(argv) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvl.convert import layout
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
+from mvl.weights import layout
 
 # Buffers some open_clip versions save: derived, not learned.
 IGNORED = ("attn_mask", "position_ids")

@@ -11,7 +11,7 @@ import errno
 import logging
 import os
 
-from mvl.errors import RunFailed
+from mvl.runtime.errors import RunFailed
 
 
 class CheckpointWriteError(RunFailed, OSError):

@@ -8,8 +8,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from mvl.checkpoint.manager import Checkpointer
-from mvl.errors import UserError
+from mvl.runtime.checkpoint.manager import Checkpointer
+from mvl.runtime.errors import UserError
 
 
 def newest_read_only(directory: str) -> tuple[Checkpointer, int]:

@@ -15,7 +15,7 @@ import os
 
 import ml_collections
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 # OpenAI CLIP's pixel statistics: every public CLIP checkpoint was trained with them.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -18,8 +18,8 @@ import time
 
 import jax
 
-from mvl import json_file
-from mvl.errors import UserError
+from mvl.runtime import json_file
+from mvl.runtime.errors import UserError
 
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 class Reader:
@@ -94,7 +94,7 @@ def check_shapes(params: dict, expected: dict, where: str):
     """Converted params against the shapes the mvl model for the architecture has."""
     import jax
 
-    from mvl import checkpoint
+    from mvl.runtime import checkpoint
 
     def shapes(tree):
         return {

@@ -10,8 +10,8 @@ HF: `vision_model.embeddings.{patch_embedding, class_embedding, position_embeddi
 
 from __future__ import annotations
 
-from mvl.convert import layout
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
+from mvl.weights import layout
 
 IGNORED = ("position_ids",)  # a buffer older transformers versions saved
 

@@ -1,5 +1,5 @@
 """Errors a user can act on; every command prints them as one line instead of a
-traceback (mvl/cli.py). Anything else is a bug and keeps its traceback."""
+traceback (mvl/runtime/cli.py). Anything else is a bug and keeps its traceback."""
 
 
 class OneLineError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from mvl.errors import UserError
+from mvl.runtime.errors import UserError
 
 
 def initialize(

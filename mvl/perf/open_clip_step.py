@@ -9,7 +9,7 @@ either side), on the GPU when torch sees one (else the CPU). The towers differ w
 change the arithmetic: open_clip's text transformer is causal and pools the end-of-text
 token, mvl's pools [CLS]; dense attention costs the same either way.
 
-The step runs in a child process (`python -m mvl.bench_open_clip SPEC_JSON`), so its
+The step runs in a child process (`python -m mvl.perf.open_clip_step SPEC_JSON`), so its
 peak memory is its own; `--compare_python` picks the interpreter that has torch and
 open_clip_torch installed (default: this one).
 """
@@ -61,7 +61,7 @@ def compare(cfg, vocab_size: int, steps: int, python: str | None = None) -> dict
     """Runs the open_clip step in a child process; returns its numbers."""
     spec = json.dumps(open_clip_spec(cfg, vocab_size, steps))
     done = subprocess.run(
-        [python or sys.executable, "-m", "mvl.bench_open_clip", spec],
+        [python or sys.executable, "-m", "mvl.perf.open_clip_step", spec],
         capture_output=True,
         text=True,
     )
@@ -80,7 +80,7 @@ def time_open_clip_step(spec: dict) -> dict:
     import open_clip
     import torch
 
-    from mvl.peak_memory import peak_rss_bytes
+    from mvl.perf.peak_memory import peak_rss_bytes
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,9 +135,7 @@ def time_open_clip_step(spec: dict) -> dict:
         "examples_per_s": batch / step_s,
         "process_peak_rss_bytes": peak_rss_bytes(),
         "device": str(device),
-        "device_peak_bytes": (
-            torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-        ),
+        "device_peak_bytes": (torch.cuda.max_memory_allocated() if device.type == "cuda" else None),
         "final_loss": loss,
     }
 

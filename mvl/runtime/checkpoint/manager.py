@@ -1,5 +1,5 @@
 """The Checkpointer: a run's own checkpoints with orbax (the package docstring,
-mvl/checkpoint/__init__.py, says what is saved and how damage is handled)."""
+mvl/runtime/checkpoint/__init__.py, says what is saved and how damage is handled)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mvl.checkpoint import checksums
-from mvl.checkpoint.tree_match import CheckpointMismatchError, describe_mismatch, shapes_by_path
-from mvl.checkpoint.write_failures import (
+from mvl.runtime.checkpoint import checksums
+from mvl.runtime.checkpoint.tree_match import (
+    CheckpointMismatchError,
+    describe_mismatch,
+    shapes_by_path,
+)
+from mvl.runtime.checkpoint.write_failures import (
     CheckpointWriteError,
     install_log_filter,
     write_failure_reason,
