@@ -357,6 +357,8 @@ def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp
     first.keep()
     longer = identity(**{"total_steps": "900", "checkpoint.every_steps": "50"})
     longer.check()  # resumable: no refusal
+    # another machine's layout of the same computation (its config.fit entry)
+    identity(**{"total_steps": "900", "model.remat": "full", "mesh.fsdp": "2"}).check()
     longer.keep()
     other = identity(**{"optim.lr": "0.5", "total_steps": "900"})
     with pytest.raises(UserError, match=r"changed: optim.lr 0.001 -> 0.5\. Rerun"):

@@ -36,8 +36,15 @@ RESUMABLE_KEYS = (
     "log_every_steps",
     "checkpoint.every_steps",
     "checkpoint.max_to_keep",
+    # How the same computation is laid out on the hardware (a run moved to other
+    # hardware picks another config.fit entry): recomputation and the mesh change
+    # memory and speed, not the numbers.
+    "model.remat",
+    "mesh.data",
+    "mesh.fsdp",
+    "mesh.tensor",
 )
-RESUMABLE_PREFIXES = ("eval.", "evals.")
+RESUMABLE_PREFIXES = ("eval.", "evals.", "fit.")
 
 SHOWN_CHANGES = 8  # a method swap changes dozens of keys: the message names the first
 
