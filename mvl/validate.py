@@ -85,16 +85,8 @@ def _augmentation(cfg):
     """Crop, flip and tokenizer keys (.get: configs saved before they existed)."""
     from mvl.data import augment
 
+    augment.validate(cfg)  # crop and flip: the augmentation's own rules
     d = cfg.data
-    crop = d.get("crop", "centre")
-    if crop not in augment.CROPS:
-        _fail("data.crop", crop, f"must be one of {', '.join(augment.CROPS)}")
-    low, high = tuple(d.get("crop_scale", (0.08, 1.0)))
-    if not 0 < low <= high <= 1:
-        _fail("data.crop_scale", (low, high), "must be (low, high) with 0 < low <= high <= 1")
-    low, high = tuple(d.get("crop_ratio", (0.75, 4 / 3)))
-    if not 0 < low <= high:
-        _fail("data.crop_ratio", (low, high), "must be (low, high) with 0 < low <= high")
     kind = d.get("tokenizer_kind", "sentencepiece")
     if kind not in ("sentencepiece", "clip_bpe"):
         _fail("data.tokenizer_kind", kind, "must be one of sentencepiece, clip_bpe")
@@ -277,19 +269,14 @@ def _checkpoint(cfg):
             f"train/ metrics are reported every log_every_steps={cfg.log_every_steps}: "
             f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a multiple of it",
         )
-    if best.startswith("eval/") and not _evaluates_periodically(cfg):
+    from mvl.evaluate import registry
+
+    if best.startswith("eval/") and not registry.evaluates_periodically(cfg):
         _fail(
             "checkpoint.best_metric",
             best,
             "an eval/ metric needs periodic evaluation: set eval.every_steps",
         )
-
-
-def _evaluates_periodically(cfg) -> bool:
-    from mvl.evaluate import registry
-
-    evals = cfg.get("evals", {})
-    return any(registry.cadence(s, cfg.eval.every_steps) for s in evals.values())
 
 
 def _mesh_rules(cfg):

@@ -125,3 +125,24 @@ def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Contrast around the overall grey level: hues stay put, so colour words stay true.
     mean = image.mean(dtype=np.float32)
     return np.clip((image - mean) * contrast + (mean + brightness), 0.0, 1.0)
+
+
+def validate(cfg) -> None:
+    """The crop keys' rules (.get: configs saved before they existed)."""
+    from mvl.config import ConfigError
+
+    d = cfg.data
+    crop = d.get("crop", "centre")
+    if crop not in CROPS:
+        raise ConfigError(f"config data.crop={crop!r}: must be one of {', '.join(CROPS)}")
+    low, high = tuple(d.get("crop_scale", (0.08, 1.0)))
+    if not 0 < low <= high <= 1:
+        raise ConfigError(
+            f"config data.crop_scale={(low, high)!r}: must be (low, high) with "
+            "0 < low <= high <= 1"
+        )
+    low, high = tuple(d.get("crop_ratio", (0.75, 4 / 3)))
+    if not 0 < low <= high:
+        raise ConfigError(
+            f"config data.crop_ratio={(low, high)!r}: must be (low, high) with 0 < low <= high"
+        )

@@ -107,3 +107,9 @@ def cadence(section, eval_every: int) -> int:
     """Steps between runs of one declared evaluator (0 = only at the end)."""
     every = section.get("every_steps")
     return eval_every if every is None else every
+
+
+def evaluates_periodically(cfg) -> bool:
+    """Whether any declared evaluator runs before the end of training."""
+    evals = cfg.get("evals", {})
+    return any(cadence(section, cfg.eval.every_steps) for section in evals.values())
