@@ -40,6 +40,42 @@ def row(result: dict) -> str:
     )
 
 
+def short_cell(result: dict) -> str:
+    """One topology's cell of the summary: fits, memory, what made it fit, roofline."""
+    if "failed" in result:
+        return "failed"
+    settings = [f"remat {result['remat']}"] if result["remat"] != "none" else []
+    settings += [f"{result['microbatches']} microbatches"] if result["microbatches"] > 1 else []
+    settings += [f"fsdp {result['mesh']['fsdp']}"] if result["mesh"]["fsdp"] > 1 else []
+    memory = report.gib(result["per_chip_bytes"]["total"]).replace(" GiB", "")
+    return (
+        f"{'fits' if result['fits'] else '**does not fit**'} {memory}/"
+        f"{report.gib(result['hbm_bytes'])}{''.join(', ' + x for x in settings)}; "
+        f"{result['roofline_step_s'] * 1e3:.0f} ms, {report.duration(result['schedule_s_at_roofline'])}"
+    )
+
+
+def summary(cells: list[dict]) -> list[str]:
+    """configs x topologies: per-chip memory / HBM, the settings that make it fit, the
+    roofline step and the whole schedule at that bound (the README's table)."""
+    topologies = list(dict.fromkeys(c["topology"] for c in cells))
+    configs = sorted(dict.fromkeys(c["config"] for c in cells))
+    found = {(c["config"], c["topology"]): c for c in cells}
+    batch = {c["config"]: c.get("global_batch") for c in cells if "global_batch" in c}
+    lines = [
+        "| config | batch | " + " | ".join(topologies) + " |",
+        "|---|---|" + "---|" * len(topologies),
+    ]
+    for config in configs:
+        row = [
+            short_cell(found[config, t]) if (config, t) in found else "not compiled"
+            for t in topologies
+        ]
+        name = config.replace("configs/", "").replace(".py:paper", "")
+        lines.append(f"| {name} | {batch.get(config, '')} | " + " | ".join(row) + " |")
+    return lines
+
+
 def stamped(command: str) -> str:
     return f"`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
 
@@ -83,6 +119,12 @@ class Saved:
             "so the schedule time is a best case. Each row's mesh, remat and microbatches "
             "are the config's `fit` entry for that hardware (mvl/runtime/fit.py), or a faster "
             "fitting layout `--search` found next to it.",
+            "",
+            *summary(self.cells),
+            "",
+            "Each cell: fits, per-chip memory / HBM (GiB), the settings beyond the config's "
+            "defaults that make it fit (its `fit` entry), the roofline step, and the paper's "
+            "whole schedule at that bound. In full:",
             "",
             HEADER,
             *(row(c) for c in self.ordered()),
