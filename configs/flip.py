@@ -28,8 +28,10 @@ Config argument: demo | paper, ratio=<float> (default 0.5), tune (flag).
       spares the token table); lr = 4e-6 x batch / 256 [CODE] (5.12e-4 at 32768);
       eps 1e-8 [?] (optax's default, which the JAX code keeps)
   mask: ratio 0.5, visible tokens only [PAPER]
-  image: 224 px, ViT-B/16 [PAPER]; the code uses fixed 2-D sin-cos positions and mean
-      pooling: mvl keeps learned positions and [CLS] pooling [?]
+  image: 224 px, ViT-B/16 [PAPER]; fixed 2-D sin-cos positions as in MAE's ViT, which
+      FLIP follows [CODE] (model.image.positions=sincos2d; `:demo` keeps learned
+      positions so the README's demo numbers stay valid); the code pools by the mean of
+      the tokens: mvl keeps [CLS] pooling [?]
   text: BERT's WordPiece (30523 ids), 32 tokens, non-causal [CODE]; a 30522-piece
       SentencePiece trained from the captions stands in (BERT's vocabulary file is not
       shipped); 12 layers, width 512, 8 heads [CODE]
@@ -102,6 +104,8 @@ def paper_recipe(c):
         crop_ratio=(3 / 4, 4 / 3),
         flip=True,
     )
-    mvl_config.set_image_tower(c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072)
+    mvl_config.set_image_tower(
+        c, patch_size=16, width=768, depth=12, num_heads=12, mlp_dim=3072, positions="sincos2d"
+    )
     c.model.text.update(max_len=32, width=512, depth=12, num_heads=8, mlp_dim=2048)
     c.model.update(embed_dim=512, init_temperature=0.07)

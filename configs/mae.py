@@ -21,10 +21,17 @@ Config argument: demo | paper (nothing else).
   length: 800 epochs (the paper's ablation length; 1600 for its best numbers) [PAPER] of
       ImageNet-1k's 1,281,167 images [PAPER]; 40 warmup epochs, cosine to 0 [PAPER]
   mask: 75% random, visible patches only [PAPER]; target normalised per patch [PAPER]
-  encoder: ViT-B/16 at 224 px [PAPER]; the paper's fixed 2-D sin-cos positions are
-      learned positions in mvl [?]
-  decoder: 8 blocks, width 512, 16 heads [PAPER]; MAE's decoder also carries the
-      encoder's [CLS] token [CODE], mvl's decodes the patch tokens only [?]
+  encoder: ViT-B/16 at 224 px [PAPER]; fixed 2-D sin-cos positions [PAPER]
+      (model.image.positions=sincos2d: no position parameter; [CLS] at position zero)
+  decoder: 8 blocks, width 512, 16 heads [PAPER]; fixed 2-D sin-cos positions [PAPER]
+      (model.pixel_decoder.positions=sincos2d); the decoder carries the encoder's [CLS]
+      token through its blocks and drops it before the pixel prediction [CODE]
+      (model.pixel_decoder.keep_cls=True)
+
+`:demo` keeps learned positions and a decoder without [CLS] (positions=learned,
+keep_cls=False, the defaults), so the README's demo numbers stay those it reports; set
+model.image.positions / model.pixel_decoder.positions / model.pixel_decoder.keep_cls to
+run the demo MAE's way.
   augmentation: random resized crop of 20-100% of the area (aspect 3/4-4/3) and a
       horizontal flip [CODE]; no colour jitter [PAPER]
   pixel normalisation: ImageNet's mean / std [CODE]
@@ -90,5 +97,8 @@ def paper_recipe(c):
         mlp_dim=3072,
         pixel_mean=IMAGENET_MEAN,
         pixel_std=IMAGENET_STD,
+        positions="sincos2d",
     )
-    c.model.pixel_decoder.update(width=512, depth=8, num_heads=16, mlp_dim=2048)
+    c.model.pixel_decoder.update(
+        width=512, depth=8, num_heads=16, mlp_dim=2048, positions="sincos2d", keep_cls=True
+    )

@@ -41,6 +41,9 @@ def model_section(s: dict, image_size, max_text_len) -> ml_collections.ConfigDic
                 pixel_mean=(0.5, 0.5, 0.5),
                 pixel_std=(0.25, 0.25, 0.25),
                 pre_norm=False,  # LayerNorm the embedded tokens first (CLIP's ln_pre)
+                # "learned" (a parameter) or "sincos2d": MAE's fixed 2-D sine-cosine
+                # table, no parameter (mvl/models/positions.py); width divisible by 4
+                positions="learned",
             ),
             text=dict(
                 max_len=max_text_len,
@@ -75,6 +78,10 @@ def _part_sections(s: dict) -> dict[str, dict]:
             num_heads=s["heads"],
             mlp_dim=4 * s["decoder_width"],
             cross_attention=True,
+            positions="learned",  # or "sincos2d" (MAE's decoder), as model.image.positions
+            # carry the encoder's [CLS] through the decoder's blocks, dropped only before
+            # the pixel prediction (MAE); False: the decoder sees the patch tokens only
+            keep_cls=False,
         ),
         # MaskCLIP: predicts the teacher's features of hidden patches (shallow [?]).
         feature_decoder=dict(

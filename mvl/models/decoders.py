@@ -10,7 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers, transformer
+from mvl.models import layers, positions, transformer
 
 
 class TokenDecoder(nn.Module):
@@ -20,6 +20,9 @@ class TokenDecoder(nn.Module):
     (MaskVLM reconstructs the masked image from the unmasked text this way). With
     `insert_mask_tokens` the input holds only the visible patches (`keep_idx`), and a
     learned mask token fills every other position before the blocks run (MAE).
+    With `keep_cls` the input's first token is the encoder's [CLS]: it is embedded with
+    the patches, attends and is attended to in every block, and is dropped only before
+    the output (MAE's decoder); the output is the patches' either way.
     """
 
     out_dim: int
@@ -36,6 +39,8 @@ class TokenDecoder(nn.Module):
 
     insert_mask_tokens: bool = False
     num_patches: int = 0  # the full grid, needed to re-insert dropped patches
+    positions: str = "learned"  # or "sincos2d" (models/positions.py)
+    keep_cls: bool = False  # input is [CLS] + patches; [CLS] joins the blocks (MAE)
 
     @nn.compact
     def __call__(self, patch_tokens, context=None, context_valid=None, keep_idx=None):
@@ -46,9 +51,12 @@ class TokenDecoder(nn.Module):
             kernel_init=layers.dense_init(("embed", "mlp")),
             bias_init=layers.zeros_init(("mlp",)),
         )(patch_tokens)
+        num_cls = 1 if self.keep_cls else 0
+        cls, x = x[:, :num_cls], x[:, num_cls:]
         if self.insert_mask_tokens:
             x = InsertMaskTokens(self.num_patches, name="insert_mask_tokens")(x, keep_idx)
-        x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
+        x = jnp.concatenate([cls, x], axis=1)
+        x = positions.add_positions(self, x, self.positions, num_cls)
         x = transformer.Transformer(
             self.depth,
             self.num_heads,
@@ -60,7 +68,7 @@ class TokenDecoder(nn.Module):
             name="blocks",
             remat=self.remat,
             scan=self.scan,
-        )(x, None, context, context_valid)
+        )(x, None, context, context_valid)[:, num_cls:]
         return nn.Dense(
             self.out_dim,
             dtype=jnp.float32,

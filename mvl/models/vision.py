@@ -1,11 +1,12 @@
-"""ViT image tower: patch embedding, [CLS], learned positions, mask-token replacement."""
+"""ViT image tower: patch embedding, [CLS], positions (learned or fixed 2-D sin-cos),
+mask-token replacement."""
 
 from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers, transformer
+from mvl.models import layers, positions, transformer
 
 
 class VisionTower(nn.Module):
@@ -36,6 +37,7 @@ class VisionTower(nn.Module):
     pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
     drop_path: float = 0.0  # stochastic depth, training only (see transformer.Transformer)
     layer_scale: float = 0.0  # per-channel residual scale init; 0 = off (layers.Block)
+    positions: str = "learned"  # or "sincos2d": fixed, no parameter (models/positions.py)
 
     @property
     def grid(self) -> int:
@@ -69,7 +71,9 @@ class VisionTower(nn.Module):
                 x = jnp.where(patch_mask[..., None], token.astype(x.dtype), x)
         elif patch_mask is not None:
             raise ValueError("VisionTower got a patch_mask but was built with mask_token=False")
-        x = x + layers.learned_positions(self, "pos_embedding", x.shape[1], self.width)
+        # Patches only: [CLS] gets no position (the fixed table's zeros), and dropped
+        # patches are removed after, so each kept patch keeps its own grid position.
+        x = positions.add_positions(self, x, self.positions)
         if keep_idx is not None:
             x = jnp.take_along_axis(x, keep_idx[..., None], axis=1)
         cls = self.param(

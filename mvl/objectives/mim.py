@@ -46,6 +46,7 @@ def validate(cfg):
         )
     rules.two_towers(cfg, text=section.fusion, fusion=section.fusion)
     rules.attention(cfg, "pixel_decoder")
+    rules.positions(cfg, "pixel_decoder")
 
 
 def predict_pixels(forward, cfg):
@@ -55,12 +56,14 @@ def predict_pixels(forward, cfg):
     decoder cross-attends to the full text too; otherwise the decoder sees the image only.
     """
     keep = forward.masks.image_keep
+    # MAE's decoder carries the encoder's [CLS] (model.pixel_decoder.keep_cls)
+    first = 0 if forward.model.config.pixel_decoder.get("keep_cls", False) else 1
     if cfg.fusion:
         tokens = forward.fused_image(masked_image=True)
         context, valid = forward.text_tokens(), forward.text_valid()
-        return forward.head("pixel_decoder", tokens[:, 1:], context, valid, keep)
+        return forward.head("pixel_decoder", tokens[:, first:], context, valid, keep)
     tokens = forward.image_tokens(masked=True)
-    return forward.head("pixel_decoder", tokens[:, 1:], None, None, keep)
+    return forward.head("pixel_decoder", tokens[:, first:], None, None, keep)
 
 
 def reconstruct_images(forward, cfg):

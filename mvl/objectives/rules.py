@@ -40,8 +40,26 @@ def power_of_two_patches(cfg, what: str) -> None:
         fail("model.image.patch_size", patch, f"{what} needs a power-of-two patch size")
 
 
+def positions(cfg, section: str) -> None:
+    """model.<section>.positions is known; the fixed 2-D sin-cos table splits the width
+    into 4 (sin / cos of row / column), so it needs a width divisible by 4."""
+    from mvl.models.positions import KINDS
+
+    kind = part(cfg, section).get("positions", "learned")  # .get: older saved configs
+    one_of(f"model.{section}.positions", kind, KINDS)
+    width = part(cfg, section).width
+    if kind == "sincos2d" and width % 4:
+        fail(
+            f"model.{section}.positions",
+            kind,
+            f"needs model.{section}.width divisible by 4 (sin and cos of row and column), "
+            f"got {width}",
+        )
+
+
 def image_tower(cfg) -> None:
     attention(cfg, "image")
+    positions(cfg, "image")
     stem = cfg.model.image.get("stem", "patch")  # .get: configs saved before it existed
     one_of("model.image.stem", stem, STEMS)
     if stem == "conv":
