@@ -101,7 +101,10 @@ def encoder_input(tower, params, images, keep_idx=None):
     seen = []
 
     def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, transformer.Transformer) and context.method_name == "__call__":
+        if (
+            isinstance(context.module, transformer.Transformer)
+            and context.method_name == "__call__"
+        ):
             seen.append(args[0])
         return next_fun(*args, **kwargs)
 
