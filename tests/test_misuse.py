@@ -357,6 +357,13 @@ def test_run_identity_lets_resumable_keys_change_and_records_allowed_changes(tmp
     first.keep()
     longer = identity(**{"total_steps": "900", "checkpoint.every_steps": "50"})
     longer.check()  # resumable: no refusal
+    # keys added to mvl after the run started, at values that compute what it computed
+    saved = json.loads((tmp_path / run_identity.CONFIG_FILE).read_text())
+    del saved["model"]["image"]["positions"], saved["imports"]
+    (tmp_path / run_identity.CONFIG_FILE).write_text(json.dumps(saved))
+    identity(**{"total_steps": "900"}).check()
+    with pytest.raises(UserError, match=r"changed: model.image.positions None -> 'sincos2d'"):
+        identity(**{"total_steps": "900", "model.image.positions": "sincos2d"}).check()
     # another machine's layout of the same computation (its config.fit entry)
     identity(**{"total_steps": "900", "model.remat": "full", "mesh.fsdp": "2"}).check()
     longer.keep()

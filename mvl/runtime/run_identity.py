@@ -92,13 +92,25 @@ def as_saved_today(old: dict, new: dict) -> dict:
     return old
 
 
+# Keys added to mvl after runs were started, by their last name, with the value that
+# computes what those runs computed: absent in a saved config and at this value in
+# the new one, they are no change.
+ADDED_KEYS = {"positions": "learned", "keep_cls": False}
+
+
+def _added_as_before(key: str, value) -> bool:
+    """A key an older mvl did not save, at a value that changes nothing it computed: an
+    empty one (e.g. `imports`: ()) or its ADDED_KEYS value."""
+    leaf = key.rsplit(".", 1)[-1]
+    return value in ([], "") or (leaf in ADDED_KEYS and value == ADDED_KEYS[leaf])
+
+
 def changes(old: dict, new: dict) -> dict[str, tuple]:
-    """{key: (old, new)} for every key whose value differs (absent on one side: None).
-    A key added to mvl since the run started, at an empty default (e.g. `imports`: ()),
-    changes nothing the run computes, so it is not a change."""
+    """{key: (old, new)} for every key whose value differs (absent on one side: None);
+    keys added to mvl since the run started, at their as-before values, are not changes."""
     old_flat, new_flat = flatten(as_saved_today(old, new)), flatten(new)
-    added_empty = {k for k in set(new_flat) - set(old_flat) if new_flat[k] in ([], "")}
-    keys = sorted((set(old_flat) | set(new_flat)) - added_empty)
+    added = {k for k in set(new_flat) - set(old_flat) if _added_as_before(k, new_flat[k])}
+    keys = sorted((set(old_flat) | set(new_flat)) - added)
     return {
         k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
     }
