@@ -37,5 +37,8 @@ def get_config(arg=None):
             pixel_std=(0.26862954, 0.26130258, 0.27577711),
         )
         c.teacher.update(act="quick_gelu", ln_eps=1e-5)
+        # The frozen teacher's forward pass on top of SigLIP's: 20.1 GiB per v5e chip with
+        # SigLIP's remat=dots (docs/paper_scale.md), so full recomputation there.
+        c.fit.v5e_16x16 = "model.remat=full"
     c.lock()
     return c
