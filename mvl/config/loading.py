@@ -17,14 +17,20 @@ import ml_collections
 from mvl.config.errors import ConfigError
 
 
+def python_file(path: str, module_name: str):
+    """The module a .py file defines (config and table files), run under `module_name`."""
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
     """Loads `path/to/config.py[:arg]` by calling its `get_config(arg)`."""
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path!r} (from --config {spec})")
-    module_spec = importlib.util.spec_from_file_location("mvl_user_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = python_file(path, "mvl_user_config")
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config(arg)")
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import json
 import os
 import re
@@ -38,9 +37,9 @@ class TableError(UserError, ValueError):
 def load_table(path: str) -> Table:
     if not os.path.isfile(path):
         raise TableError(f"table config not found: {path!r}")
-    spec = importlib.util.spec_from_file_location("mvl_table_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from mvl.config.loading import python_file
+
+    module = python_file(path, "mvl_table_config")
     if not hasattr(module, "get_table"):
         raise TableError(f"{path} defines no get_table()")
     return module.get_table()
