@@ -17,12 +17,8 @@ ImageNet-initialised ViT and RoBERTa initialisation (as the paper starts) are
 
 Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
 benchmarks below; default none).
-Benchmarks (any size; mvl/evaluate/benchmarks/paper_evals.py): imagenet=DIR (ImageNet
-val as DIR/<wnid>/<image>: zero-shot top-1/5, CLIP's names and 80 templates), coco=DIR
-(DIR/dataset_coco.json + images), flickr30k=DIR (DIR/dataset_flickr30k.json + images):
-5-caption retrieval R@1/5/10 on the Karpathy test split; run at the end, or alone:
-  python -m mvl.evaluate --checkpoint WORKDIR --config configs/X.py:paper,coco=/data/coco \
-      --eval coco
+Benchmarks: as in configs/clip.py (imagenet / coco / flickr30k data folders, evaluated
+at the end of the run; mvl/evaluate/benchmarks/paper_evals.py).
 
 `:paper` recipe, per value. MaskVLM has no public code and follows ALBEF's pretraining
 setup ([PAPER] MaskVLM's text, [REVIEW] a review checked against it, [SEC] secondary

@@ -26,12 +26,8 @@ What it should reach: paper (MaskVLM 4M, Flickr30k FT, Table 5 all losses) R@1 I
 81.26/94.10 against 71.18/85.60 zero-shot. Demo: retrieval above the pretrained run's.
 Config argument: demo | paper, base=<str> (default 'maskvlm'; the pretraining config's
 name in configs/), imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the benchmarks below).
-Benchmarks (any size; mvl/evaluate/benchmarks/paper_evals.py): imagenet=DIR (ImageNet
-val as DIR/<wnid>/<image>: zero-shot top-1/5, CLIP's names and 80 templates), coco=DIR
-(DIR/dataset_coco.json + images), flickr30k=DIR (DIR/dataset_flickr30k.json + images):
-5-caption retrieval R@1/5/10 on the Karpathy test split; run at the end, or alone:
-  python -m mvl.evaluate --checkpoint WORKDIR --config configs/X.py:paper,coco=/data/coco \
-      --eval coco
+Benchmarks: as in configs/clip.py (imagenet / coco / flickr30k data folders, evaluated
+at the end of the run; mvl/evaluate/benchmarks/paper_evals.py).
 
 `:paper` recipe: ALBEF's Flickr30k retrieval fine-tuning, which MaskVLM follows [SEC]:
 10 epochs [CODE: ALBEF] of Flickr30k's Karpathy train split, 145k pairs (29k images x
