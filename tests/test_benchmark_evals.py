@@ -310,6 +310,7 @@ def test_linear_probe_benchmark_on_train_and_test_folders(clip_run, tmp_path):
         "--config.evals.probe_bench.features=mean",
         "--config.evals.probe_bench.l2_grid=(0.001, 0.1)",
         "--config.evals.probe_bench.max_steps=100",
+        "--config.evals.probe_bench.knn_k=3",
     )
     embedder = Embedder(trainer.model, trainer.mesh, 8)
 
@@ -318,13 +319,19 @@ def test_linear_probe_benchmark_on_train_and_test_folders(clip_run, tmp_path):
         feats = embedder.image_features(trainer.state.params, pixels.astype(np.float32), "mean")
         return feats, np.array([label for _, label in paths[split]])
 
+    (train_x, train_y), (test_x, test_y) = features("train"), features("test")
     expected = logistic_regression.swept_linear_probe(
-        *features("train"), *features("test"), 2, l2_grid=(0.001, 0.1), max_steps=100
+        train_x, train_y, test_x, test_y, 2, l2_grid=(0.001, 0.1), max_steps=100
     )
     assert metrics["probe_bench/top1"] == pytest.approx(expected["top1"])
     assert metrics["probe_bench/l2"] == expected["l2"]
     assert metrics["probe_bench/top1"] == 1.0  # colour is in every pixel
     assert metrics["probe_bench/chance"] == 0.5
+    # kNN on the same features, in one block here and scored apart from the evaluator
+    from mvl.evaluate import knn
+
+    knn_top1 = knn.knn_accuracy(train_x, train_y, test_x, test_y, 2, k=3, block_size=10**6)
+    assert metrics["probe_bench/knn_top1"] == pytest.approx(knn_top1)
 
 
 def tiny_tfds(data_dir):

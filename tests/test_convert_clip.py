@@ -241,3 +241,39 @@ def test_a_torch_checkpoint_without_torch_is_named(tmp_path):
     path.write_bytes(b"not read")
     with pytest.raises(UserError, match="needs torch"):
         weights_file.load(str(path))
+
+
+def test_zeroshot_logits_of_converted_open_clip_equal_open_clip(converted, tmp_path):
+    """The whole zero-shot path (BPE prompts, text tower, prompt ensembling, image tower)
+    of a converted open_clip model against open_clip's build_zero_shot_classifier and
+    its 100 x image @ classifier logits (fixtures/clip/zeroshot_reference.npz)."""
+    import json
+
+    from PIL import Image
+
+    from mvl.evaluate import __main__ as evaluate_cli
+
+    reference = np.load(os.path.join(FIXTURES, "zeroshot_reference.npz"))
+    class_names = [str(name) for name in reference["class_names"]]
+    images = np.load(INPUTS)["images"]
+    # folders sort in class order; images 0..3 stay in order: classes 0, 0, 1, 2
+    labels = [0, 0, 1, 2]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "val" / f"{label}_{class_names[label].replace(' ', '_')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    (tmp_path / "names.txt").write_text("\n".join(class_names) + "\n")
+    (tmp_path / "templates.json").write_text(json.dumps([str(t) for t in reference["templates"]]))
+    logits_file = tmp_path / "logits.npz"
+    section = "--config.evals.zeroshot_benchmark"
+    argv = [
+        "--checkpoint", converted["open_clip"], "--eval", "zeroshot_benchmark",
+        f"{section}.path={tmp_path / 'val'}",
+        f"{section}.class_names={tmp_path / 'names.txt'}",
+        f"{section}.templates={tmp_path / 'templates.json'}",
+        f"{section}.logits_file={logits_file}",
+    ]  # fmt: skip
+    assert evaluate_cli.main(argv) == 0
+    got = np.load(logits_file)
+    np.testing.assert_array_equal(got["labels"], labels)
+    np.testing.assert_allclose(got["logits"], reference["logits"], rtol=1e-5, atol=1e-5)

@@ -33,6 +33,25 @@ def test_knn_on_clusters_and_on_noise():
     noise, labels = rng.normal(size=(2000, 8)), rng.integers(0, 4, 2000)
     chance = knn.knn_accuracy(noise[:1000], labels[:1000], noise[1000:], labels[1000:], 4)
     assert abs(chance - 0.25) < 0.05
+    # scored in blocks of test rows: any block size gives the same count
+    whole = knn.knn_accuracy(
+        noise[:1000], labels[:1000], noise[1000:], labels[1000:], 4, 7, 0.1, 10**6
+    )
+    for block_size in (1, 33, 1000):
+        blocked = knn.knn_accuracy(
+            noise[:1000], labels[:1000], noise[1000:], labels[1000:], 4, 7, 0.1, block_size
+        )
+        assert blocked == whole
+
+
+def test_knn_votes_by_weighted_similarity():
+    # one test point; neighbours: two of class 0 at similarity 0.6, one of class 1 at 1.0
+    train = np.array([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8]])
+    labels = np.array([1, 0, 0])
+    test = np.array([[1.0, 0.0]])
+    # exp(1 / T) vs 2 exp(0.6 / T): class 1 wins at T = 0.07, class 0 at T = 1
+    assert knn.knn_accuracy(train, labels, test, np.array([1]), 2, k=3, temperature=0.07) == 1.0
+    assert knn.knn_accuracy(train, labels, test, np.array([0]), 2, k=3, temperature=1.0) == 1.0
 
 
 def test_retrieval_recall_is_one_for_perfect_and_about_k_over_n_for_random_embeddings():

@@ -11,14 +11,17 @@ Options: source "image_folder" (train_path / path = the train / test roots) or "
 embedding the contrastive loss sees), "cls" or "mean" (the image tower's output pooled:
 any method with an image tower, MAE included); l2_grid: the swept strengths;
 validation_fraction; max_steps (L-BFGS iterations); limit / train_limit: evenly spaced
-subsets (0 = all); chunk_images: images decoded and embedded at a time.
+subsets (0 = all); chunk_images: images decoded and embedded at a time; knn_k: also
+score weighted kNN on the same features (k neighbours, cosine similarity, votes
+exp(sim / knn_temperature), mvl/evaluate/knn.py; the DINO protocol's 20 and 0.07),
+reported as <name>/knn_top1; 0 = no kNN.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from mvl.evaluate import logistic_regression, model_parts
+from mvl.evaluate import knn, logistic_regression, model_parts
 from mvl.evaluate.benchmarks import streaming
 from mvl.evaluate.benchmarks.classification import SOURCES, read_classification
 from mvl.evaluate.embeddings import POOLS
@@ -44,6 +47,8 @@ class LinearProbeBenchmark(Evaluator):
         limit=0,
         train_limit=0,
         chunk_images=512,
+        knn_k=20,
+        knn_temperature=0.07,
     )
 
     @classmethod
@@ -53,6 +58,10 @@ class LinearProbeBenchmark(Evaluator):
         if section["features"] not in FEATURES:
             fail(where, "features", section["features"], f"must be one of {', '.join(FEATURES)}")
         check_positive(where, section, "chunk_images", "max_steps")
+        if not section["knn_temperature"] > 0:
+            fail(where, "knn_temperature", section["knn_temperature"], "must be > 0")
+        if not isinstance(section["knn_k"], int) or section["knn_k"] < 0:
+            fail(where, "knn_k", section["knn_k"], "must be an int >= 0 (0 = no kNN)")
         if not 0 < section["validation_fraction"] < 1:
             fail(where, "validation_fraction", section["validation_fraction"], "must be in (0, 1)")
         if not section["l2_grid"] or min(section["l2_grid"]) < 0:
@@ -86,6 +95,11 @@ class LinearProbeBenchmark(Evaluator):
         )  # fmt: skip
         metrics = {f"{self.name}/{k}": v for k, v in result.items()}
         metrics[f"{self.name}/chance"] = 1.0 / classes
+        if section.knn_k:
+            metrics[f"{self.name}/knn_top1"] = knn.knn_accuracy(
+                train_x, train.labels, test_x, test.labels, classes,
+                k=section.knn_k, temperature=section.knn_temperature,
+            )  # fmt: skip
         return metrics
 
     def _read(self):

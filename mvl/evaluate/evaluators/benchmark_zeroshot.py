@@ -11,7 +11,9 @@ the tfds data_dir); class_names: a shipped set (imagenet1k, cifar10, cifar100) o
 templates: a template set of the class-name set ("openai_80", "openai_7", "clip_18"),
 "<set>:<name>", or a file, "" = the set's first one ("a photo of a {}." without a set);
 limit: score an evenly spaced subset of this many images (0 = all); chunk_images: images
-decoded and embedded at a time. `imagenet_zeroshot` is the same with ImageNet-1k's
+decoded and embedded at a time; logits_file: also write every image's logits (open_clip's
+scale: 100 x cosine similarity to each class ensemble) and labels to this .npz, to compare
+with another implementation image by image. `imagenet_zeroshot` is the same with ImageNet-1k's
 defaults: tfds imagenet2012 validation, CLIP's names and 80 templates.
 """
 
@@ -40,6 +42,7 @@ class ZeroShotBenchmark(Evaluator):
         templates="",
         limit=0,
         chunk_images=512,
+        logits_file="",
     )
 
     @classmethod
@@ -61,8 +64,21 @@ class ZeroShotBenchmark(Evaluator):
         self._data = None  # read on the first run
 
     def run(self, state):
+        image_emb, class_emb, labels = self.embeddings(state.params)
+        accuracy = benchmark_zeroshot.top_k_accuracy(image_emb, class_emb, labels)
+        if self.section.logits_file:
+            np.savez(
+                self.section.logits_file, logits=100.0 * image_emb @ class_emb.T, labels=labels
+            )
+        metrics = {f"{self.name}/{k}": v for k, v in accuracy.items()}
+        metrics[f"{self.name}/chance"] = 1.0 / len(class_emb)
+        metrics[f"{self.name}/images"] = float(len(labels))
+        return metrics
+
+    def embeddings(self, params):
+        """(normalised image embeddings, class ensembles, labels) of the benchmark."""
         data, class_names, templates = self._benchmark()
-        params, ctx = state.params, self.context
+        ctx = self.context
         class_emb = benchmark_zeroshot.ensembled_class_embeddings(
             lambda texts: ctx.embed_prompts(params, texts), class_names, templates
         )
@@ -74,11 +90,7 @@ class ZeroShotBenchmark(Evaluator):
             self.where,
         )
         image_emb = benchmark_zeroshot.normalise(image_emb.astype(np.float32))
-        accuracy = benchmark_zeroshot.top_k_accuracy(image_emb, class_emb, data.labels)
-        metrics = {f"{self.name}/{k}": v for k, v in accuracy.items()}
-        metrics[f"{self.name}/chance"] = 1.0 / len(class_names)
-        metrics[f"{self.name}/images"] = float(len(data.labels))
-        return metrics
+        return image_emb, class_emb, data.labels
 
     def _benchmark(self):
         if self._data is None:
