@@ -140,6 +140,46 @@ def test_retrieval_benchmark_on_a_karpathy_split(clip_run, tmp_path):
         if key.startswith("flickr/"):
             assert again[key.replace("flickr/", "pairs/")] == pytest.approx(value), key
 
+    # The same pairs as img2dataset-style webdataset shards (one pair per key, the image
+    # repeated), in two shards: grouped by KEY.json's image_id, then by identical bytes.
+    for with_ids in (True, False):
+        shards = tmp_path / f"shards_{with_ids}"
+        pairs = [(paths[i // 5], caption) for i, caption in enumerate(captions)]
+        write_pair_shards(shards, pairs, with_ids)
+        shard_metrics = run_cli(
+            run,
+            tmp_path,
+            "--eval",
+            "wds",
+            "--config.evals.wds.type=retrieval_benchmark",
+            f"--config.evals.wds.pairs_file={shards}",
+        )
+        assert shard_metrics["wds/images"] == 4 and shard_metrics["wds/captions"] == 20
+        for key, value in metrics.items():
+            if key.startswith("flickr/"):
+                assert shard_metrics[key.replace("flickr/", "wds/")] == pytest.approx(value), key
+
+
+def write_pair_shards(folder, pairs, with_ids: bool):
+    """pairs [(image path, caption)] as KEY.png + KEY.txt (+ KEY.json with image_id),
+    shuffled, split over two .tar shards."""
+    import io
+    import tarfile
+
+    folder.mkdir()
+    order = np.random.default_rng(1).permutation(len(pairs))
+    for shard, part in enumerate(np.array_split(order, 2)):
+        with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
+            for key in part:
+                path, caption = pairs[key]
+                members = {"png": path.read_bytes(), "txt": caption.encode()}
+                if with_ids:
+                    members["json"] = json.dumps({"image_id": path.name}).encode()
+                for extension, data in members.items():
+                    info = tarfile.TarInfo(f"{key:06d}.{extension}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+
 
 @pytest.mark.slow(minutes=1.5)
 def test_retrieval_benchmark_reranks_with_the_itm_head(tokenizer_path, tmp_path_factory, tmp_path):

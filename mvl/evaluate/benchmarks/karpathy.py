@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,9 +23,11 @@ from mvl.runtime.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class CaptionedImages:
-    image_paths: list[str]
+    image_paths: list[str]  # files, or names of the images (shard and key) in `images`
     captions: list[str]
     caption_image: np.ndarray  # int [captions]: the index of each caption's image
+    # the encoded images when they are not files (webdataset shards); None: image_paths
+    images: Sequence | None = None
 
 
 def read_karpathy_split(json_path: str, images_dir: str, split: str = "test") -> CaptionedImages:

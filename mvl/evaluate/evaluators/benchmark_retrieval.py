@@ -9,8 +9,10 @@ with every caption of an image counted (mvl/evaluate/multi_caption_retrieval.py)
 Options: karpathy_json, images_dir (images_dir/filepath/filename or images_dir/filename);
 split ("test", "val", ...); or instead of karpathy_json, pairs_file: a .csv (header
 image,caption) / .jsonl ({"image", "caption"}) of pairs grouped by image, paths
-relative to images_dir (mvl/evaluate/benchmarks/caption_table.py); limit: only the split's first N images and their captions
-(0 = all); chunk_images: images decoded and embedded at a time; block_size: similarity
+relative to images_dir (mvl/evaluate/benchmarks/caption_table.py), or webdataset shards
+of pairs (a .tar, a folder or glob of them; grouped by KEY.json's image_id_field, else by
+identical image bytes: mvl/evaluate/benchmarks/webdataset_pairs.py); limit: only the
+first N images and their captions (0 = all); chunk_images: images decoded and embedded at a time; block_size: similarity
 rows computed at a time; itm_rerank_k: each query's top k re-ranked by the ITM head of
 a model that has one (ALBEF / MaskVLM's fine-tuned numbers; 0 = off; reported beside
 the plain recalls as <name>_itm/...; the image tower's tokens of every image are then
@@ -29,6 +31,7 @@ from mvl.evaluate.benchmarks import streaming
 from mvl.evaluate.benchmarks.caption_table import read_caption_table
 from mvl.evaluate.benchmarks.image_folder import ImageFiles
 from mvl.evaluate.benchmarks.karpathy import CaptionedImages, read_karpathy_split
+from mvl.evaluate.benchmarks.webdataset_pairs import read_webdataset_pairs
 from mvl.evaluate.evaluator import Evaluator, check_positive, fail
 from mvl.evaluate.registry import register
 
@@ -46,6 +49,7 @@ class RetrievalBenchmark(Evaluator):
         chunk_images=512,
         block_size=1024,
         itm_rerank_k=0,
+        image_id_field="image_id",
     )
 
     @classmethod
@@ -61,10 +65,13 @@ class RetrievalBenchmark(Evaluator):
         super().__init__(name, section, context)
         if not model_parts.embeds(context.model):
             self.refuse("the model embeds no images and texts (no itc or siglip objective)")
-        if bool(section.karpathy_json) == bool(section.pairs_file) or not section.images_dir:
+        needs_dir = not is_webdataset(section.pairs_file)
+        if bool(section.karpathy_json) == bool(section.pairs_file) or (
+            needs_dir and not section.images_dir
+        ):
             self.refuse(
-                "set images_dir and one of karpathy_json (dataset_coco.json / "
-                "dataset_flickr30k.json) or pairs_file (.csv / .jsonl)"
+                "set one of karpathy_json (dataset_coco.json / dataset_flickr30k.json) or "
+                "pairs_file (.csv / .jsonl, with images_dir; or webdataset .tar shards)"
             )
         self.reranks = section.itm_rerank_k > 0 and model_parts.has_itm_head(context.model)
         self._data = None
@@ -83,7 +90,7 @@ class RetrievalBenchmark(Evaluator):
 
         outputs = streaming.embed_all(
             embed,
-            ImageFiles(data.image_paths),
+            ImageFiles(data.image_paths) if data.images is None else data.images,
             ctx.cfg.data.image_size,
             self.section.chunk_images,
             self.where,
@@ -119,7 +126,9 @@ class RetrievalBenchmark(Evaluator):
     def _benchmark(self) -> CaptionedImages:
         if self._data is None:
             section = self.section
-            if section.pairs_file:
+            if is_webdataset(section.pairs_file):
+                data = read_webdataset_pairs(section.pairs_file, section.image_id_field)
+            elif section.pairs_file:
                 data = read_caption_table(section.pairs_file, section.images_dir)
             else:
                 data = read_karpathy_split(section.karpathy_json, section.images_dir, section.split)
@@ -135,4 +144,13 @@ def first_images(data: CaptionedImages, limit: int) -> CaptionedImages:
         data.image_paths[:limit],
         [c for c, k in zip(data.captions, keep) if k],
         data.caption_image[keep],
+        None if data.images is None else data.images[:limit],
     )
+
+
+def is_webdataset(pairs_file: str) -> bool:
+    """A .tar shard, a folder of them or a glob of them (several joined by commas)."""
+    import os
+
+    first = pairs_file.split(",")[0].strip()
+    return first.endswith(".tar") or os.path.isdir(first)
