@@ -446,3 +446,50 @@ def test_training_from_a_tfds_dataset_read_through_data_source(tiny_config, tmp_
     with open(tmp_path / "ar" / "convert_report.json") as f:
         report = json.load(f)
     assert (report["written"], report["skipped_by_kind"]) == (18, {"empty_caption": 2})
+
+
+def karpathy_file(folder, images: int = 12):
+    """A Karpathy split JSON: images 0-5 train (two nested under train2014/), 6-7 restval,
+    8-11 test; 5 captions each; image 3's file is missing."""
+    entries = []
+    for i in range(images):
+        split = "train" if i < 6 else "restval" if i < 8 else "test"
+        nested = "train2014" if i in (0, 1) else ""
+        if i != 3:
+            pixels = np.full((20, 24, 3), (20 * i, 100, 200 - 15 * i), np.uint8)
+            (folder / nested).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / nested / f"im{i}.png")
+        sentences = [{"raw": f"picture {i} caption {j}"} for j in range(5)]
+        entry = {"filename": f"im{i}.png", "split": split, "sentences": sentences}
+        if nested:
+            entry["filepath"] = nested
+        entries.append(entry)
+    path = folder / "dataset_coco.json"
+    path.write_text(json.dumps({"images": entries}))
+    return path
+
+
+def test_a_karpathy_split_is_a_training_source_of_every_caption(tmp_path, tiny_config):
+    from mvl.data.sources import from_spec
+
+    path = karpathy_file(tmp_path)
+    train = from_spec(f"karpathy:{path}", 32)
+    assert len(train) == 30  # 6 train images x 5 captions
+    both = from_spec(f"karpathy:{path}:train+restval", 32)
+    assert len(both) == 40
+    image, caption = both.record(36)  # restval image 7's 2nd caption
+    assert caption == "picture 7 caption 1" and image[:4] == b"\x89PNG"
+    assert both.record(2)[1] == "picture 0 caption 2"  # nested under train2014/
+    with pytest.raises(BadSample) as missing:
+        both.record(15)  # image 3's file is not there: skipped and counted
+    assert missing.value.kind == "missing_image"
+    with pytest.raises(UserError, match="no captioned image in splits val"):
+        from_spec(f"karpathy:{path}:val", 32)
+    with pytest.raises(UserError, match="karpathy:FILE.json"):
+        from_spec(f"karpathy:{tmp_path}", 32)
+    # a run trains on it; the missing image's 5 captions are skipped and counted
+    _, counts = train_and_count(
+        tiny_config, tmp_path / "run", steps=3, **{"data.source": f"karpathy:{path}",
+                                                  "data.eval_source": f"karpathy:{path}:test"}
+    )  # fmt: skip
+    assert set(counts) == {"missing_image"} and counts["missing_image"] >= 5  # a full epoch

@@ -5,6 +5,7 @@ entries of data.mixture, `--source` of the tokenizer and converter CLIs):
   webdataset:PATH                    webdataset.py: img2dataset-style tar shards
   array_record:PATH                  array_record.py: shards from `python -m mvl.data.convert`
   tfds:NAME[:VERSION]:SPLIT          tfds.py: a TFDS dataset prepared as ArrayRecord
+  karpathy:FILE.json[:SPLIT+SPLIT]   karpathy.py: a Karpathy split's (image, caption) pairs
 
 PATH may be a file, a directory (its files of the format, sorted), a glob, or several
 separated by commas. Every source is random access (len, getitem -> {"image": uint8
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-FORMATS = ("csv", "tsv", "jsonl", "webdataset", "array_record", "tfds")
+FORMATS = ("csv", "tsv", "jsonl", "webdataset", "array_record", "tfds", "karpathy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,10 @@ def from_spec(spec: str, image_size: int, options: SourceOptions = DEFAULT_OPTIO
         from mvl.data.sources.webdataset import WebDatasetSource
 
         return WebDatasetSource(path, image_size, options.index_cache_dir)
+    if fmt == "karpathy":
+        from mvl.data.sources.karpathy import KarpathySource
+
+        return KarpathySource(path, image_size)
     if fmt == "array_record":
         from mvl.data.sources.array_record import ArrayRecordSource
 

@@ -12,12 +12,12 @@ when that file does not exist (Flickr30k has no filepath; some COCO copies are f
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
+from mvl.data.sources.karpathy import image_candidates, load_entries
 from mvl.runtime.errors import UserError
 
 
@@ -31,7 +31,7 @@ class CaptionedImages:
 
 
 def read_karpathy_split(json_path: str, images_dir: str, split: str = "test") -> CaptionedImages:
-    entries = _load_entries(json_path)
+    entries = load_entries(json_path)
     paths, captions, caption_image = [], [], []
     for number, entry in enumerate(entries):
         if entry.get("split") != split:
@@ -50,22 +50,8 @@ def read_karpathy_split(json_path: str, images_dir: str, split: str = "test") ->
     return CaptionedImages(paths, captions, np.asarray(caption_image, np.int64))
 
 
-def _load_entries(json_path: str) -> list[dict]:
-    if not os.path.isfile(json_path):
-        raise UserError(f"Karpathy split file {json_path!r} does not exist")
-    try:
-        with open(json_path) as f:
-            entries = json.load(f).get("images")
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise UserError(f"{json_path} is not a Karpathy split JSON ({e})") from None
-    if not isinstance(entries, list):
-        raise UserError(f"{json_path} has no 'images' list (a Karpathy split JSON has one)")
-    return entries
-
-
 def _image_path(images_dir: str, entry: dict, where: str) -> str:
-    nested = os.path.join(images_dir, entry.get("filepath", ""), entry["filename"])
-    flat = os.path.join(images_dir, entry["filename"])
+    nested, flat = image_candidates(images_dir, entry)
     for path in (nested, flat):
         if os.path.isfile(path):
             return path
