@@ -9,7 +9,8 @@ gain at LAION scale; this config lets you check that on your data.
 Run (CPU demo):
   python -m mvl.main --config configs/clip_mae.py:demo --workdir /tmp/mvl_clip_mae
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+papers' benchmarks on disk, evaluated at the end: as in configs/clip.py).
 
 `:paper` recipe: FLIP's (configs/flip.py:paper; its FLIP + MAE ablation is the published
 run closest to this one): batch 32768, 32 epochs of LAION-400M, AdamW (0.9, 0.95), wd
@@ -22,10 +23,11 @@ and a falling reconstruction loss. No published numbers.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     if args.size == "paper":  # FLIP's recipe (at 75%), plus MAE's decoder
         c = mvl_config.config_beside(__file__, "flip.py", "paper,ratio=0.75")
         mvl_config.add_model_parts(c, args.size, "pixel_decoder")
@@ -40,5 +42,6 @@ def get_config(arg=None):
     c.objectives.mim = dict(weight=1.0, loss="mse", normalize=True, fusion=False)
     c.model.pixel_decoder.update(cross_attention=False)
     mvl_config.add_eval(c, "reconstructions", every_steps=0)  # at the end
+    declare_benchmarks(c, args)
     c.lock()
     return c

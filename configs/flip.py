@@ -15,7 +15,8 @@ Paper recipe (ViT-B/16 on LAION-400M; the paper's headline is ViT-L/16):
   python -m mvl.main --config configs/flip.py:paper --workdir gs://... \\
       --config.data.source=webdataset:gs://.../laion400m
 
-Config argument: demo | paper, ratio=<float> (default 0.5), tune (flag).
+Config argument: demo | paper, ratio=<float> (default 0.5), tune (flag), imagenet=<dir>,
+coco=<dir>, flickr30k=<dir> (the papers' benchmarks on disk: as in configs/clip.py).
 
 `:paper` recipe, per value ([PAPER] the FLIP paper, [CODE] its official JAX code
 (facebookresearch/flip, configs/default.py and cfg_flip_base.py), [?] a guess):
@@ -49,16 +50,18 @@ above chance, somewhat below configs/clip.py:demo at the same number of steps.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg, ratio=0.5, tune=False)
+    args = mvl_config.parse_arg(arg, ratio=0.5, tune=False, **BENCHMARK_ARGS)
     c = mvl_config.base_config(args.size)
     c.optim.update(b2=0.95, weight_decay=0.2)
     mvl_config.add_eval(c, "retrieval")
     mvl_config.add_eval(c, "zeroshot")
     if args.size == "paper":
         paper_recipe(c)
+    declare_benchmarks(c, args)
     if args.tune:  # unmasked tuning: full images, from init.checkpoint's parameters
         c.objectives.itc = dict(weight=1.0, max_scale=100.0, masked_image=False)
         c.total_steps = max(1, c.total_steps // 10)

@@ -12,7 +12,8 @@ Run (CPU demo; the teacher is a CLIP run):
   python -m mvl.main --config configs/maskvlm_mvp.py:demo --workdir /tmp/mvl_maskvlm_mvp \\
       --config.teacher.checkpoint=/tmp/mvl_clip
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+papers' benchmarks on disk, evaluated at the end: as in configs/clip.py).
 
 `:paper` recipe: MaskVLM's (configs/maskvlm.py:paper: ALBEF-style, batch 512, 30
 epochs of the 4M pairs, lr 1e-4 cosine to 1e-5) at 224 px instead of 256 [?], so the
@@ -24,10 +25,11 @@ What it should reach: MaskVLM's demo metrics or better, and a falling feature lo
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     c = mvl_config.config_beside(__file__, "maskvlm.py", args.size)
     c.objectives.features = dict(weight=1.0, loss="cosine", head="linear")
     mvl_config.add_teacher(c, "frozen")
@@ -39,5 +41,6 @@ def get_config(arg=None):
             pixel_std=(0.26862954, 0.26130258, 0.27577711),
         )
         c.teacher.update(act="quick_gelu", ln_eps=1e-5)
+    declare_benchmarks(c, args)
     c.lock()
     return c

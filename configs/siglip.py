@@ -9,7 +9,8 @@ Run (CPU demo, embedded `shapes` data):
 Paper recipe (B/16 at 224 px; WebLI is not public: point data.source at your pairs):
   python -m mvl.main --config configs/siglip.py:paper --workdir gs://...
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+papers' benchmarks on disk, evaluated at the end: as in configs/clip.py).
 
 `:paper` recipe, per value ([PAPER] the SigLIP paper, [CODE] big_vision, [?] a guess):
   batch_size 32768 [PAPER]; peak lr 1e-3 [PAPER]; weight_decay 1e-4 [PAPER] on kernels
@@ -32,16 +33,18 @@ are not reproduced here.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     c = mvl_config.base_config(args.size)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
     mvl_config.add_eval(c, "retrieval")
     mvl_config.add_eval(c, "zeroshot")
     if args.size == "paper":
         paper_recipe(c)
+    declare_benchmarks(c, args)
     return c
 
 

@@ -10,7 +10,8 @@ Run (CPU demo; the teacher is a CLIP run):
   python -m mvl.main --config configs/siglip_mvp.py:demo --workdir /tmp/mvl_siglip_mvp \\
       --config.teacher.checkpoint=/tmp/mvl_clip
 
-Config argument: demo | paper (nothing else).
+Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (the
+papers' benchmarks on disk, evaluated at the end: as in configs/clip.py).
 
 `:paper` recipe: SigLIP's (configs/siglip.py:paper: batch 32768, lr 1e-3, wd 1e-4,
 AdamW b2 0.95, 16-token 32k SentencePiece stand-in, 224 px, centre crop), plus MVP's
@@ -21,10 +22,11 @@ What it should reach: SigLIP's demo metrics, and a falling feature loss.
 """
 
 from mvl import config as mvl_config
+from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
 
 def get_config(arg=None):
-    args = mvl_config.parse_arg(arg)
+    args = mvl_config.parse_arg(arg, **BENCHMARK_ARGS)
     c = mvl_config.config_beside(__file__, "siglip.py", args.size)
     c.mask.image.update(kind="block", ratio=0.4, block_size=2, drop=False)
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
@@ -40,5 +42,6 @@ def get_config(arg=None):
         # The frozen teacher's forward pass on top of SigLIP's: 20.1 GiB per v5e chip with
         # SigLIP's remat=dots (docs/paper_scale.md), so full recomputation there.
         c.fit.v5e_16x16 = "model.remat=full"
+    declare_benchmarks(c, args)
     c.lock()
     return c

@@ -2,7 +2,9 @@
 in each on-disk format, against embeddings computed separately and the metrics written
 plainly (full similarity matrix, top-K sets)."""
 
+import glob
 import json
+import os
 
 import numpy as np
 import pytest
@@ -447,3 +449,33 @@ def test_paper_configs_declare_the_benchmarks_their_arguments_name():
     tuned = loading.load_config("configs/retrieval_finetune.py:paper,flickr30k=/d/f30k")
     assert tuned.evals.flickr30k.karpathy_json == "/d/f30k/dataset_flickr30k.json"
     assert "coco" not in loading.load_config("configs/maskvlm.py:paper").evals
+
+
+TWO_TOWER_CONFIGS = sorted(
+    name
+    for name in (os.path.basename(p)[:-3] for p in glob.glob("configs/*.py"))
+    if {"itc", "siglip"} & set(loading.load_config(f"configs/{name}.py:demo").objectives)
+)
+
+
+@pytest.mark.parametrize("name", TWO_TOWER_CONFIGS)
+def test_every_two_tower_config_takes_the_benchmark_arguments(name):
+    """Every method that embeds images and texts can be scored on the papers' data."""
+    cfg = loading.load_config(f"configs/{name}.py:demo,imagenet=/d/in,flickr30k=/d/f30k")
+    assert cfg.evals.imagenet.path == "/d/in" and cfg.evals.imagenet.every_steps == 0
+    assert cfg.evals.flickr30k.karpathy_json == "/d/f30k/dataset_flickr30k.json"
+
+
+def test_a_table_at_paper_scale_reads_the_benchmarks_its_runs_declare(tmp_path):
+    from mvl.tables import runner
+
+    table = runner.load_table("configs/tables/maskvlm_table5.py")
+    runs = runner.plan(table, "paper", 1, str(tmp_path), config_args="flickr30k=/d/f30k")
+    assert runs and all(r.config.endswith(",flickr30k=/d/f30k") for r in runs)
+    for run in runs:
+        cfg = loading.load_config(run.config)
+        assert cfg.evals.flickr30k.karpathy_json == "/d/f30k/dataset_flickr30k.json"
+    paper = table.at_scale("paper")
+    assert [c.metric for c in paper.columns] == [c.paper_metric or c.metric for c in table.columns]
+    assert any(c.paper_metric.startswith("flickr30k/") for c in table.columns)
+    assert table.at_scale("demo") is table

@@ -8,6 +8,9 @@ A run recorded in FILE.json with the same settings is kept even where its workdi
 gone (a fresh clone keeps the committed results; --seeds 4 after 3 runs one more).
 
 --config.a.b=value applies to every run of the table (e.g. a shorter total_steps).
+--benchmarks imagenet=DIR,coco=DIR,flickr30k=DIR names the papers' benchmarks on disk:
+appended to every run's config argument (the configs declare those evaluations from
+it: mvl/evaluate/benchmarks/paper_evals.py), and at paper scale the columns read them.
 --dry-run prints each run's equivalent `python -m mvl.main` command and runs nothing
 (at paper scale: launch those on a pod, then rerun this command to collect the table).
 On a pod, run the same command in every process with --distributed (as mvl.main).
@@ -37,6 +40,11 @@ def parse_args(argv):
     )
     parser.add_argument("--rows", help="only these rows (comma-separated names)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs' commands")
+    parser.add_argument(
+        "--benchmarks",
+        default="",
+        help="imagenet=DIR,coco=DIR,flickr30k=DIR: config arguments for every run",
+    )
     distributed.add_arguments(parser)  # every process runs the same table, row by row
     return config_lib.parse_command_line(parser, argv)
 
@@ -55,10 +63,12 @@ def run(args, overrides: dict[str, str], argv) -> int:
 
     if args.seeds < 1:
         raise runner.TableError(f"--seeds {args.seeds}: must be at least 1")
-    table = runner.load_table(args.table)
+    table = runner.load_table(args.table).at_scale(args.scale)
     workdir = os.path.abspath(args.workdir or f"/tmp/mvl_tables/{table.name}/{args.scale}")
     out = args.out or os.path.join(workdir, f"{table.name}.md")
-    runs = all_runs = runner.plan(table, args.scale, args.seeds, workdir, overrides)
+    runs = all_runs = runner.plan(
+        table, args.scale, args.seeds, workdir, overrides, args.benchmarks
+    )
     if args.rows:
         chosen = set(args.rows.split(","))
         unknown = chosen - {row.name for row in table.rows}

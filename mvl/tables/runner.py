@@ -109,10 +109,16 @@ def row_workdir(workdir: str, row: str, seed: int, stage: str) -> str:
 
 
 def plan(
-    table: Table, scale: str, seeds: int, workdir: str, extra: dict[str, str] | None = None
+    table: Table,
+    scale: str,
+    seeds: int,
+    workdir: str,
+    extra: dict[str, str] | None = None,
+    config_args: str = "",
 ) -> list[StageRun]:
     """Every stage run of the table, in the order they must run (seeds outermost, so a
-    first seed of every row finishes before the second starts)."""
+    first seed of every row finishes before the second starts). `config_args` are
+    appended to every run's config argument (e.g. "coco=/data/coco": the benchmarks)."""
     runs = []
     for seed in range(seeds):
         for index, row in enumerate(table.rows):
@@ -123,7 +129,7 @@ def plan(
                 "seed": seed,
             }
             values = _resolve_row_workdirs(values, table, index, workdir, seed)
-            spec = (row.config or table.config).format(scale=scale)
+            spec = with_args((row.config or table.config).format(scale=scale), config_args)
             runs.append(_run(row, seed, "pretrain", spec, values, extra, pretrain, workdir))
             for stage in table.stages:
                 values = {
@@ -134,10 +140,17 @@ def plan(
                     "init.checkpoint": pretrain,
                     "data.tokenizer": os.path.join(pretrain, "tokenizer.model"),
                 }
-                spec = stage.config.format(scale=scale)
+                spec = with_args(stage.config.format(scale=scale), config_args)
                 stage_dir = row_workdir(workdir, row.name, seed, stage.name)
                 runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir, workdir))
     return runs
+
+
+def with_args(spec: str, config_args: str) -> str:
+    """configs/x.py:paper + "coco=DIR" -> configs/x.py:paper,coco=DIR."""
+    if not config_args:
+        return spec
+    return f"{spec},{config_args}" if ":" in spec else f"{spec}:{config_args}"
 
 
 def _run(row: Row, seed, stage, spec, values, extra, workdir, root) -> StageRun:

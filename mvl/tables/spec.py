@@ -24,6 +24,10 @@ class Column:
     # another row's name: this column is the metric divided by that row's (per seed)
     relative_to: str = ""
     higher_is_better: bool = True
+    # the metric at paper scale when it differs: the paper's benchmark, declared by the
+    # runs' config arguments (`python -m mvl.tables --benchmarks coco=DIR,...`), e.g.
+    # "flickr30k/image_to_text/r@1" where the demo reads the held-out "retrieval/..."
+    paper_metric: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +87,12 @@ class Table:
                     f"table {self.name}, row {row.name}: paper numbers "
                     f"for unknown columns {sorted(unknown)}"
                 )
+
+    def at_scale(self, scale: str) -> Table:
+        """The table as run at `scale`: paper scale reads each column's paper_metric."""
+        if scale != "paper":
+            return self
+        columns = tuple(
+            dataclasses.replace(c, metric=c.paper_metric or c.metric) for c in self.columns
+        )
+        return dataclasses.replace(self, columns=columns)
