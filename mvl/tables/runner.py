@@ -134,7 +134,7 @@ def plan(
                     "init.checkpoint": pretrain,
                     "data.tokenizer": os.path.join(pretrain, "tokenizer.model"),
                 }
-                spec = stage.config.format(scale=scale)
+                spec = row.stage_configs.get(stage.name, stage.config).format(scale=scale)
                 stage_dir = row_workdir(workdir, row.name, seed, stage.name)
                 runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir, workdir))
     return runs

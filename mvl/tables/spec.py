@@ -4,6 +4,10 @@ A table is a base config, one set of overrides per row, the columns to read from
 run and the paper's numbers for them. A row is one run per seed of each stage: the
 pretraining stage, then optionally a fine-tuning stage that starts from it.
 
+A row may replace a later stage's config (`Row.stage_configs`: e.g. a fine-tuning stage
+with the losses that row pretrained with) and the metric a column reads for it
+(`Row.metrics`: e.g. embedding retrieval where that row's stage has no re-ranking head).
+
 Config specs may contain `{scale}` (replaced by "demo" or "paper"). Override values may
 name another row's run of the same seed, `{workdir:ROW}` (its pretraining workdir,
 e.g. a frozen teacher), so that row must come earlier in the table.
@@ -45,6 +49,13 @@ class Row:
     config: str = ""  # replaces the table's config for this row
     # overrides of a later stage, by stage name: {"finetune": {"optim.lr": 1e-5}}
     stage_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # a later stage's config for this row, by stage name (replaces Stage.config)
+    stage_configs: dict[str, str] = dataclasses.field(default_factory=dict)
+    # the metric a column reads for this row, by column label (replaces Column.metric)
+    metrics: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def metric(self, column: Column) -> str:
+        return self.metrics.get(column.label, column.metric)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +87,15 @@ class Table:
                     f"table {self.name}: column {column.label!r} is relative to "
                     f"unknown row {column.relative_to!r}"
                 )
+        labels = {c.label for c in self.columns}
+        later_stages = stage_names - {"pretrain"}
         for row in self.rows:
-            unknown = set(row.paper) - {c.label for c in self.columns}
-            if unknown:
-                raise ValueError(
-                    f"table {self.name}, row {row.name}: paper numbers "
-                    f"for unknown columns {sorted(unknown)}"
-                )
+            for what, keys, known in (
+                ("paper numbers for unknown columns", row.paper, labels),
+                ("metrics for unknown columns", row.metrics, labels),
+                ("configs for unknown stages", row.stage_configs, later_stages),
+                ("overrides for unknown stages", row.stage_overrides, later_stages),
+            ):
+                unknown = set(keys) - known
+                if unknown:
+                    raise ValueError(f"table {self.name}, row {row.name}: {what} {sorted(unknown)}")
