@@ -48,7 +48,6 @@ not used [?]. Demo: 60 steps at 0.2x the demo pretraining lr.
 from mvl import config as mvl_config
 from mvl.evaluate.benchmarks.paper_evals import BENCHMARK_ARGS, declare_benchmarks
 
-
 LOSSES = ("itc+itm", "itc")
 
 
@@ -67,9 +66,9 @@ def get_config(arg=None):
             f"configs/retrieval_finetune.py: base={base} has no image-text embedding "
             "(itc or siglip objective); fine-tune a two-tower method"
         )
-    c.objectives = dict(itc=dict(weight=1.0, max_scale=100.0, masked_image=False))
+    c.objectives = {"itc": {"weight": 1.0, "max_scale": 100.0, "masked_image": False}}
     if with_itm:
-        c.objectives.itm = dict(weight=1.0)
+        c.objectives.itm = {"weight": 1.0}
     c.mask.image.update(kind="none", ratio=0.0, drop=False)
     c.mask.text.update(kind="none", ratio=0.0)
     c.teacher = {"kind": "none"}  # no teacher (the base's, if any, is dropped)

@@ -83,9 +83,7 @@ def get_table() -> Table:
         ),
         config="configs/maskvlm.py:{scale}",
         demo=DEMO,
-        stages=(
-            Stage("finetune", FINETUNE, demo=FINETUNE_DEMO),
-        ),
+        stages=(Stage("finetune", FINETUNE, demo=FINETUNE_DEMO),),
         columns=(
             # re-ranked by ITM; the ITC row reads its embedding retrieval (ITC_ONLY)
             Column("FT IR", "retrieval_itm/text_to_image/r@1", stage="finetune"),
