@@ -38,9 +38,11 @@ re-ranked, 3 seeds, 2026-12-03) the ITC row's FT R@1 was that of a 20-step-old I
 head, which lowered it (IR / TR 3.9 / 3.9 re-ranked against 7.3 / 7.3 before
 re-ranking), and ITC alone was still the best row. With each row tuned as it was
 pretrained, the ITC row reads its ITC-only fine-tuned embeddings (seed 0, 2026-12-04:
-9.2 / 6.6), so at 70 + 20 steps it leads by more, not less: the demo's towers are too
-young for ITM or the masked losses to pay, whatever the protocol. The ordering the
-paper shows is not reproduced at demo scale; configs/tables/results/ holds the rerun.
+9.2 / 6.6, above every ITM row of the earlier runs, 2.8-3.7 / 2.7-3.5). So the
+protocol fix does not bring the paper's "ITC alone far worst" to the demo; it removes
+an artefact that made the ITC row look worse than its embeddings are. The 3-seed rerun
+with the other rows under the current code is in configs/tables/results/ once the
+coordinator commits it; read that before this paragraph.
 """
 
 from mvl.tables.spec import Column, Row, Stage, Table
