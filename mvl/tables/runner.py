@@ -140,7 +140,8 @@ def plan(
                     "init.checkpoint": pretrain,
                     "data.tokenizer": os.path.join(pretrain, "tokenizer.model"),
                 }
-                spec = with_args(stage.config.format(scale=scale), config_args)
+                spec = row.stage_configs.get(stage.name, stage.config).format(scale=scale)
+                spec = with_args(spec, config_args)
                 stage_dir = row_workdir(workdir, row.name, seed, stage.name)
                 runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir, workdir))
     return runs
