@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mvl import bench
 from tests.conftest import tiny_for
 
