@@ -65,6 +65,14 @@ def get_config(arg=None):
         codebook_size=8192 if paper else 512,
         teacher_temperature=0.04,
         student_temperature=0.1,
+        # The teacher's own head: "ema" (its codebook an EMA of the student's) or
+        # "shared" (the student's codebook, stop-gradient only) [?: DINO / iBOT's is EMA].
+        teacher_head="ema",
+        center=True,  # centre the teacher's codeword scores (DINO / iBOT) [?]
+        center_momentum=0.9,  # DINO / iBOT's centre momentum [?]
+        # One warning line in the train log when the teacher's codeword perplexity
+        # (mean over a logging interval) falls below this: distillation has collapsed.
+        collapse_perplexity=2.0,
     )
     c.objectives.mlm = dict(weight=0.05, encoder="text_decoder")
     mvl_config.add_eval(c, "retrieval")
