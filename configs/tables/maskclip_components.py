@@ -15,6 +15,14 @@ matter; expect differences inside noise.
 
 from mvl.tables.spec import Column, Row, Table
 
+# The distillation teacher's health over training (median over logged steps after the
+# first; mvl/objectives/distill.py): codeword perplexity (1 = collapsed onto one
+# codeword) and mean per-patch entropy in nats (log of the codebook size = uniform).
+TEACHER_COLUMNS = (
+    Column("teacher perplexity", "tensorboard:train/distill/teacher_perplexity", percent=False),
+    Column("teacher entropy", "tensorboard:train/distill/teacher_entropy", percent=False),
+)
+
 DEMO = {
     "total_steps": 100,
     "checkpoint.every_steps": 50,
@@ -33,9 +41,17 @@ def get_table() -> Table:
         ),
         config="configs/maskclip.py:{scale}",
         demo=DEMO,
+        varies=(
+            "objectives.mlm.weight",
+            "objectives.distill",
+            "objectives.itc.masked_image",
+            "teacher.kind",
+            "model.text_decoder.depth",
+        ),
         columns=(
             Column("ZS I2T", "retrieval/image_to_text/r@1"),
             Column("ZS T2I", "retrieval/text_to_image/r@1"),
+            *TEACHER_COLUMNS,
         ),
         rows=(
             Row("full", paper={"ZS I2T": 70.1, "ZS T2I": 45.6}),
@@ -53,6 +69,12 @@ def get_table() -> Table:
                 "text decoder 0 layers",
                 {"model.text_decoder.depth": 0},
                 paper={"ZS I2T": 65.2, "ZS T2I": 44.1},
+            ),
+            # Not in the paper: readings the paper leaves open (both are config keys).
+            Row("ITC on the full image", {"objectives.itc.masked_image": False}),
+            Row(
+                "shared teacher codebook, no centring",
+                {"objectives.distill.teacher_head": "shared", "objectives.distill.center": False},
             ),
         ),
         notes=(

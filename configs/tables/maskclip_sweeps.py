@@ -16,6 +16,14 @@ at weight 1 competing with ITC).
 
 from mvl.tables.spec import Column, Row, Table
 
+# The distillation teacher's health over training (median over logged steps after the
+# first; mvl/objectives/distill.py): codeword perplexity (1 = collapsed onto one
+# codeword) and mean per-patch entropy in nats (log of the codebook size = uniform).
+TEACHER_COLUMNS = (
+    Column("teacher perplexity", "tensorboard:train/distill/teacher_perplexity", percent=False),
+    Column("teacher entropy", "tensorboard:train/distill/teacher_entropy", percent=False),
+)
+
 DEMO = {
     "total_steps": 100,
     "checkpoint.every_steps": 50,
@@ -51,10 +59,12 @@ def get_table() -> Table:
         ),
         config="configs/maskclip.py:{scale}",
         demo=DEMO,
+        varies=("objectives.distill.weight", "objectives.mlm.weight"),
         # one column per sweep, so each ordering compares a sweep's rows only
         columns=(
             Column(LAMBDA, "zeroshot/colour/accuracy"),
             Column(BETA, "zeroshot/colour/accuracy"),
+            *TEACHER_COLUMNS,
         ),
         rows=tuple(rows),
         notes=(

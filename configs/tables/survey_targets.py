@@ -31,6 +31,48 @@ DEMO = {
     "optim.warmup_steps": 10,
     "data.eval_size": 500,
 }
+# What the rows change: the target and its head (objectives, decoders, teacher, the
+# evaluation of reconstructions) and the mask that goes with it (CLIP sees full images,
+# CLIP+MAE's text is not masked). `fit` holds only memory settings (remat) per machine.
+VARIES = (
+    "objectives",
+    "teacher",
+    "mask",
+    "model.feature_decoder",
+    "model.pixel_decoder",
+    "model.text_decoder",
+    "evals.reconstructions",
+    "fit",
+)
+BASE = "configs/maskclip.py:{scale}"
+OTHER_CONFIGS = ("configs/clip.py:{scale}", "configs/clip_mae.py:{scale}")
+
+
+def flat(tree, prefix="") -> dict:
+    items = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items.update(flat(value, f"{prefix}{key}."))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
+def recipe(scale: str) -> dict:
+    """MaskCLIP's (SLIP's) values at `scale` of every key, outside VARIES, in which the
+    CLIP or CLIP+MAE config differs from it: every row gets them, so all rows train
+    with one recipe (optimizer, schedule, data, image and text towers)."""
+    from mvl import config as config_lib
+
+    base = flat(config_lib.load_config(BASE.format(scale=scale)).to_dict())
+    found = {}
+    for spec in OTHER_CONFIGS:
+        other = flat(config_lib.load_config(spec.format(scale=scale)).to_dict())
+        for key, value in other.items():
+            varied = any(key == p or key.startswith(p + ".") for p in VARIES)
+            if not varied and key in base and base[key] != value:
+                found[key] = base[key]
+    return found
 
 
 def get_table() -> Table:
@@ -41,8 +83,10 @@ def get_table() -> Table:
             "MaskCLIP (arXiv 2208.12262) target-chain ablation and CLIP baseline, as "
             "summarised in docs/methods.md [REVIEW]: Flickr30k zero-shot R@1."
         ),
-        config="configs/maskclip.py:{scale}",
-        demo=DEMO,
+        config=BASE,
+        demo={**recipe("demo"), **DEMO},
+        paper=recipe("paper"),
+        varies=VARIES,
         columns=(
             Column("ZS I2T", "retrieval/image_to_text/r@1"),
             Column("ZS T2I", "retrieval/text_to_image/r@1"),
