@@ -16,7 +16,8 @@ from tests.test_main import main_args
 
 def maskclip(tiny_config, **overrides):
     return tiny_config(
-        "maskclip", **{"teacher.momentum": "0.9", "objectives.distill.codebook_size": "16"},
+        "maskclip",
+        **{"teacher.momentum": "0.9", "objectives.distill.codebook_size": "16"},
         **overrides,
     )
 
@@ -69,6 +70,7 @@ def test_an_unknown_teacher_head_is_named(tiny_config, tmp_path):
         Trainer(maskclip(tiny_config, **{"objectives.distill.teacher_head": "mean"}), str(tmp_path))
 
 
+@pytest.mark.slow(minutes=1)
 def test_teacher_head_is_checkpointed_and_restored_exactly(tiny_config, tmp_path):
     first = Trainer(maskclip(tiny_config), str(tmp_path))
     first.restore()
@@ -85,6 +87,7 @@ def test_teacher_head_is_checkpointed_and_restored_exactly(tiny_config, tmp_path
     assert all(jax.tree.leaves(same))
 
 
+@pytest.mark.slow(minutes=1)
 def test_teacher_perplexity_and_entropy_reach_tensorboard(tokenizer_path, tmp_path):
     from mvl.tables.tensorboard_scalars import read_scalars
 

@@ -2,10 +2,19 @@
 0 layers instead of 4; Flickr30k zero-shot R@1 I2T / T2I.
 
 Rows are configs/maskclip.py with one part removed ("without distillation" also drops
-the EMA teacher it would feed).
+the EMA teacher it would feed), plus two readings the paper leaves open, not in it:
+  ITC on the full image   objectives.itc.masked_image=False: ITC gets a second, unmasked
+                          student pass (the default gives ITC the masked 25% view, so
+                          "without distillation" is FLIP-75% + MLM; here it would be
+                          CLIP + MLM)
+  shared teacher codebook the earlier distillation design: the teacher scored with the
+                          student's codebook (stop-gradient only), no centring; the
+                          default has the teacher's own EMA codebook and a running centre
+The teacher columns (median over logged steps) are its codeword perplexity (1 =
+collapsed onto one codeword) and per-patch entropy (log 512 = 6.24 at demo: uniform).
 
 Run (demo, 2-core CPU, ~1-2 min a row per seed):
-  python -m mvl.tables configs/tables/maskclip_components.py --scale demo --seeds 1 \\
+  python -m mvl.tables configs/tables/maskclip_components.py --scale demo --seeds 3 \\
       --out configs/tables/results/maskclip_components_demo.md
 
 What it should reach: paper: full 70.1/45.6; each removal costs 4-5 points of I2T.

@@ -4,6 +4,10 @@ Rows are configs/maskclip.py (L = ITC + lambda * distillation + beta * MLM, defa
 lambda = beta = 0.05) with one weight changed. Paper: ImageNet zero-shot; the demo's
 stand-in is zero-shot colour of the main object (8 classes, chance 12.5).
 Each sweep is ordered on its own: the paper ranks lambda rows against lambda rows.
+The teacher columns (median over logged steps) are the distillation teacher's codeword
+perplexity and per-patch entropy (mvl/objectives/distill.py). Since the teacher got its
+own EMA codebook and a centred target (the default, see configs/maskclip.py), earlier
+results of this table, made with a shared codebook and no centring, are not comparable.
 
 Run (demo, 2-core CPU, ~1-2 min a row per seed):
   python -m mvl.tables configs/tables/maskclip_sweeps.py --scale demo --seeds 1 \\

@@ -1,8 +1,15 @@
 """The survey's Target axis: what should a masked image predict? Pixels, a frozen CLIP
 tower's features (MVP), or a mean teacher's features (MaskCLIP); plus MaskCLIP's MLM.
 
-Every row keeps the same Mask (75% random patches, dropped), Encoder (ViT + text
-transformer, ITC on the masked image) and changes the Target and its Head:
+Every row trains with one recipe, MaskCLIP's (SLIP's: optimizer, schedule, data,
+image and text towers): the CLIP and CLIP+MAE rows take configs/maskclip.py's value of
+every key in which their own configs differ from it, outside what the table varies
+(`recipe()`; tests/test_table_recipes.py checks every table this way). Earlier the CLIP
+and CLIP+MAE rows kept their own recipes (at demo: AdamW eps 1e-6 and weight decay 0.05
+instead of 1e-8 and 0.5; at paper: OpenAI CLIP's batch, data, towers and optimizer), so
+the target comparison also changed the recipe, and the frozen teacher inherited it.
+The masked rows keep the same Mask (75% random patches, dropped) and Encoder (ViT +
+text transformer, ITC on the masked image) and change the Target and its Head:
   CLIP                 no masked target (the baseline; also the frozen teacher below)
   pixels               per-patch normalised pixels, MAE decoder, MSE (configs/clip_mae.py)
   frozen CLIP features the CLIP row's image tower as a frozen teacher, MaskCLIP's

@@ -47,9 +47,7 @@ class HeldOutLosses:
             def losses(params, batch, rng, teacher_params, teacher_head):
                 mask_rng, objective_rng = jax.random.split(rng)
                 teacher = (
-                    None
-                    if teacher_model is None
-                    else (teacher_model, teacher_params, teacher_head)
+                    None if teacher_model is None else (teacher_model, teacher_params, teacher_head)
                 )
                 _, metrics = compute_losses(
                     model, mode_cfg, params, batch, mask_rng, objective_rng, teacher
