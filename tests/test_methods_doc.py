@@ -56,6 +56,8 @@ def test_the_doc_names_config_keys():
 
 def test_every_key_the_doc_names_exists_in_some_config():
     missing = [
-        key for key in sorted(doc_keys()) if not any(resolves(c, key) for c in method_configs().values())
+        key
+        for key in sorted(doc_keys())
+        if not any(resolves(c, key) for c in method_configs().values())
     ]
     assert not missing, f"docs/methods.md names keys no config in configs/ has: {missing}"

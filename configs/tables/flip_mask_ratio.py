@@ -44,6 +44,7 @@ def get_table() -> Table:
         ),
         config="configs/flip.py:{scale}",
         demo=DEMO,
+        varies=("mask.image.ratio",),
         columns=(
             Column(IN_ZS, "zeroshot/colour/accuracy"),
             Column("I2T R@1", "retrieval/image_to_text/r@1"),

@@ -38,6 +38,7 @@ def get_table() -> Table:
         ),
         config=table5.config,
         demo=table5.demo,
+        varies=("mask.image.ratio", "mask.text.ratio"),
         stages=table5.stages,
         columns=tuple(c for c in table5.columns if c.stage == "finetune"),
         rows=(

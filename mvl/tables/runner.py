@@ -124,7 +124,7 @@ def plan(
         for index, row in enumerate(table.rows):
             pretrain = row_workdir(workdir, row.name, seed, "pretrain")
             values = {
-                **(table.demo if scale == "demo" else {}),
+                **(table.demo if scale == "demo" else table.paper),
                 **row.overrides,
                 "seed": seed,
             }

@@ -68,6 +68,8 @@ class Table:
     columns: tuple[Column, ...]
     # overrides for every row at demo scale (shorter runs: a row takes minutes on a CPU)
     demo: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # overrides for every row at paper scale (e.g. one recipe for rows of other configs)
+    paper: dict[str, Any] = dataclasses.field(default_factory=dict)
     stages: tuple[Stage, ...] = ()
     notes: str = ""  # what the demo can and cannot show; printed under the table
     # metric renames at paper scale, by prefix: the papers' benchmarks, which the runs
@@ -75,6 +77,11 @@ class Table:
     # held-out evaluations, e.g. {"retrieval/": "flickr30k/", "retrieval_itm/":
     # "flickr30k_itm/", "zeroshot/colour/accuracy": "imagenet/top1"}
     paper_metrics: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Config keys (dotted prefixes, e.g. "objectives", "model.text_decoder.depth") the
+    # rows may set differently: the table's variable. Every other key of the rows'
+    # resolved configs must agree, at demo and paper scale (tests/test_table_recipes.py),
+    # so a comparison changes one thing, never the recipe with it.
+    varies: tuple[str, ...] = ()
 
     def __post_init__(self):
         names = [row.name for row in self.rows]

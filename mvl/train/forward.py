@@ -17,12 +17,16 @@ from mvl import mask
 class Forward:
     """`params` None: `model` is already bound (inside `Module.init`, mvl/train/state.py),
     so calls go to it directly. `teacher`: images -> the teacher's patch features
-    (mvl/targets/teacher.py), or None."""
+    (mvl/targets/teacher.py), or None. `teacher_head`: the state's teacher head (an EMA
+    codebook, a centre: mvl/objectives/distill.py), or None."""
 
-    def __init__(self, model, params, batch, masks, rng, teacher=None, train=False):
+    def __init__(
+        self, model, params, batch, masks, rng, teacher=None, train=False, teacher_head=None
+    ):
         self.model, self.params, self.batch, self.masks = model, params, batch, masks
         self._rng = rng
         self.teacher = teacher
+        self.teacher_head = teacher_head
         self._cache = {}
         # Training passes get a "dropout" rng, which turns on stochastic depth
         # (model.image.drop_path); evaluation passes none and keeps every block.

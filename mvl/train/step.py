@@ -38,25 +38,34 @@ def make_masks(cfg, batch, mask_rng, model):
 
 
 def teacher_features_fn(teacher):
-    """`teacher` (module, params) or None -> images -> its patch features, or None."""
+    """`teacher` (module, params[, head]) or None -> images -> its patch features, or None."""
     if teacher is None:
         return None
-    module, params = teacher
+    module, params = teacher[:2]
     return lambda images: targets.teacher_patch_features(module, params, images)
 
 
 def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=None):
     """Runs the enabled objectives; returns (weighted total, metrics dict).
 
-    `teacher` is (module, params) of a teacher tower, or None.
+    `teacher` is (module, params) of a teacher tower, or None; a third entry, the
+    state's teacher head (mvl/objectives/distill.py), may follow.
     """
     masks = make_masks(cfg, batch, mask_rng, model)
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
 def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None, train=False):
+    head = teacher[2] if teacher is not None and len(teacher) > 2 else None
     forward = Forward(
-        model, params, batch, masks, objective_rng, teacher_features_fn(teacher), train=train
+        model,
+        params,
+        batch,
+        masks,
+        objective_rng,
+        teacher_features_fn(teacher),
+        train=train,
+        teacher_head=head,
     )
     return run_objectives(forward, cfg)
 
@@ -84,7 +93,9 @@ def make_train_step(
 
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
-        teacher = None if teacher_model is None else (teacher_model, state.teacher)
+        teacher = (
+            None if teacher_model is None else (teacher_model, state.teacher, state.teacher_head)
+        )
         masks = make_masks(cfg, batch, mask_rng, model)
 
         def grads_and_metrics(params, batch, masks, rng):
@@ -112,6 +123,7 @@ def make_train_step(
             m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
             new_state = new_state.replace(teacher=ema.ema_update(state.teacher, params["image"], m))
             metrics["teacher/momentum"] = m
+        new_state = ema.update_teacher_head(cfg, state, new_state, metrics)
         new_state, metrics["skipped"] = skip_if_not_finite(state, new_state, metrics)
         return new_state, jax.tree.map(jnp.asarray, metrics)
 
@@ -123,7 +135,12 @@ def skip_if_not_finite(state: TrainState, new_state: TrainState, metrics: dict):
     parameters, optimizer state and teacher (the step counter still moves on, so the
     next step draws new masks); the loop counts skips and halts after too many in a row."""
     finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
-    kept = new_state.replace(params=state.params, opt_state=state.opt_state, teacher=state.teacher)
+    kept = new_state.replace(
+        params=state.params,
+        opt_state=state.opt_state,
+        teacher=state.teacher,
+        teacher_head=state.teacher_head,
+    )
     chosen = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
     return chosen, 1.0 - finite.astype(jnp.float32)
 
