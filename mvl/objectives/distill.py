@@ -44,7 +44,12 @@ def heads(cfg, model) -> dict:
     return {**feature_heads(cfg, model, section.head), "codebook": codebook}
 
 
-@register("distill", heads=heads, validate=lambda cfg: validate_head(cfg, "distill"))
+@register(
+    "distill",
+    heads=heads,
+    validate=lambda cfg: validate_head(cfg, "distill"),
+    count=lambda batch, masks, section: masks.image_hidden.sum(),  # what the loss divides by
+)
 def distill(forward, cfg):
     student = predict_patch_features(forward, cfg.head)
     return distill_loss(
