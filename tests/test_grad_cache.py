@@ -13,14 +13,14 @@ import jax
 import numpy as np
 import pytest
 
-from mvl import objectives, validate
+from mvl import validate
 from mvl.config import apply_overrides
 from mvl.runtime import sharding
 from mvl.train import state as state_lib
 from mvl.train.datasets import train_dataset
 from mvl.train.program import build_program
 from mvl.train.run_tokenizer import load_tokenizer
-from mvl.train.step import make_masks, step_gradients, step_rngs, teacher_features_fn
+from mvl.train.step import make_masks, step_gradients, step_rngs
 
 # Methods whose objectives are all per-example (MAE, MVP, MLIM's default) are covered
 # too: their normalising counts (MLM's scored tokens) vary per slice.
@@ -44,7 +44,11 @@ def build(cfg, tmp_path):
     tokenizer = load_tokenizer(cfg, str(tmp_path))
     program = build_program(cfg, mesh, tokenizer.vocab_size, tokenizer.special_ids)
     state, _ = state_lib.initial_state(
-        program.model, program.optimizer, cfg, mesh, teacher=program.teacher_model,
+        program.model,
+        program.optimizer,
+        cfg,
+        mesh,
+        teacher=program.teacher_model,
         shardings=program.state_shardings,
     )
     batch = sharding.global_batch(next(iter(train_dataset(cfg, tokenizer, mesh))), mesh)
@@ -66,30 +70,34 @@ def gradients(cfg, program, state, batch, count: int):
     return jax.device_get(jax.jit(step)(state, batch))
 
 
-def coupled(cfg) -> list[str]:
-    return [name for name in objectives.enabled(cfg.objectives) if objectives.get(name).coupled]
-
-
 @pytest.mark.parametrize(
     "method, overrides", VARIANTS, ids=[m + ("_itm" if o else "") for m, o in VARIANTS]
 )
 def test_microbatches_give_the_full_batch_gradient(tiny_config, tmp_path, method, overrides):
     cfg = tiny_config(method, **overrides)
-    if method == "retrieval_finetune" or cfg.teacher.kind == "frozen":
-        apply_overrides(cfg, {"init.checkpoint": ""} if method == "retrieval_finetune" else {})
     mesh, rules, program, state, batch = build(cfg, tmp_path)
     with sharding.activate(mesh, rules):
         whole_grads, whole_metrics = gradients(cfg, program, state, batch, 1)
+        # atol relative to the largest gradient entry: tiny entries carry its rounding
+        atol = ATOL * max(float(np.abs(g).max()) for g in jax.tree.leaves(whole_grads))
         for count in (2, 4):
             grads, metrics = gradients(cfg, program, state, batch, count)
             for key in whole_metrics:
                 if key.endswith("loss"):
                     np.testing.assert_allclose(metrics[key], whole_metrics[key], rtol=RTOL)
-            scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(whole_grads))
             jax.tree.map(
-                lambda a, b: np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL * scale),
+                lambda a, b: np.testing.assert_allclose(a, b, rtol=RTOL, atol=atol),
                 grads,
                 whole_grads,
             )
-    # Every coupled objective's parameters got a gradient (the test compares something).
-    assert coupled(cfg) or method in ("mae", "mvp", "mlim")
+    assert atol > 0  # the comparison is not of zeros
+
+
+def test_microbatches_hold_one_slice_of_activations(tiny_config):
+    """The compiled step's temps (XLA's memory analysis, one device) at k = 4 are well
+    under those at k = 1: the towers' activations are held for one slice at a time."""
+    from mvl.perf.accumulation_memory import temps_by_microbatches
+
+    cfg = tiny_config("clip", **{"batch_size": "64", "mesh.data": "1"})
+    memory = temps_by_microbatches(cfg, (1, 4), jax.devices()[:1])
+    assert memory[4]["temp"] < 0.6 * memory[1]["temp"], memory

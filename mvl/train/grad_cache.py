@@ -146,9 +146,7 @@ def accumulate_exact(make_forward, cfg, params, batch, masks, rng, count: int):
         return jax.tree.map(jnp.add, grad_sum, slice_grad), (total, slice_metrics)
 
     cotangents = split_microbatches(cotangents, count)
-    grads, (totals, slice_metrics) = jax.lax.scan(
-        slice_grads, grads, (indices, micro, cotangents)
-    )
+    grads, (totals, slice_metrics) = jax.lax.scan(slice_grads, grads, (indices, micro, cotangents))
     for key, values in slice_metrics.items():
         # losses were scaled by their slice's share: their sum is the full-batch loss
         metrics[key] = values.sum(0) if key.endswith("/loss") else values.mean(0)
