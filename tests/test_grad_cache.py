@@ -32,10 +32,10 @@ METHODS = sorted(
 VARIANTS = [(method, {}) for method in METHODS] + [
     ("mlim", {"objectives.stream_itm.weight": "1.0", "objectives.recon.weight": "0.0"})
 ]
-# The default suite runs three that cover every coupled objective (SigLIP; MaskVLM's ITC,
+# The default suite runs three that cover every coupled objective (SigLIP; MaskVLM+MVP's ITC,
 # ITM mining, MLM and MIM through the fusion; MLIM's single-stream ITM and MLM); the
 # rest run with `pytest -m slow` (each compiles three steps).
-DEFAULT = {("siglip", False), ("maskvlm", False), ("mlim", True)}
+DEFAULT = {("siglip", False), ("maskvlm_mvp", False), ("mlim", True)}
 PARAMS = [
     pytest.param(
         method,
