@@ -127,7 +127,12 @@ def teacher_codebook_and_center(forward, cfg, student_codewords):
     return codewords, center
 
 
-@register("distill", heads=heads, validate=validate)
+@register(
+    "distill",
+    heads=heads,
+    validate=validate,
+    count=lambda batch, masks, section: masks.image_hidden.sum(),  # what the loss divides by
+)
 def distill(forward, cfg):
     student = predict_patch_features(forward, cfg.head)
     teacher = forward.teacher_features()

@@ -6,12 +6,10 @@ Every method is a config of this one function: Mask (mvl/mask) -> Encoder passes
 static parts and returns a pure `(state, batch) -> (state, metrics)`.
 
 With `optim.microbatches = k > 1` the step draws the masks for the whole batch, then
-runs the forward and backward passes on k slices in a `lax.scan` and averages their
-gradients, so activations are held for one slice at a time. Losses that average over
-examples or over a fixed count of hidden patches per example (MAE, MIM with exact
-ratios) give the same update as one pass; losses that normalise by a count that
-varies between slices (MLM's masked tokens) are averaged per slice, and contrastive
-losses (ITC, SigLIP, ITM's negatives) see only their slice's examples as negatives.
+computes the same gradient as one full-batch pass with the activations of one slice
+at a time (mvl/train/grad_cache.py): batch-coupled objectives (ITC, SigLIP, ITM) run on
+the full batch from cached encoder outputs, so they keep every negative, and
+per-example objectives are weighted so their slices sum to the full-batch loss.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import optax
 
 from mvl import mask, objectives, targets
 from mvl.data.bad_sample import SKIP_KINDS
-from mvl.train import ema
+from mvl.train import ema, grad_cache
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
 
@@ -98,15 +96,8 @@ def make_train_step(
         )
         masks = make_masks(cfg, batch, mask_rng, model)
 
-        def grads_and_metrics(params, batch, masks, rng):
-            def loss_fn(params):
-                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher, train=True)
-
-            (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            return grads, metrics
-
-        grads, metrics = accumulate(
-            grads_and_metrics, state.params, batch, masks, objective_rng, cfg.optim.microbatches
+        grads, metrics = step_gradients(
+            model, cfg, state.params, batch, masks, objective_rng, teacher
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -145,37 +136,24 @@ def skip_if_not_finite(state: TrainState, new_state: TrainState, metrics: dict):
     return chosen, 1.0 - finite.astype(jnp.float32)
 
 
-def split_microbatches(tree, count: int):
-    """[B, ...] leaves -> [count, B / count, ...]; slice i takes rows i, i + count, ...
+def step_gradients(model, cfg, params, batch, masks, rng, teacher=None):
+    """(gradient of the weighted total w.r.t. `params`, metrics) of one step; with
+    `cfg.optim.microbatches` > 1 the same gradient, accumulated over that many slices."""
 
-    Interleaving (rather than contiguous blocks) keeps every slice spread over all
-    devices of a batch-sharded array, so each scan iteration uses the whole mesh.
-    """
+    teacher_fn = teacher_features_fn(teacher)
+    head = teacher[2] if teacher is not None and len(teacher) > 2 else None
 
-    def split(x):
-        if x.shape[0] % count:
-            raise ValueError(
-                f"batch of {x.shape[0]} rows is not divisible by optim.microbatches={count}"
-            )
-        return jnp.swapaxes(x.reshape((x.shape[0] // count, count) + x.shape[1:]), 0, 1)
-
-    return jax.tree.map(split, tree)
-
-
-def accumulate(grads_and_metrics, params, batch, masks, rng, count: int):
-    """`grads_and_metrics` over `count` microbatches, averaged (count 1: one plain call)."""
-    if count == 1:
-        return grads_and_metrics(params, batch, masks, rng)
-    micro = split_microbatches((batch, masks), count)
-
-    def body(grad_sum, inputs):
-        index, (micro_batch, micro_masks) = inputs
-        grads, metrics = grads_and_metrics(
-            params, micro_batch, micro_masks, jax.random.fold_in(rng, index)
+    def make_forward(params, batch, masks, rng, cache=None):
+        return Forward(
+            model, params, batch, masks, rng, teacher_fn, train=True, teacher_head=head, cache=cache
         )
-        return jax.tree.map(jnp.add, grad_sum, grads), metrics
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    grad_sum, metrics = jax.lax.scan(body, zeros, (jnp.arange(count), micro))
-    grads = jax.tree.map(lambda g: g / count, grad_sum)
-    return grads, jax.tree.map(lambda m: m.mean(0), metrics)
+    count = cfg.optim.microbatches
+    if count > 1:
+        return grad_cache.accumulate_exact(make_forward, cfg, params, batch, masks, rng, count)
+
+    def loss_fn(params):
+        return run_objectives(make_forward(params, batch, masks, rng), cfg)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grads, metrics
