@@ -15,7 +15,7 @@ stream's un-tuned pooled-item cosine, a zero-shot reference.
 MAM's average amount (its three modes average 32%) [?]; the paper's random baseline is
 not specified.
 
-Run (demo, 2-core CPU, ~6 min a row per seed, pretraining and fine-tuning):
+Run (demo, 2-core CPU, ~8-12 min a row per seed, pretraining and fine-tuning):
   python -m mvl.tables configs/tables/mlim_ablations.py --scale demo --seeds 3 \\
       --out configs/tables/results/mlim_ablations_demo.md
 
