@@ -23,9 +23,10 @@ shape / colour labels say which pairs match):
   python -m mvl.main --config configs/mlim_pair_matching.py:demo --workdir /tmp/mvl_mlim_pm \\
       --config.init.checkpoint=/tmp/mvl_mlim \\
       --config.data.tokenizer=/tmp/mvl_mlim/tokenizer.model
-Paper size: the paper's item pairs are proprietary; a labelled source of items is
-needed (data.source must provide the labels named in objectives.pair_match.labels,
-else the config is refused naming that key).
+Paper size: the paper's item pairs are proprietary. Like configs/mlim.py:paper, the
+`:paper` stage reads the generated shapes data (at 224 px) unless data.source is set;
+a real source must provide the labels named in objectives.pair_match.labels (mvl's
+real sources provide none today, so such a config is refused naming that key).
 
 Evaluation: pair_matching (mvl/evaluate/evaluators/pair_matching.py) ranks every pair
 of held-out items by the cosine of their head projections, which orders pairs exactly
