@@ -62,6 +62,9 @@ def get_config(arg=None):
     c.checkpoint.every_steps = min(c.checkpoint.every_steps, c.total_steps)
     c.evals = {}
     mvl_config.add_eval(
-        c, "pair_matching", modalities=("both", "text_only", "image_only"), tasks=("shape", "colour")
+        c,
+        "pair_matching",
+        modalities=("both", "text_only", "image_only"),
+        tasks=("shape", "colour"),
     )
     return c

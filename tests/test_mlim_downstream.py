@@ -136,7 +136,11 @@ def test_finetune_stage_trains_the_pair_head_from_pretraining_and_logs_grad_norm
 
     pretrain = tmp_path / "pretrain"
     args = main_args(
-        tokenizer_path, pretrain, "mlim", total_steps=2, objective_grad_norm_every=1,
+        tokenizer_path,
+        pretrain,
+        "mlim",
+        total_steps=2,
+        objective_grad_norm_every=1,
         log_every_steps=1,
     )
     assert mvl_main.main(args) == 0
@@ -147,7 +151,10 @@ def test_finetune_stage_trains_the_pair_head_from_pretraining_and_logs_grad_norm
 
     finetune = tmp_path / "finetune"
     args = main_args(
-        tokenizer_path, finetune, "mlim_pair_matching", total_steps=2,
+        tokenizer_path,
+        finetune,
+        "mlim_pair_matching",
+        total_steps=2,
         **{"init.checkpoint": str(pretrain)},
     )
     assert mvl_main.main(args) == 0

@@ -65,9 +65,7 @@ def get_table() -> Table:
         ),
         config="configs/mlim.py:{scale}",
         demo=DEMO,
-        stages=(
-            Stage("finetune", "configs/mlim_pair_matching.py:{scale}", demo=FINETUNE_DEMO),
-        ),
+        stages=(Stage("finetune", "configs/mlim_pair_matching.py:{scale}", demo=FINETUNE_DEMO),),
         columns=(
             Column("PR AUC", "pair_matching/both/average_precision", stage="finetune"),
             Column(
