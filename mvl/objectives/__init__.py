@@ -100,6 +100,7 @@ def _import_builtin():
         itm,
         mim,
         mlm,
+        pair_match,
         recon,
         siglip,
         stream_itm,
