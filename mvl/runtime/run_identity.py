@@ -40,6 +40,7 @@ RESUMABLE_KEYS = (
     # hardware picks another config.fit entry): recomputation and the mesh change
     # memory and speed, not the numbers.
     "model.remat",
+    "model.attention",  # the kernel: same numbers to float rounding
     "mesh.data",
     "mesh.fsdp",
     "mesh.tensor",
