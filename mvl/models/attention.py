@@ -14,8 +14,10 @@ positions are computed like any other (their outputs are ignored downstream).
 How each kernel gets the padding mask:
   cudnn   the boolean mask becomes an additive bias [B, 1, Lq, Lk] (cuDNN's flash kernel
           takes a bias; its sequence-length form would assume pads only at the end, which
-          MLIM's [text; patches] stream breaks). cuDNN wants even lengths when training
-          with a bias, so odd lengths are padded by one (pad keys invalid) and cut off.
+          MLIM's [text; patches] stream breaks). cuDNN's training kernel wants even
+          lengths (jax 0.10.2 applies its bias rule to every call), so odd lengths are
+          padded by one and cut off: pad keys are masked by the bias, or, without a
+          mask, by cuDNN's sequence lengths (no bias then).
   splash  segment ids: every query is in segment 1, a key is in segment 1 when valid and
           0 when not. Lengths are padded to a multiple of the kernel's block (pad keys in
           segment 0, pad queries cut off). Under a mesh the kernel runs per device in
@@ -70,11 +72,25 @@ def dot_product_attention(q, k, v, valid=None, causal=False, implementation="xla
 
 
 def _cudnn(q, k, v, valid, causal):
+    """jax 0.10.2 checks cuDNN's training kernel as if a bias were always given, and the
+    bias kernel wants even lengths: odd ones are padded by one and the pad cut off."""
+    batch, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     if valid is None:
-        return jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
-    length_q = q.shape[1]
+        keys = None if length_k % 2 == 0 else jnp.full((batch,), length_k, jnp.int32)
+        queries = None if length_q % 2 == 0 else jnp.full((batch,), length_q, jnp.int32)
+        q, k, v, _ = _pad_lengths(q, k, v, None, multiple=2)
+        out = jax.nn.dot_product_attention(
+            q,
+            k,
+            v,
+            is_causal=causal,
+            query_seq_lengths=queries,
+            key_value_seq_lengths=keys,
+            implementation="cudnn",
+        )
+        return out[:, :length_q]
     q, k, v, valid = _pad_lengths(q, k, v, valid, multiple=2)
-    bias_shape = (q.shape[0], 1, q.shape[1], k.shape[1])
+    bias_shape = (batch, 1, q.shape[1], k.shape[1])
     mask = jnp.broadcast_to(valid[:, None, None, :], bias_shape)
     out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation="cudnn")
     return out[:, :length_q]
@@ -163,7 +179,7 @@ def _pad_lengths(q, k, v, valid, multiple: int):
         widths[axis] = (0, extra)
         return jnp.pad(x, widths)
 
-    return pad(q, 1), pad(k, 1), pad(v, 1), pad(valid, 1)
+    return pad(q, 1), pad(k, 1), pad(v, 1), None if valid is None else pad(valid, 1)
 
 
 # Config rules ---------------------------------------------------------------------
