@@ -49,7 +49,18 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# Interpret mode is slow (~15 s a case on 2 busy cores): the two self-attention cases
+# in the default suite, the rest with the slow tests.
+SLOW_CASES = ("one_query", "cross_padded")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=[pytest.mark.slow(minutes=0.5)] if case in SLOW_CASES else [])
+        for case in CASES
+    ],
+)
 def test_splash_matches_xla_forward_and_backward(case):
     length_q, length_k, lengths, causal = CASES[case]
     q, k, v = qkv(3, length_q, length_k)
@@ -87,6 +98,7 @@ def losses(cfg, model, params, batch, masks):
     return run_objectives(Forward(model, params, batch, masks, jax.random.PRNGKey(1)), cfg)
 
 
+@pytest.mark.slow(minutes=5)
 def test_every_stack_of_maskvlm_gives_the_same_losses_and_grads_with_splash(tiny_config):
     """Image and text towers (padded captions), both fusion encoders (image queries over
     padded text keys, text queries over patches) and the pixel decoder's cross-attention,
@@ -101,7 +113,10 @@ def test_every_stack_of_maskvlm_gives_the_same_losses_and_grads_with_splash(tiny
     text = rng.integers(4, 128, (4, cfg.data.max_text_len)).astype(np.int32)
     for row, length in enumerate([3, 9, 24, 6]):  # real captions padded to max_text_len
         text[row, length:] = SENTENCEPIECE.pad
-    batch = {"image": jnp.asarray(rng.random((4, 32, 32, 3)), jnp.float32), "text": text}
+    batch = {
+        "image": jnp.asarray(rng.random((4, 32, 32, 3)), jnp.float32),
+        "text": jnp.asarray(text),
+    }
     masks = mask.make_masks(cfg, batch, jax.random.PRNGKey(2), 128, SENTENCEPIECE)
 
     def total_and_grads(impl):
@@ -120,11 +135,60 @@ def test_every_stack_of_maskvlm_gives_the_same_losses_and_grads_with_splash(tiny
             )
     flat = jax.tree_util.tree_leaves_with_path(xla_grads)
     other = dict(jax.tree_util.tree_leaves_with_path(splash_grads))
-    for path, grad in flat:  # float32 rounding, relative to each gradient's scale
-        scale = float(jnp.abs(grad).max()) + 1e-6
+    # float32 rounding against the gradients' scale (a key bias's gradient is exactly 0
+    # in theory: softmax ignores a shift shared by every key; both give ~1e-9 noise)
+    scale = max(float(jnp.abs(grad).max()) for _, grad in flat)
+    for path, grad in flat:
         np.testing.assert_allclose(
-            other[path], grad, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path)
+            other[path], grad, rtol=1e-4, atol=1e-6 * scale, err_msg=jax.tree_util.keystr(path)
         )
+
+
+def attention_products(jaxpr) -> int:
+    """Batched matrix products outside any Pallas kernel: the XLA path's scores and
+    weighted values (projections, MLPs and ITC's similarities are unbatched; splash's
+    per-row sum(dO * O) before its backward kernels has no free dimension)."""
+    found = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = eqn.params["dimension_numbers"]
+            lhs, rhs = (v.aval.ndim for v in eqn.invars[:2])
+            lhs_free = lhs - len(lhs_contract) - len(lhs_batch)
+            rhs_free = rhs - len(rhs_contract) - len(rhs_batch)
+            found += bool(lhs_batch) and lhs_free > 0 and rhs_free > 0
+        elif eqn.primitive.name != "pallas_call":
+            for value in eqn.params.values():
+                for item in value if isinstance(value, (tuple, list)) else (value,):
+                    if isinstance(item, jax.extend.core.ClosedJaxpr):
+                        found += attention_products(item.jaxpr)
+                    elif isinstance(item, jax.extend.core.Jaxpr):
+                        found += attention_products(item)
+    return found
+
+
+def traced_step(cfg):
+    """The jaxpr of the gradient of `cfg`'s objectives (traced only: nothing runs)."""
+    from mvl import mask
+
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    params = jax.eval_shape(lambda key: init_params(model, cfg, key), jax.random.key(0))
+    batch = {
+        "image": jnp.zeros((2, 32, 32, 3)),
+        "text": jnp.full((2, cfg.data.max_text_len), 5, jnp.int32),
+    }
+    masks = mask.make_masks(cfg, batch, jax.random.PRNGKey(2), 128, SENTENCEPIECE)
+    step = jax.grad(lambda p: losses(cfg, model, p, batch, masks)[0])
+    return jax.make_jaxpr(step)(params).jaxpr
+
+
+@pytest.mark.parametrize("method", ["maskvlm", "mlim"])
+def test_every_attention_runs_the_configured_kernel(tiny_config, method):
+    """With splash no attention product is left to XLA in any stack (towers, fusion,
+    decoders, MLIM's single stream), forward or backward; with xla they are there."""
+    xla = traced_step(tiny_config(method))
+    splash = traced_step(tiny_config(method, **{"model.attention": "splash"}))
+    assert attention_products(xla) > 0
+    assert attention_products(splash) == 0
 
 
 # Validation: one line naming model.attention and what is wrong ------------------------
