@@ -256,3 +256,20 @@ def test_a_training_run_on_cpu_refuses_splash_before_building(tiny_config, tmp_p
 
     with pytest.raises(ConfigError, match=r"model.attention='splash': runs on TPU only"):
         Trainer(tiny_config("clip", **{"model.attention": "splash"}), str(tmp_path))
+
+
+def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
+    """mvl.compile counts a Pallas kernel's body once per tile: splash's forward is the
+    XLA path's two products (128 tokens: no padding, every tile computed)."""
+    from mvl.compile import flops
+
+    q = jax.ShapeDtypeStruct((2, 128, HEADS, 64), jnp.float32)
+
+    def forward(implementation):
+        def run(q):
+            return attention.dot_product_attention(q, q, q, None, False, implementation).sum()
+
+        return flops.count(jax.make_jaxpr(run)(q).jaxpr)[0]
+
+    one_product = 2 * 2 * HEADS * 128 * 128 * 64
+    assert forward("xla") == forward("splash") == 2 * one_product
