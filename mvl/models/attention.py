@@ -137,8 +137,9 @@ def _splash(q, k, v, valid, causal):
     return out.transpose(0, 2, 1, 3)[:, :length_q]
 
 
-@functools.lru_cache(maxsize=64)
 def _splash_kernel(heads, length_q, length_k, causal, interpret):
+    """Built afresh in every trace: the kernel holds its mask's block tables as arrays,
+    which a cache would carry from one trace into another."""
     from jax.experimental.pallas.ops.tpu.splash_attention import (
         splash_attention_kernel as kernel_lib,
     )
