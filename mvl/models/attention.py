@@ -9,7 +9,10 @@ implementations with the same semantics.
 
 Semantics (all three): `valid` [B, Lk] marks real keys; a query attends to every valid
 key (and, `causal`, only to keys at or before its own position). Queries at pad
-positions are computed like any other (their outputs are ignored downstream).
+positions are computed like any other (their outputs are ignored downstream). A row
+with no valid key at all has no defined output: `xla` averages every key's value,
+`splash` every key of its padded length; no mvl model builds one (a caption keeps its
+start token, MLIM's stream its patches).
 
 How each kernel gets the padding mask:
   cudnn   the boolean mask becomes an additive bias [B, 1, Lq, Lk] (cuDNN's flash kernel
