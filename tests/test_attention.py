@@ -259,8 +259,9 @@ def test_a_training_run_on_cpu_refuses_splash_before_building(tiny_config, tmp_p
 
 
 def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
-    """mvl.compile counts a Pallas kernel's body once per tile: splash's forward is the
-    XLA path's two products (128 tokens: no padding, every tile computed)."""
+    """mvl.compile counts a Pallas kernel's body once per tile and a shard_map's once per
+    device: splash's forward is the XLA path's two products (128 tokens: no padding,
+    every tile computed)."""
     from mvl.compile import flops
 
     q = jax.ShapeDtypeStruct((2, 128, HEADS, 64), jnp.float32)
@@ -273,3 +274,7 @@ def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
 
     one_product = 2 * 2 * HEADS * 128 * 128 * 64
     assert forward("xla") == forward("splash") == 2 * one_product
+    # under a mesh the kernel's shapes are one device's: counted once per device
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp": 1, "tensor": 2}))
+    with jax.set_mesh(mesh), nn.logical_axis_rules(DEFAULT_RULES):
+        assert forward("splash") == 2 * one_product

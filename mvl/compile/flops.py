@@ -133,6 +133,11 @@ def count(jaxpr) -> tuple[int, int]:
             m, e = count(eqn.params["jaxpr"])
             tiles = math.prod(eqn.params["grid_mapping"].grid)
             matmul, elementwise = matmul + tiles * m, elementwise + tiles * e
+        elif name == "shard_map":  # the body's shapes are one device's: once per device
+            axes = eqn.params.get("newly_manual_axes") or eqn.params["mesh"].axis_names
+            devices = math.prod(eqn.params["mesh"].shape[axis] for axis in axes)
+            m, e = count(eqn.params["jaxpr"])
+            matmul, elementwise = matmul + devices * m, elementwise + devices * e
         elif name == "cond":  # one branch runs: the dearest
             branches = [count(b.jaxpr) for b in eqn.params["branches"]]
             best = max(branches, key=sum)
