@@ -275,6 +275,6 @@ def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
     one_product = 2 * 2 * HEADS * 128 * 128 * 64
     assert forward("xla") == forward("splash") == 2 * one_product
     # under a mesh the kernel's shapes are one device's: counted once per device
-    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp": 1, "tensor": 2}))
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 2}))
     with jax.set_mesh(mesh), nn.logical_axis_rules(DEFAULT_RULES):
         assert forward("splash") == 2 * one_product
