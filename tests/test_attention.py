@@ -264,7 +264,7 @@ def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
     every tile computed)."""
     from mvl.compile import flops
 
-    q = jax.ShapeDtypeStruct((2, 128, HEADS, 64), jnp.float32)
+    q = jax.ShapeDtypeStruct((4, 128, HEADS, 64), jnp.float32)
 
     def forward(implementation):
         def run(q):
@@ -272,7 +272,7 @@ def test_mvl_compiles_flop_count_sees_inside_the_splash_kernel():
 
         return flops.count(jax.make_jaxpr(run)(q).jaxpr)[0]
 
-    one_product = 2 * 2 * HEADS * 128 * 128 * 64
+    one_product = 2 * 4 * HEADS * 128 * 128 * 64
     assert forward("xla") == forward("splash") == 2 * one_product
     # under a mesh the kernel's shapes are one device's: counted once per device
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 2}))
