@@ -12,6 +12,9 @@ limit (mvl/perf/input_pipeline.py; `python -m mvl.bench --input synthetic:2000`)
 --breakdown instead splits a multi-objective step (MaskVLM's ITC / ITM / MLM / MIM):
 each objective alone and each left out, FLOPs and step time (mvl/perf/cost_breakdown.py).
 
+--sweep KEY=V1,V2,... times the step at each value of one key in one process and prints
+ratios to the first (mvl/perf/sweep.py; e.g. FLIP's mask.image.ratio=0,0.5,0.75).
+
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
 architecture and batch on this machine (mvl/perf/open_clip_step.py) and prints the ratios.
 """
@@ -208,6 +211,7 @@ def parse_args(argv):
         action="store_true",
         help="time and count the step with each objective alone and each left out",
     )
+    parser.add_argument("--sweep", help="KEY=V1,V2,...: the step at each value of one key")
     parser.add_argument(
         "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
     )
@@ -236,6 +240,15 @@ def _bench(argv) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"config": args.config, "breakdown": results}, f, indent=1)
+        return 0
+    if args.sweep:
+        from mvl.perf import sweep
+
+        swept = sweep.run(cfg, workdir, args.steps, args.sweep)
+        print(sweep.table(swept))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": args.config, "sweep": swept}, f, indent=1)
         return 0
     if args.compare:
         check_comparable(cfg)

@@ -95,3 +95,22 @@ def test_breakdown_splits_a_maskvlm_step_by_objective(tokenizer_path, tmp_path):
             assert alone["flops_per_step"] < whole, name
     assert rows["only itc"]["flops_vs_cheapest_single"] == 1.0
     assert rows["all"]["flops_vs_cheapest_single"] > 1.5
+
+
+def test_sweep_times_each_value_of_one_key(tokenizer_path, tmp_path):
+    """FLIP's dropped patches: 75% hidden costs fewer FLOPs than 0%, in one process."""
+    out = tmp_path / "sweep.json"
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("flip"), "data.tokenizer": tokenizer_path}.items()
+    ]
+    argv = ["--config", "configs/flip.py:demo", *overrides, "--steps", "1"]
+    argv += ["--sweep", "mask.image.ratio=0.0,0.75", "--json", str(out)]
+    assert bench.main(argv + ["--workdir", str(tmp_path / "w")]) == 0
+    swept = json.loads(out.read_text())["sweep"]
+    assert swept["key"] == "mask.image.ratio" and list(swept["results"]) == ["0.0", "0.75"]
+    none, most = swept["results"]["0.0"], swept["results"]["0.75"]
+    assert none["flops_vs_first"] == 1.0 and none["speedup"] == 1.0
+    # a quarter of the patches through the image tower (the text tower is unchanged)
+    assert most["flops_vs_first"] < 0.9
+    assert most["step_s"] > 0
