@@ -88,9 +88,11 @@ def compiled_peak_bytes(compiled) -> int | None:
 
 
 def step_flops_per_device(trainer, batch) -> float:
-    """FLOPs of one train step. XLA's cost analysis counts a loop body once, so with
-    gradient accumulation (a lax.scan over microbatches) they come from the same step
-    compiled without it: the same arithmetic, in one pass."""
+    """Model FLOPs of one train step. XLA's cost analysis counts a loop body once, so
+    with gradient accumulation (a lax.scan over microbatches) they come from the same
+    step compiled without it: the model's arithmetic in one pass. Exact accumulation
+    (mvl/train/grad_cache.py) also runs the coupled objectives' towers once more without
+    gradient; that recomputation is left out, as MFU counts model FLOPs."""
     from mvl.runtime import sharding
     from mvl.train.step import make_train_step
 
