@@ -15,6 +15,10 @@ each objective alone and each left out, FLOPs and step time (mvl/perf/cost_break
 --sweep KEY=V1,V2,... times the step at each value of one key in one process and prints
 ratios to the first (mvl/perf/sweep.py; e.g. FLIP's mask.image.ratio=0,0.5,0.75).
 
+--profile DIR traces the step with jax.profiler into DIR and prints the share of op time
+by kind (matmul, fused elementwise, transpose / copy, ...) and the top ops
+(mvl/perf/step_profile.py).
+
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
 architecture and batch on this machine (mvl/perf/open_clip_step.py) and prints the ratios.
 """
@@ -213,6 +217,7 @@ def parse_args(argv):
         action="store_true",
         help="time and count the step with each objective alone and each left out",
     )
+    parser.add_argument("--profile", metavar="DIR", help="trace the step into DIR; op time by kind")
     parser.add_argument("--sweep", help="KEY=V1,V2,...: the step at each value of one key")
     parser.add_argument(
         "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
@@ -242,6 +247,15 @@ def _bench(argv) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"config": args.config, "breakdown": results}, f, indent=1)
+        return 0
+    if args.profile:
+        from mvl.perf import step_profile
+
+        profiled = step_profile.run(cfg, workdir, args.steps, args.profile)
+        print(step_profile.table(profiled))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": args.config, "profile": profiled}, f, indent=1)
         return 0
     if args.sweep:
         from mvl.perf import sweep
