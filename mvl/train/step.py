@@ -22,6 +22,7 @@ import optax
 
 from mvl import mask, objectives, targets
 from mvl.data.bad_sample import SKIP_KINDS
+from mvl.objectives import stages
 from mvl.train import ema
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
@@ -54,21 +55,29 @@ def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=N
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
-def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None, train=False):
+def losses_with_masks(
+    model, cfg, params, batch, masks, objective_rng, teacher=None, train=False, step=None
+):
     forward = Forward(
         model, params, batch, masks, objective_rng, teacher_features_fn(teacher), train=train
     )
-    return run_objectives(forward, cfg)
+    return run_objectives(forward, cfg, step)
 
 
-def run_objectives(forward, cfg):
-    """(weighted total, metrics) of every enabled objective on one `Forward`."""
+def run_objectives(forward, cfg, step=None):
+    """(weighted total, metrics) of every enabled objective on one `Forward`; `step` (the
+    state's step counter; None: evaluation) switches staged objectives on
+    (mvl/objectives/stages.py)."""
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
-        loss, extra = objectives.get(name).loss(forward, cfg.objectives[name])
+        start = stages.start_step(cfg, name)
+        objective = objectives.get(name)
+        loss, extra = stages.staged_loss(forward, objective, cfg.objectives[name], start, step)
         total = total + weight * loss
         metrics[f"{name}/loss"] = loss
         metrics.update({f"{name}/{key}": value for key, value in extra.items()})
+        if start > 0 and step is not None:
+            metrics[f"stage/{name}"] = (step >= start).astype(jnp.float32)
     metrics["loss"] = total
     return total, metrics
 
@@ -89,7 +98,9 @@ def make_train_step(
 
         def grads_and_metrics(params, batch, masks, rng):
             def loss_fn(params):
-                return losses_with_masks(model, cfg, params, batch, masks, rng, teacher, train=True)
+                return losses_with_masks(
+                    model, cfg, params, batch, masks, rng, teacher, train=True, step=state.step
+                )
 
             (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             return grads, metrics
