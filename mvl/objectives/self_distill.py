@@ -77,7 +77,9 @@ def validate(cfg) -> None:
 
 @register(
     "self_distill",
-    heads=lambda cfg, model: {"self_distill_head": prototype_head(cfg.objectives.self_distill, model)},
+    heads=lambda cfg, model: {
+        "self_distill_head": prototype_head(cfg.objectives.self_distill, model)
+    },
     validate=validate,
 )
 def self_distill(forward, cfg):

@@ -52,8 +52,7 @@ def validate(cfg) -> None:
         where = f"objectives.{name}"
         if step is not None and fraction is not None:
             raise ConfigError(
-                f"config {where}: give start_step={step!r} or start_fraction={fraction!r}, "
-                "not both"
+                f"config {where}: give start_step={step!r} or start_fraction={fraction!r}, not both"
             )
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise ConfigError(f"config {where}.start_step={step!r}: must be an int >= 0")
