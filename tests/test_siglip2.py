@@ -219,3 +219,31 @@ def test_every_objective_loss_falls_on_the_demo(tiny_config, tmp_path):
         losses = [m[f"{name}/loss"] for m in history[first:]]
         assert all(m[f"{name}/loss"] == 0 for m in history[:first]), name
         assert np.mean(losses[-4:]) < np.mean(losses[:4]), (name, losses)
+
+
+@pytest.mark.slow(minutes=1)
+def test_greedy_captions_are_the_decoders_own_argmax_up_to_the_end_token(tiny_config):
+    """Each generated token is the argmax of a teacher-forced pass over the tokens
+    before it; after the end token only pads follow."""
+    from mvl.data.special_tokens import CLS, SENTENCEPIECE
+    from mvl.evaluate.captioning import make_greedy_fn
+    from mvl.models.model import build_model
+    from mvl.train.state import init_params
+
+    cfg = siglip2_config(tiny_config)
+    model = build_model(cfg, 128, SENTENCEPIECE)
+    params = init_params(model, cfg, jax.random.PRNGKey(0))
+    images = jax.random.uniform(jax.random.PRNGKey(1), (3, 32, 32, 3))
+    start = jnp.full((3,), CLS, jnp.int32)
+    ids = np.asarray(make_greedy_fn(model, 24)(params, images, start))
+    assert ids.shape == (3, 24) and (ids[:, 0] == start).all()
+    tokens = model.apply({"params": params}, images, method="encode_image")[:, 1:]
+    logits = model.apply(
+        {"params": params}, "caption_decoder", ids[:, :-1], tokens, True, method="head"
+    )
+    expected = np.asarray(jnp.argmax(logits, -1))
+    for row, want in zip(ids, expected):
+        ends = np.flatnonzero(row[1:] == SENTENCEPIECE.end)
+        stop = ends[0] + 1 if len(ends) else len(want)
+        np.testing.assert_array_equal(row[1 : stop + 1], want[:stop])
+        assert (row[stop + 1 :] == SENTENCEPIECE.pad).all()
