@@ -5,9 +5,11 @@ Any objective's section may say when it starts, by one of
   objectives.<name>.start_fraction  the same as a share of total_steps (SigLIP 2 adds
                                     self-distillation and masked prediction for the last
                                     20% of training: start_fraction=0.8).
-Before its start the objective's loss is not computed at all (a `lax.cond` on the step
-counter of the train state), so it adds exactly zero to the loss and the gradient; from
-its start it adds weight * loss. The stage is a function of `state.step` only, so a run
+Before its start the objective's branch of a `lax.cond` on the train state's step
+counter is skipped, so it adds exactly zero to the loss and the gradient; from its start
+it adds weight * loss. A skipped branch still hands the backward pass zero-filled
+buffers of its residuals' shapes (SigLIP 2's demo: 1.2 s a step before the stage vs
+1.0 s with the two staged objectives off, and 3.1 s once they run). The stage is a function of `state.step` only, so a run
 resumed on either side of the start trains exactly as an uninterrupted one. Each step
 reports `stage/<name>` (0 before, 1 from the start) and the loop prints a line when a
 staged objective starts. Evaluation (step None) always computes every objective.
