@@ -2,7 +2,8 @@
 
 Mask: MaskVLM's (image 60% in blocks, replaced; text 30% BERT). Encoder: MaskVLM's towers
 and cross-modal encoders. Target: pixels and token ids as in MaskVLM, plus a frozen CLIP
-image tower's per-patch features of the hidden patches. Head: MaskVLM's heads + a linear
+image tower's per-patch features of the hidden patches (as in configs/mvp.py: after the
+tower's final LayerNorm, `ln_post`, on every patch token, no projection [?]). Head: MaskVLM's heads + a linear
 feature head (cosine). The masked-image encoding is computed once and shared by MIM and
 the feature objective. No paper trains this; MVP and MaskCLIP argue that feature targets
 beat pixel targets, which this config lets you test inside MaskVLM.

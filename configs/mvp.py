@@ -5,7 +5,11 @@ Mask: BEiT's block-wise masking of ~40% of the patches [?] (random rectangles of
       4 on the demo's 8x8 grid), hidden patches replaced by a learned mask token.
 Encoder: ViT (the student). Target: the frozen teacher's per-patch features of the full
       image; the teacher is the image tower of a CLIP run (`teacher.checkpoint`), kept in
-      TrainState.teacher: never in the optimizer state, never differentiated.
+      TrainState.teacher: never in the optimizer state, never differentiated. Which
+      features: the tower's output after its final LayerNorm (open_clip's `ln_post`,
+      applied to every token) at each patch, [CLS] dropped, without CLIP's projection
+      into the joint embedding space [?] (the paper says the CLIP image encoder's
+      features; mvl/targets/teacher.py; not a key).
 Head: a linear feature head; cosine distance [?] (`objectives.features.loss=mse` also).
 
 Run (CPU demo): first a CLIP teacher, then MVP on top of it:
@@ -27,7 +31,8 @@ MVP follows, [?] a guess; docs/methods.md):
   student: ViT-B/16 at 224 px [PAPER]; drop path 0.1 and layer scale 0.1 [CODE: BEiT]
   mask: BEiT's block-wise masking of ~40% (75 of 196 patches) [?], blocks of >= 16
       patches, aspect 0.3-3.3 [CODE: BEiT]; hidden patches replaced by a mask token
-  target: the frozen CLIP ViT-B/16 image tower's patch features [PAPER]; its
+  target: the frozen CLIP ViT-B/16 image tower's patch features [PAPER], taken after
+      its final LayerNorm on every patch token, no projection [?]; its
       architecture is read from teacher.checkpoint at start (the teacher.image keys
       here describe OpenAI's ViT-B/16 for tools that build it without a checkpoint)
   head: linear, cosine distance [?]

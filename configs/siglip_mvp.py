@@ -3,7 +3,8 @@
 Mask: 40% of the patches in blocks, replaced by a mask token (for the feature objective
 only; the sigmoid loss sees the full image). Encoder: ViT + text transformer.
 Target: the paired text (sigmoid loss) and a frozen CLIP image tower's per-patch
-features (cosine). No paper trains this.
+features (cosine; as in configs/mvp.py: after the tower's final LayerNorm, `ln_post`, on
+every patch token, no projection [?]). No paper trains this.
 
 Run (CPU demo; the teacher is a CLIP run):
   python -m mvl.main --config configs/clip.py:demo --workdir /tmp/mvl_clip

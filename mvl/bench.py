@@ -9,6 +9,9 @@ one fixed batch, so data loading is not timed.
 --input SPEC instead measures the input pipeline against this machine's bare JPEG decode
 limit (mvl/perf/input_pipeline.py; `python -m mvl.bench --input synthetic:2000`).
 
+--breakdown instead splits a multi-objective step (MaskVLM's ITC / ITM / MLM / MIM):
+each objective alone and each left out, FLOPs and step time (mvl/perf/cost_breakdown.py).
+
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
 architecture and batch on this machine (mvl/perf/open_clip_step.py) and prints the ratios.
 """
@@ -107,7 +110,7 @@ def step_flops_per_device(trainer, batch) -> float:
         return compiled_flops(step.lower(trainer.state, batch).compile())
 
 
-def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
+def benchmark(cfg, workdir: str, steps: int, warmup: int = 2, matmul_peak: bool = True) -> dict:
     from mvl.runtime import sharding
     from mvl.train.loop import Trainer
 
@@ -131,7 +134,8 @@ def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
     else:
         flops_per_device = compiled_flops(compiled)
     achieved_per_device = flops_per_device / step_s
-    peak_measured = measured_matmul_peak(jnp.dtype(cfg.model.dtype))
+    # (a breakdown's many variants skip it: they report ratios of one another)
+    peak_measured = measured_matmul_peak(jnp.dtype(cfg.model.dtype)) if matmul_peak else None
     kind = jax.devices()[0].device_kind
     peak_datasheet = datasheet_peak(kind)
     stats = jax.devices()[0].memory_stats() or {}
@@ -148,7 +152,7 @@ def benchmark(cfg, workdir: str, steps: int, warmup: int = 2) -> dict:
         "model_flops_per_step": flops_per_device * devices,
         "achieved_flops_per_s": achieved_per_device * devices,
         "matmul_peak_flops_per_s_per_device": peak_measured,
-        "mfu_vs_measured_matmul": achieved_per_device / peak_measured,
+        "mfu_vs_measured_matmul": achieved_per_device / peak_measured if peak_measured else None,
         "datasheet_peak_flops_per_s_per_device": peak_datasheet,
         "mfu_vs_datasheet": achieved_per_device / peak_datasheet if peak_datasheet else None,
         "compiled_peak_bytes_per_device": compiled_peak_bytes(compiled),
@@ -186,13 +190,23 @@ def compared_with_open_clip(cfg, ours: dict, args) -> dict:
 def parse_args(argv):
     parser = config_lib.command_line("python -m mvl.bench", __doc__)
     parser.add_argument("--config", required=True, help="configs/X.py[:arg]")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=10,
+        help="timed steps (after 2 warm-up; --breakdown: 0 = FLOPs only)",
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     parser.add_argument("--workdir", help="for the tokenizer; default a temporary directory")
     parser.add_argument(
         "--compare",
         choices=["open_clip"],
         help="also time this implementation's step for the same architecture and batch",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time and count the step with each objective alone and each left out",
     )
     parser.add_argument(
         "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
@@ -214,6 +228,15 @@ def _bench(argv) -> int:
         return input_pipeline.run(argv)
     cfg, args = parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
+    if args.breakdown:
+        from mvl.perf import cost_breakdown
+
+        results = cost_breakdown.run(cfg, workdir, args.steps)
+        print(cost_breakdown.table(results))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": args.config, "breakdown": results}, f, indent=1)
+        return 0
     if args.compare:
         check_comparable(cfg)
     result = benchmark(cfg, workdir, args.steps)

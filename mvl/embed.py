@@ -113,31 +113,38 @@ def load_token_ids(args, cfg, run_dir: str) -> tuple[np.ndarray, list[str]]:
     return tokenizer.encode(lines, cfg.data.max_text_len).astype(np.int32), lines
 
 
-def run_tokenizer(cfg, run_dir: str):
-    """The run's tokenizer; a vocabulary recorded by absolute path is also looked for
-    in the run directory (a converted run that was moved)."""
-    from mvl.train.run_tokenizer import load_tokenizer
-
+def find_moved_vocabulary(cfg, run_dir: str) -> None:
+    """A vocabulary recorded by absolute path is also looked for in the run directory
+    (a converted run that was moved): data.tokenizer is pointed at it there."""
     path = cfg.data.tokenizer
     moved = os.path.join(run_dir, os.path.basename(path)) if path else ""
     if path and not os.path.exists(path) and os.path.exists(moved):
         cfg.data.tokenizer = moved
+
+
+def run_tokenizer(cfg, run_dir: str):
+    """The run's tokenizer (see find_moved_vocabulary)."""
+    from mvl.train.run_tokenizer import load_tokenizer
+
+    find_moved_vocabulary(cfg, run_dir)
     return load_tokenizer(cfg, run_dir, train_if_missing=False)
 
 
 def embed(args) -> dict[str, np.ndarray]:
     import jax
 
-    from mvl.data import special_tokens
     from mvl.evaluate.embeddings import Embedder
     from mvl.models.model import build_model
     from mvl.runtime import sharding
+    from mvl.train.run_tokenizer import special_ids
     from mvl.weights import run_dir
 
     cfg, params = run_dir.read(args.checkpoint)
     embedding = params.get("text", {}).get("token_embedding", {}).get("embedding")
     vocab = embedding.shape[0] if embedding is not None else 1
-    model = build_model(cfg, vocab, special_tokens.SENTENCEPIECE)  # as before: mvl's ids
+    find_moved_vocabulary(cfg, args.checkpoint)
+    # The run's tokenizer's ids: a CLIP BPE run pads with 0, which is also a real token.
+    model = build_model(cfg, vocab, special_ids(cfg))
     if "image_projection" not in params:
         raise UserError(
             f"--checkpoint {args.checkpoint}: this run has no image / text projections "

@@ -13,7 +13,8 @@ def main(run_dir: str, out: str, overrides: list[str]) -> None:
     import jax
     import numpy as np
 
-    from mvl.evaluate import __main__ as evaluate_cli, model_parts
+    from mvl.evaluate import __main__ as evaluate_cli
+    from mvl.evaluate import model_parts
 
     overrides, args = evaluate_cli.parse_args(["--checkpoint", run_dir, *overrides])
     cfg = evaluate_cli.config_for(args, overrides)

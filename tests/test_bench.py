@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mvl import bench
 from tests.conftest import tiny_for
 
@@ -69,3 +71,27 @@ def test_compare_times_open_clip_or_says_what_is_missing(tiny_config):
         return
     result = open_clip_step.compare(cfg, 128, steps=2)
     assert result["examples_per_s"] > 0 and result["process_peak_rss_bytes"] > 0
+
+
+@pytest.mark.slow(minutes=3)  # nine tiny MaskVLM variants, each built and compiled
+def test_breakdown_splits_a_maskvlm_step_by_objective(tokenizer_path, tmp_path):
+    """Each objective alone and each left out: the whole step costs more FLOPs than any
+    part, leaving one out saves FLOPs, and ITC alone (a CLIP step) is the cheapest."""
+    out = tmp_path / "breakdown.json"
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("maskvlm"), "data.tokenizer": tokenizer_path}.items()
+    ]
+    argv = ["--config", "configs/maskvlm.py:demo", *overrides, "--steps", "0", "--breakdown"]
+    assert bench.main(argv + ["--json", str(out), "--workdir", str(tmp_path / "w")]) == 0
+    rows = json.loads(out.read_text())["breakdown"]
+    names = ("itc", "itm", "mlm", "mim")
+    assert set(rows) == {"all"} | {f"{v} {n}" for v in ("only", "without") for n in names}
+    whole = rows["all"]["flops_per_step"]
+    for name in names:
+        assert rows[f"without {name}"]["flops_per_step"] < whole, name
+        alone = rows[f"only {name}"]
+        if "flops_per_step" in alone:  # ITM alone may need ITC's embeddings: then skipped
+            assert alone["flops_per_step"] < whole, name
+    assert rows["only itc"]["flops_vs_cheapest_single"] == 1.0
+    assert rows["all"]["flops_vs_cheapest_single"] > 1.5

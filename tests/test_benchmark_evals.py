@@ -475,7 +475,18 @@ def test_a_table_at_paper_scale_reads_the_benchmarks_its_runs_declare(tmp_path):
     for run in runs:
         cfg = loading.load_config(run.config)
         assert cfg.evals.flickr30k.karpathy_json == "/d/f30k/dataset_flickr30k.json"
+    finetune = [r for r in runs if r.stage == "finetune"]
+    assert all(
+        loading.load_config(r.config).data.source == "karpathy:/d/f30k/dataset_flickr30k.json:train"
+        for r in finetune
+    )
     paper = table.at_scale("paper")
-    assert [c.metric for c in paper.columns] == [c.paper_metric or c.metric for c in table.columns]
-    assert any(c.paper_metric.startswith("flickr30k/") for c in table.columns)
+    metrics = {c.label: c.metric for c in paper.columns}
+    assert metrics["FT IR"] == "flickr30k_itm/text_to_image/r@1"
+    assert metrics["ZS TR"] == "flickr30k/image_to_text/r@1"
+    itc_row = {r.name: r for r in paper.rows}["ITC"]  # fine-tuned without ITM: no re-rank
+    assert itc_row.metrics and set(itc_row.metrics.values()) <= {
+        "flickr30k/text_to_image/r@1",
+        "flickr30k/image_to_text/r@1",
+    }
     assert table.at_scale("demo") is table

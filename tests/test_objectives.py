@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mvl import targets
 from mvl.objectives.itc import itc_loss
 from mvl.objectives.itm import itm_loss, sample_hard_negatives
 from mvl.objectives.mim import mim_loss
 from mvl.objectives.mlm import mlm_loss
-from mvl import targets
 
 
 def test_itc_matches_hand_computed_infonce():

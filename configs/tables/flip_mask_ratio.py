@@ -10,6 +10,12 @@ Run (demo, 2-core CPU, ~1 min a row per seed):
   python -m mvl.tables configs/tables/flip_mask_ratio.py --scale demo --seeds 1 \\
       --out configs/tables/results/flip_mask_ratio_demo.md
 
+Paper scale (ViT-L/16 in the paper; configs/flip.py:paper is B/16): ImageNet val as an
+image folder, evaluated at the end of each run (the zero-shot column then reads
+imagenet/top1, the retrieval column COCO's 5k test split):
+  python -m mvl.tables configs/tables/flip_mask_ratio.py --scale paper --dry-run \\
+      --benchmarks imagenet=/data/imagenet/val,coco=/data/coco
+
 What it should reach: paper: 69.6 at 50%, 68.2 at 75% after full-image inference, and
 a speedup that grows with the ratio (up to 3.7x reported [?]; open_clip's patch
 dropout claims 2-3x). Demo: speedup clearly above 1 (the image tower is a smaller part
@@ -38,6 +44,7 @@ def get_table() -> Table:
         ),
         config="configs/flip.py:{scale}",
         demo=DEMO,
+        varies=("mask.image.ratio",),
         columns=(
             Column(IN_ZS, "zeroshot/colour/accuracy"),
             Column("I2T R@1", "retrieval/image_to_text/r@1"),
@@ -48,6 +55,10 @@ def get_table() -> Table:
             Row("50%", config="configs/flip.py:{scale},ratio=0.5", paper={IN_ZS: 69.6}),
             Row("75%", config="configs/flip.py:{scale},ratio=0.75", paper={IN_ZS: 68.2}),
         ),
+        paper_metrics={
+            "zeroshot/colour/accuracy": "imagenet/top1",
+            "retrieval/": "coco/",
+        },
         notes=(
             "Demo rows train 100 steps (batch 64, 64 px) on a shared 2-core CPU: speed "
             "ratios are measured within one table run, and noisy. The paper's speedup "

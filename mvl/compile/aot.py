@@ -11,10 +11,10 @@ import time
 
 from mvl import validate
 from mvl.compile import collectives, flops
-from mvl.data import batch_spec, special_tokens
+from mvl.data import batch_spec
 from mvl.runtime import sharding
 from mvl.runtime.errors import UserError
-from mvl.train import teacher_architecture
+from mvl.train import run_tokenizer, teacher_architecture
 from mvl.train.program import build_program
 
 
@@ -37,8 +37,9 @@ def compile_step(cfg, devices) -> dict:
     validate.validate(cfg, len(devices))
     mesh = sharding.make_mesh(cfg.mesh, devices)
     start = time.perf_counter()
-    # No tokenizer here: mvl's special ids (they change values, not the program's shapes).
-    program = build_program(cfg, mesh, cfg.data.vocab_size, special_tokens.SENTENCEPIECE)
+    # No tokenizer here: the config's tokenizer kind gives its special ids (CLIP BPE's
+    # pad is a real token, which changes how valid positions are computed).
+    program = build_program(cfg, mesh, cfg.data.vocab_size, run_tokenizer.special_ids(cfg))
     batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
     with sharding.activate(mesh, sharding.rules(cfg.mesh)):
         traced = program.train_step.trace(program.abstract_state, batch)

@@ -108,16 +108,7 @@ class ClipBpeTokenizer:
 
     @property
     def special_ids(self) -> SpecialIds:
-        # Random replacements (BERT's 10%) come from below the start / end tokens, which
-        # CLIP's vocabularies (open_clip's and Hugging Face's) put last.
-        return SpecialIds(
-            pad=0,
-            end=self._end,
-            mask=self._mask,
-            never_masked=(self._start, self._end, self._mask),
-            ordinary=(0, min(self._start, self._end)),
-            pad_is_token=True,
-        )
+        return special_ids(self._start, self._end, self._mask)
 
     def encode(self, texts: str | Sequence[str], max_len: int = CONTEXT_LENGTH) -> np.ndarray:
         """int32 [N, max_len] (or [max_len] for one str); too-long texts lose their last
@@ -142,6 +133,29 @@ class ClipBpeTokenizer:
         symbols = "".join(self._pieces[i] for i in ids if i not in (self._start, self._mask))
         words = [bytes(self._byte_of[c] for c in w) for w in symbols.split("</w>")]
         return b" ".join(words).decode("utf-8", errors="replace").strip()
+
+
+def special_ids(start: int, end: int, mask: int) -> SpecialIds:
+    """A CLIP BPE vocabulary's special ids: pad 0 (also the token "!"), its start / end
+    tokens and the appended [MASK]. Random replacements (BERT's 10%) come from below the
+    start / end tokens, which CLIP's vocabularies (open_clip's and Hugging Face's) put
+    last."""
+    return SpecialIds(
+        pad=0,
+        end=end,
+        mask=mask,
+        never_masked=(start, end, mask),
+        ordinary=(0, min(start, end)),
+        pad_is_token=True,
+    )
+
+
+def layout_special_ids(clip_vocab_size: int) -> SpecialIds:
+    """The special ids of a CLIP vocabulary of `clip_vocab_size` tokens laid out as
+    CLIP's are (start and end of text its last two ids, [MASK] appended after them), for
+    when the vocabulary file itself is not at hand (ahead-of-time compilation)."""
+    start, end = clip_vocab_size - 2, clip_vocab_size - 1
+    return special_ids(start, end, clip_vocab_size)
 
 
 def build(vocab: dict[str, int], merges: list[tuple[str, str]]) -> tokenizers.Tokenizer:

@@ -98,7 +98,9 @@ def suite_for(cfg, checkpoint_dir: str, names=(), overrides=None):
     only = declare_evals(cfg, model, names, overrides)
     suite = EvalSuite(model, cfg, tokenizer, mesh, build_teacher(cfg), only)
     saved = params_matching(model, cfg, state["params"], checkpoint_dir)
-    params = types.SimpleNamespace(params=saved, teacher=state.get("teacher"))
+    params = types.SimpleNamespace(
+        params=saved, teacher=state.get("teacher"), teacher_head=state.get("teacher_head")
+    )
     return suite, params, step
 
 

@@ -44,9 +44,11 @@ class HeldOutLosses:
         def losses_under(mode):
             mode_cfg = config_for_modality(cfg, mode)
 
-            def losses(params, batch, rng, teacher_params):
+            def losses(params, batch, rng, teacher_params, teacher_head):
                 mask_rng, objective_rng = jax.random.split(rng)
-                teacher = None if teacher_model is None else (teacher_model, teacher_params)
+                teacher = (
+                    None if teacher_model is None else (teacher_model, teacher_params, teacher_head)
+                )
                 _, metrics = compute_losses(
                     model, mode_cfg, params, batch, mask_rng, objective_rng, teacher
                 )
@@ -58,7 +60,7 @@ class HeldOutLosses:
 
         self._losses = [losses_under(mode) for mode in modes]
 
-    def run(self, params, data: dict, teacher_params=None) -> dict[str, float]:
+    def run(self, params, data: dict, teacher_params=None, teacher_head=None) -> dict[str, float]:
         """Each loss over all of `data` (the whole held-out set), in chunks of
         `eval.batch_size` rows, weighted by the rows of each chunk."""
         totals, rows = {}, 0
@@ -67,7 +69,7 @@ class HeldOutLosses:
                 batch = {k: self._place(data[k][start:stop]) for k in ("image", "text")}
                 values = {}
                 for losses in self._losses:
-                    values.update(losses(params, batch, self.rng, teacher_params))
+                    values.update(losses(params, batch, self.rng, teacher_params, teacher_head))
             for name, value in jax.device_get(values).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * (stop - start)
             rows += stop - start

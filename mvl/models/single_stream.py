@@ -5,7 +5,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.data import special_tokens
 from mvl.models import layers, transformer
 from mvl.models.vision import ConvStem
 
@@ -30,6 +29,7 @@ class SingleStreamEncoder(nn.Module):
     depth: int
     num_heads: int
     mlp_dim: int
+    mask_id: int  # the tokenizer's [MASK] (SpecialIds.mask); no default: tokenizers differ
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     act: str = "gelu"
@@ -37,7 +37,6 @@ class SingleStreamEncoder(nn.Module):
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
-    mask_id: int = special_tokens.MASK  # the tokenizer's [MASK] (SpecialIds.mask)
 
     @nn.compact
     def __call__(self, ids, valid, images, patch_mask=None, text_keep=None, image_keep=None):

@@ -6,7 +6,13 @@ A registered objective is
       against a target (mvl/targets) with a pure function tests check by hand;
   heads(cfg, model) -> {attribute: flax Module}: the head modules it adds to the model,
       under these attribute names (the parameter paths of checkpoints);
-  validate(cfg): the rules of its config section, raising ConfigError naming the key.
+  validate(cfg): the rules of its config section, raising ConfigError naming the key;
+  coupled: True when an example's loss reads other examples of the batch (contrastive
+      negatives, ITM's mined pairs); gradient accumulation then computes it on the full
+      batch from cached encoder outputs (mvl/train/grad_cache.py);
+  count(batch, masks, section) -> scalar: for a per-example loss normalised by a count
+      that varies with the masks (MLM's scored tokens), that count, so accumulation
+      divides every slice by the full batch's; None: the loss is a mean over examples.
 The config enables objectives by a non-zero `objectives.<name>.weight`; a module
 named in the config's `imports` can register more (mvl/user_modules.py).
 """
@@ -34,6 +40,8 @@ class Objective:
     # (forward, cfg) -> images [B, H, W, 3] as this objective's head redraws them
     # (pixel objectives; evaluation draws them beside the originals)
     reconstruct: Callable | None = None
+    coupled: bool = False
+    count: Callable | None = None
 
 
 REGISTRY: dict[str, Objective] = {}
@@ -44,11 +52,13 @@ def register(
     heads: Callable = no_heads,
     validate: Callable = no_rules,
     reconstruct: Callable | None = None,
+    coupled: bool = False,
+    count: Callable | None = None,
 ):
     """Decorator over the loss function: registers the objective `name`."""
 
     def decorate(loss):
-        REGISTRY[name] = Objective(name, loss, heads, validate, reconstruct)
+        REGISTRY[name] = Objective(name, loss, heads, validate, reconstruct, coupled, count)
         return loss
 
     return decorate

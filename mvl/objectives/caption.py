@@ -79,7 +79,10 @@ def decoder_logits(forward, ids, image_tokens, parallel_rows: int):
     return jnp.concatenate(parts, axis=0)
 
 
-@register("caption", heads=heads, validate=validate)
+# coupled: which rows are decoded in parallel depends on their place in the batch, so
+# gradient accumulation runs this loss on the full batch, from the cached image tokens
+# (mvl/train/grad_cache.py), and the split stays the full batch's.
+@register("caption", heads=heads, validate=validate, coupled=True)
 def caption(forward, cfg):
     if "boxes" not in forward.batch and not _told_no_boxes:
         _told_no_boxes.append(True)

@@ -87,6 +87,7 @@ def validate(cfg):
     "features",
     heads=lambda cfg, model: feature_heads(cfg, model, cfg.objectives.features.head),
     validate=validate,
+    count=lambda batch, masks, section: masks.image_hidden.sum(),  # what the loss divides by
 )
 def features(forward, cfg):
     predicted = predict_patch_features(forward, cfg.head)

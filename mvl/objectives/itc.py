@@ -40,7 +40,7 @@ def validate(cfg):
         rules.fail("model.init_temperature", cfg.model.init_temperature, "must be > 0")
 
 
-@register("itc", heads=embedding_heads, validate=validate)
+@register("itc", heads=embedding_heads, validate=validate, coupled=True)
 def itc(forward, cfg):
     image = forward.image_embedding(masked=cfg.masked_image)  # FLIP: visible patches only
     return itc_loss(image, forward.text_embedding(), forward.logit_scale(), cfg.max_scale)

@@ -38,7 +38,7 @@ def heads(cfg, model) -> dict:
     return {**embedding_heads(cfg, model), "itm_head": ItmHead()}
 
 
-@register("itm", heads=heads, validate=lambda cfg: rules.two_towers(cfg, fusion=True))
+@register("itm", heads=heads, validate=lambda cfg: rules.two_towers(cfg, fusion=True), coupled=True)
 def itm(forward, cfg):
     image_emb = jax.lax.stop_gradient(forward.image_embedding())
     text_emb = jax.lax.stop_gradient(forward.text_embedding())

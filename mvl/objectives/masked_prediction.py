@@ -32,6 +32,9 @@ def validate(cfg) -> None:
         "masked_prediction_head": prototype_head(cfg.objectives.masked_prediction, model)
     },
     validate=validate,
+    # coupled: the teacher's logits are centred by the batch mean, so gradient
+    # accumulation runs it on the full batch from the cached masked image tokens
+    coupled=True,
 )
 def masked_prediction(forward, cfg):
     student_tokens = forward.image_tokens(masked=True)[:, 1:]  # [CLS] left out

@@ -72,7 +72,14 @@ def reconstruct_images(forward, cfg):
     return targets.pixels_from_targets(predicted, images, forward.patch_size, cfg.normalize)
 
 
-@register("mim", heads=heads, validate=validate, reconstruct=reconstruct_images)
+def hidden_patches(batch, masks, section):
+    """The count MIM's loss divides by (gradient accumulation divides by the batch's)."""
+    return masks.image_hidden.sum()
+
+
+@register(
+    "mim", heads=heads, validate=validate, reconstruct=reconstruct_images, count=hidden_patches
+)
 def mim(forward, cfg):
     predicted = predict_pixels(forward, cfg)
     target = targets.pixel_targets(forward.batch["image"], forward.patch_size, cfg.normalize)

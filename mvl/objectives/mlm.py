@@ -61,7 +61,12 @@ def masked_text_tokens(forward, encoder: str):
     return forward.head("text_decoder", tokens, forward.text_valid(masked=True))
 
 
-@register("mlm", heads=heads, validate=validate)
+def scored_tokens(batch, masks, section):
+    """The count MLM's loss divides by (gradient accumulation divides by the batch's)."""
+    return targets.token_targets(batch, masks)[1].sum()
+
+
+@register("mlm", heads=heads, validate=validate, count=scored_tokens)
 def mlm(forward, cfg):
     logits = forward.head("mlm_head", masked_text_tokens(forward, cfg.encoder))
     labels, scored = targets.token_targets(forward.batch, forward.masks)

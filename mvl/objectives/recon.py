@@ -57,11 +57,25 @@ def reconstruct_images(forward, cfg):
     return forward.head("deconv_decoder", forward.stream_tokens(masked=True)[1])
 
 
-@register("recon", heads=heads, validate=validate, reconstruct=reconstruct_images)
+def scores_hidden_area(masks, section) -> bool:
+    return section.region != "all" and masks.patches != mask.NO_PATCHES_HIDDEN
+
+
+def scored_images(batch, masks, section):
+    """The count RECON's loss divides by (gradient accumulation divides by the batch's):
+    images modality dropout kept, with at least one scored pixel."""
+    if scores_hidden_area(masks, section):
+        return (masks.keep_image & masks.image_hidden.any(-1)).sum()
+    return masks.keep_image.sum()
+
+
+@register(
+    "recon", heads=heads, validate=validate, reconstruct=reconstruct_images, count=scored_images
+)
 def recon(forward, cfg):
     images = forward.batch["image"]
     batch, size = images.shape[:2]
-    if cfg.region == "all" or forward.masks.patches == mask.NO_PATCHES_HIDDEN:
+    if not scores_hidden_area(forward.masks, cfg):
         weights = jnp.ones((batch, size, size), jnp.float32)
     else:
         grid = size // forward.patch_size

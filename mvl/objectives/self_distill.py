@@ -11,7 +11,10 @@ teacher's of the global view:
   s_bk = softmax(v_bk / student_temperature),
 where u, v are the head's logits of the teacher's and the student's pooled features.
 Centring by the batch mean of the teacher's logits (DINO keeps a running mean instead)
-keeps the stage stateless, so a resumed run is exact. Pooled features are the mean of
+keeps the stage stateless, so a resumed run is exact. Under gradient accumulation
+(optim.microbatches > 1) each slice centres by its own mean, so this one objective's
+accumulated gradient is close to, not equal to, the full batch's (its local-view passes
+are not tower outputs the accumulation caches, so it is not run as a coupled objective). Pooled features are the mean of
 the patch tokens (the teacher hands over patch features only). masked_prediction.py
 scores per-patch features with the same loss.
 """

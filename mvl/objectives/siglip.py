@@ -30,7 +30,7 @@ def heads(cfg, model) -> dict:
     }
 
 
-@register("siglip", heads=heads, validate=rules.two_towers)
+@register("siglip", heads=heads, validate=rules.two_towers, coupled=True)
 def siglip(forward, cfg):
     log_scale, bias = forward.head("sigmoid")
     image = forward.image_embedding(masked=cfg.masked_image)

@@ -30,6 +30,7 @@ def swap_images(rng, images):
     "stream_itm",
     heads=lambda cfg, model: {"stream_itm_head": ItmHead()},
     validate=rules.single_stream,
+    coupled=True,  # a pair takes its image from another example of the batch
 )
 def stream_itm(forward, cfg):
     images, labels = swap_images(forward.rng("stream_itm"), forward.batch["image"])

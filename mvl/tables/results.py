@@ -89,8 +89,9 @@ def run_record(run: StageRun, table: Table, recorded: dict) -> dict | None:
     else from `recorded`; None when neither holds it."""
     if not run.finished():
         return recorded_run(run, recorded)
-    stage_columns = [c for c in table.columns if c.stage == run.stage]
-    metrics = {c.metric: metric_value(run.workdir, c.metric) for c in stage_columns}
+    row = next(r for r in table.rows if r.name == run.row)
+    stage_metrics = [row.metric(c) for c in table.columns if c.stage == run.stage]
+    metrics = {metric: metric_value(run.workdir, metric) for metric in stage_metrics}
     return {**run.portable_record(), "seconds": stage_seconds(run.workdir), "metrics": metrics}
 
 
@@ -106,9 +107,11 @@ def collect(table: Table, runs: list[StageRun], seeds: int, recorded: dict) -> d
             records.pop(run.key, None)
     planned = {(run.row, run.seed, run.stage): run.key for run in runs}
 
+    rows = {row.name: row for row in table.rows}
+
     def raw(row: str, seed: int, column: Column) -> float | None:
         record = records.get(planned.get((row, seed, column.stage)))
-        return None if record is None else record["metrics"].get(column.metric)
+        return None if record is None else record["metrics"].get(rows[row].metric(column))
 
     values = {}
     for row in table.rows:

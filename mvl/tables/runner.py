@@ -124,7 +124,7 @@ def plan(
         for index, row in enumerate(table.rows):
             pretrain = row_workdir(workdir, row.name, seed, "pretrain")
             values = {
-                **(table.demo if scale == "demo" else {}),
+                **(table.demo if scale == "demo" else table.paper),
                 **row.overrides,
                 "seed": seed,
             }
@@ -140,7 +140,8 @@ def plan(
                     "init.checkpoint": pretrain,
                     "data.tokenizer": os.path.join(pretrain, "tokenizer.model"),
                 }
-                spec = with_args(stage.config.format(scale=scale), config_args)
+                spec = row.stage_configs.get(stage.name, stage.config).format(scale=scale)
+                spec = with_args(spec, config_args)
                 stage_dir = row_workdir(workdir, row.name, seed, stage.name)
                 runs.append(_run(row, seed, stage.name, spec, values, extra, stage_dir, workdir))
     return runs

@@ -4,6 +4,10 @@ A table is a base config, one set of overrides per row, the columns to read from
 run and the paper's numbers for them. A row is one run per seed of each stage: the
 pretraining stage, then optionally a fine-tuning stage that starts from it.
 
+A row may replace a later stage's config (`Row.stage_configs`: e.g. a fine-tuning stage
+with the losses that row pretrained with) and the metric a column reads for it
+(`Row.metrics`: e.g. embedding retrieval where that row's stage has no re-ranking head).
+
 Config specs may contain `{scale}` (replaced by "demo" or "paper"). Override values may
 name another row's run of the same seed, `{workdir:ROW}` (its pretraining workdir,
 e.g. a frozen teacher), so that row must come earlier in the table.
@@ -24,10 +28,6 @@ class Column:
     # another row's name: this column is the metric divided by that row's (per seed)
     relative_to: str = ""
     higher_is_better: bool = True
-    # the metric at paper scale when it differs: the paper's benchmark, declared by the
-    # runs' config arguments (`python -m mvl.tables --benchmarks coco=DIR,...`), e.g.
-    # "flickr30k/image_to_text/r@1" where the demo reads the held-out "retrieval/..."
-    paper_metric: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,13 @@ class Row:
     config: str = ""  # replaces the table's config for this row
     # overrides of a later stage, by stage name: {"finetune": {"optim.lr": 1e-5}}
     stage_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # a later stage's config for this row, by stage name (replaces Stage.config)
+    stage_configs: dict[str, str] = dataclasses.field(default_factory=dict)
+    # the metric a column reads for this row, by column label (replaces Column.metric)
+    metrics: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def metric(self, column: Column) -> str:
+        return self.metrics.get(column.label, column.metric)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +68,20 @@ class Table:
     columns: tuple[Column, ...]
     # overrides for every row at demo scale (shorter runs: a row takes minutes on a CPU)
     demo: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # overrides for every row at paper scale (e.g. one recipe for rows of other configs)
+    paper: dict[str, Any] = dataclasses.field(default_factory=dict)
     stages: tuple[Stage, ...] = ()
     notes: str = ""  # what the demo can and cannot show; printed under the table
+    # metric renames at paper scale, by prefix: the papers' benchmarks, which the runs
+    # declare from `python -m mvl.tables --benchmarks coco=DIR,...`, replace the demo's
+    # held-out evaluations, e.g. {"retrieval/": "flickr30k/", "retrieval_itm/":
+    # "flickr30k_itm/", "zeroshot/colour/accuracy": "imagenet/top1"}
+    paper_metrics: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Config keys (dotted prefixes, e.g. "objectives", "model.text_decoder.depth") the
+    # rows may set differently: the table's variable. Every other key of the rows'
+    # resolved configs must agree, at demo and paper scale (tests/test_table_recipes.py),
+    # so a comparison changes one thing, never the recipe with it.
+    varies: tuple[str, ...] = ()
 
     def __post_init__(self):
         names = [row.name for row in self.rows]
@@ -80,19 +99,36 @@ class Table:
                     f"table {self.name}: column {column.label!r} is relative to "
                     f"unknown row {column.relative_to!r}"
                 )
+        labels = {c.label for c in self.columns}
+        later_stages = stage_names - {"pretrain"}
         for row in self.rows:
-            unknown = set(row.paper) - {c.label for c in self.columns}
-            if unknown:
-                raise ValueError(
-                    f"table {self.name}, row {row.name}: paper numbers "
-                    f"for unknown columns {sorted(unknown)}"
-                )
+            for what, keys, known in (
+                ("paper numbers for unknown columns", row.paper, labels),
+                ("metrics for unknown columns", row.metrics, labels),
+                ("configs for unknown stages", row.stage_configs, later_stages),
+                ("overrides for unknown stages", row.stage_overrides, later_stages),
+            ):
+                unknown = set(keys) - known
+                if unknown:
+                    raise ValueError(f"table {self.name}, row {row.name}: {what} {sorted(unknown)}")
 
     def at_scale(self, scale: str) -> Table:
-        """The table as run at `scale`: paper scale reads each column's paper_metric."""
-        if scale != "paper":
+        """The table as run at `scale`: at paper scale every column and row metric is
+        renamed by paper_metrics (the longest matching prefix)."""
+        if scale != "paper" or not self.paper_metrics:
             return self
         columns = tuple(
-            dataclasses.replace(c, metric=c.paper_metric or c.metric) for c in self.columns
+            dataclasses.replace(c, metric=self.paper_metric(c.metric)) for c in self.columns
         )
-        return dataclasses.replace(self, columns=columns)
+        rows = tuple(
+            dataclasses.replace(r, metrics={k: self.paper_metric(v) for k, v in r.metrics.items()})
+            for r in self.rows
+        )
+        return dataclasses.replace(self, columns=columns, rows=rows)
+
+    def paper_metric(self, metric: str) -> str:
+        prefixes = [p for p in self.paper_metrics if metric.startswith(p)]
+        if not prefixes:
+            return metric
+        prefix = max(prefixes, key=len)
+        return self.paper_metrics[prefix] + metric[len(prefix) :]

@@ -27,3 +27,28 @@ def same_entries(student, teacher):
     if isinstance(teacher, dict):
         return {key: same_entries(student[key], value) for key, value in teacher.items()}
     return student
+
+
+def update_teacher_head(cfg, state, new_state, metrics: dict):
+    """`new_state` with its teacher head moved on (the same momentum schedule as the
+    tower): each EMA copy of a student head (MaskCLIP's codebook) towards the updated
+    student's, and the running centre towards this batch's mean teacher scores, which
+    the distillation objective left in `metrics` and this takes out (not a scalar)."""
+    from mvl.objectives.distill import BATCH_CENTER
+
+    batch_center = metrics.pop(BATCH_CENTER, None)
+    head = state.teacher_head
+    if head is None:
+        return new_state
+    m = momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
+    moved = {
+        name: ema_update(value, new_state.params[name], m)
+        for name, value in head.items()
+        if name != "center"
+    }
+    if "center" in head and batch_center is not None:
+        c = cfg.objectives.distill.get("center_momentum", 0.9)
+        moved["center"] = c * head["center"] + (1.0 - c) * batch_center
+    elif "center" in head:
+        moved["center"] = head["center"]
+    return new_state.replace(teacher_head=moved)

@@ -17,13 +17,33 @@ from mvl import mask
 class Forward:
     """`params` None: `model` is already bound (inside `Module.init`, mvl/train/state.py),
     so calls go to it directly. `teacher`: images -> the teacher's patch features
-    (mvl/targets/teacher.py), or None."""
+    (mvl/targets/teacher.py), or None. `teacher_head`: the state's teacher head (an EMA
+    codebook, a centre: mvl/objectives/distill.py), or None. `cache`: encoder outputs
+    computed elsewhere ({key: value} from `encoder_outputs`), which the passes below
+    return instead of running the encoder (exact gradient accumulation,
+    mvl/train/grad_cache.py)."""
 
-    def __init__(self, model, params, batch, masks, rng, teacher=None, train=False):
+    # The cache keys' first element for the tower passes (image, text, single stream):
+    # the cut where gradient accumulation caches outputs for batch-coupled objectives.
+    ENCODER_PASSES = ("image", "text", "stream")
+
+    def __init__(
+        self,
+        model,
+        params,
+        batch,
+        masks,
+        rng,
+        teacher=None,
+        train=False,
+        teacher_head=None,
+        cache=None,
+    ):
         self.model, self.params, self.batch, self.masks = model, params, batch, masks
         self._rng = rng
         self.teacher = teacher
-        self._cache = {}
+        self.teacher_head = teacher_head
+        self._cache = dict(cache or {})
         # Training passes get a "dropout" rng, which turns on stochastic depth
         # (model.image.drop_path); evaluation passes none and keeps every block.
         self._train = train and model.config.image.get("drop_path", 0.0) > 0
@@ -53,6 +73,24 @@ class Forward:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def encoder_outputs(self) -> dict:
+        """{key: output} of the tower passes computed so far (see `cache`)."""
+        return {
+            key: value
+            for key, value in self._cache.items()
+            if isinstance(key, tuple) and key[0] in self.ENCODER_PASSES
+        }
+
+    def encoder_output(self, key):
+        """The tower pass `key` (a key of `encoder_outputs`), computed on this batch."""
+        kind, masked = key
+        passes = {
+            "image": self.image_tokens,
+            "text": self.text_tokens,
+            "stream": self.stream_tokens,
+        }
+        return passes[kind](masked)
 
     def ids(self, masked: bool = False):
         return self.masks.text_ids if masked else self.batch["text"]

@@ -48,6 +48,24 @@ def load_tokenizer(cfg, workdir: str, train_if_missing: bool = True):
     )
 
 
+def special_ids(cfg):
+    """The special ids of the config's tokenizer, without training or loading a
+    sentencepiece model: a CLIP BPE vocabulary's own (read from data.tokenizer; CLIP's
+    layout for data.vocab_size tokens when data.tokenizer_kind is clip_bpe and no file
+    is named, as in an ahead-of-time compilation), else mvl's sentencepiece ids (which
+    every mvl sentencepiece model reserves; mvl/data/tokenizer.py checks them on load).
+    For code that builds a model without the tokenizer object at hand: passing
+    sentencepiece's ids for a CLIP BPE run would read CLIP's pad id 0, the real token
+    "!", as padding and mask the wrong ids."""
+    from mvl.data import clip_bpe, special_tokens
+
+    if cfg.data.tokenizer and clip_bpe.is_clip_bpe(cfg.data.tokenizer):
+        return clip_bpe.ClipBpeTokenizer(cfg.data.tokenizer).special_ids
+    if cfg.data.get("tokenizer_kind", "sentencepiece") == "clip_bpe":
+        return clip_bpe.layout_special_ids(cfg.data.vocab_size)
+    return special_tokens.SENTENCEPIECE
+
+
 def tokenizer_identity(tokenizer) -> dict:
     """What a checkpoint records of its tokenizer: token ids only mean something with
     the same model file."""

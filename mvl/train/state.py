@@ -20,6 +20,9 @@ class TrainState:
     opt_state: Any
     rng: jax.Array  # the run's base key; a step uses fold_in(rng, step)
     teacher: Any = None  # a teacher image tower's params: never in the optimizer (MVP)
+    # The teacher's own head state beside its tower, never in the optimizer: MaskCLIP's
+    # EMA codebook and running centre (mvl/objectives/distill.py), or None.
+    teacher_head: Any = None
 
 
 def init_params(model, cfg, rng):
@@ -66,6 +69,8 @@ def _init_fn(model, optimizer, cfg, teacher=None):
 
     images = jnp.zeros((1, cfg.data.image_size, cfg.data.image_size, 3), jnp.float32)
 
+    from mvl.objectives.distill import initial_teacher_head
+
     def init(rng):
         params_rng, state_rng, teacher_rng = jax.random.split(rng, 3)
         params = init_params(model, cfg, params_rng)
@@ -75,6 +80,7 @@ def _init_fn(model, optimizer, cfg, teacher=None):
             opt_state=optimizer.init(params),
             rng=state_rng,
             teacher=None if teacher is None else teacher.init(teacher_rng, images)["params"],
+            teacher_head=initial_teacher_head(cfg, params),
         )
 
     return init

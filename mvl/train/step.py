@@ -6,12 +6,10 @@ Every method is a config of this one function: Mask (mvl/mask) -> Encoder passes
 static parts and returns a pure `(state, batch) -> (state, metrics)`.
 
 With `optim.microbatches = k > 1` the step draws the masks for the whole batch, then
-runs the forward and backward passes on k slices in a `lax.scan` and averages their
-gradients, so activations are held for one slice at a time. Losses that average over
-examples or over a fixed count of hidden patches per example (MAE, MIM with exact
-ratios) give the same update as one pass; losses that normalise by a count that
-varies between slices (MLM's masked tokens) are averaged per slice, and contrastive
-losses (ITC, SigLIP, ITM's negatives) see only their slice's examples as negatives.
+computes the same gradient as one full-batch pass with the activations of one slice
+at a time (mvl/train/grad_cache.py): batch-coupled objectives (ITC, SigLIP, ITM) run on
+the full batch from cached encoder outputs, so they keep every negative, and
+per-example objectives are weighted so their slices sum to the full-batch loss.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import optax
 from mvl import mask, objectives, targets
 from mvl.data.bad_sample import SKIP_KINDS
 from mvl.objectives import stages
-from mvl.train import ema
+from mvl.train import ema, grad_cache
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
 
@@ -39,17 +37,18 @@ def make_masks(cfg, batch, mask_rng, model):
 
 
 def teacher_features_fn(teacher):
-    """`teacher` (module, params) or None -> images -> its patch features, or None."""
+    """`teacher` (module, params[, head]) or None -> images -> its patch features, or None."""
     if teacher is None:
         return None
-    module, params = teacher
+    module, params = teacher[:2]
     return lambda images: targets.teacher_patch_features(module, params, images)
 
 
 def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=None):
     """Runs the enabled objectives; returns (weighted total, metrics dict).
 
-    `teacher` is (module, params) of a teacher tower, or None.
+    `teacher` is (module, params) of a teacher tower, or None; a third entry, the
+    state's teacher head (mvl/objectives/distill.py), may follow.
     """
     masks = make_masks(cfg, batch, mask_rng, model)
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
@@ -58,8 +57,16 @@ def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=N
 def losses_with_masks(
     model, cfg, params, batch, masks, objective_rng, teacher=None, train=False, step=None
 ):
+    head = teacher[2] if teacher is not None and len(teacher) > 2 else None
     forward = Forward(
-        model, params, batch, masks, objective_rng, teacher_features_fn(teacher), train=train
+        model,
+        params,
+        batch,
+        masks,
+        objective_rng,
+        teacher_features_fn(teacher),
+        train=train,
+        teacher_head=head,
     )
     return run_objectives(forward, cfg, step)
 
@@ -93,20 +100,13 @@ def make_train_step(
 
     def train_step(state: TrainState, batch):
         mask_rng, objective_rng = step_rngs(state)
-        teacher = None if teacher_model is None else (teacher_model, state.teacher)
+        teacher = (
+            None if teacher_model is None else (teacher_model, state.teacher, state.teacher_head)
+        )
         masks = make_masks(cfg, batch, mask_rng, model)
 
-        def grads_and_metrics(params, batch, masks, rng):
-            def loss_fn(params):
-                return losses_with_masks(
-                    model, cfg, params, batch, masks, rng, teacher, train=True, step=state.step
-                )
-
-            (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            return grads, metrics
-
-        grads, metrics = accumulate(
-            grads_and_metrics, state.params, batch, masks, objective_rng, cfg.optim.microbatches
+        grads, metrics = step_gradients(
+            model, cfg, state.params, batch, masks, objective_rng, teacher, step=state.step
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -123,6 +123,7 @@ def make_train_step(
             m = ema.momentum(state.step, cfg.teacher.momentum, cfg.total_steps)
             new_state = new_state.replace(teacher=ema.ema_update(state.teacher, params["image"], m))
             metrics["teacher/momentum"] = m
+        new_state = ema.update_teacher_head(cfg, state, new_state, metrics)
         new_state, metrics["skipped"] = skip_if_not_finite(state, new_state, metrics)
         return new_state, jax.tree.map(jnp.asarray, metrics)
 
@@ -134,42 +135,37 @@ def skip_if_not_finite(state: TrainState, new_state: TrainState, metrics: dict):
     parameters, optimizer state and teacher (the step counter still moves on, so the
     next step draws new masks); the loop counts skips and halts after too many in a row."""
     finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
-    kept = new_state.replace(params=state.params, opt_state=state.opt_state, teacher=state.teacher)
+    kept = new_state.replace(
+        params=state.params,
+        opt_state=state.opt_state,
+        teacher=state.teacher,
+        teacher_head=state.teacher_head,
+    )
     chosen = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
     return chosen, 1.0 - finite.astype(jnp.float32)
 
 
-def split_microbatches(tree, count: int):
-    """[B, ...] leaves -> [count, B / count, ...]; slice i takes rows i, i + count, ...
+def step_gradients(model, cfg, params, batch, masks, rng, teacher=None, step=None):
+    """(gradient of the weighted total w.r.t. `params`, metrics) of one step; with
+    `cfg.optim.microbatches` > 1 the same gradient, accumulated over that many slices.
+    `step`: the state's step counter, which switches staged objectives on (None: all on)."""
 
-    Interleaving (rather than contiguous blocks) keeps every slice spread over all
-    devices of a batch-sharded array, so each scan iteration uses the whole mesh.
-    """
+    teacher_fn = teacher_features_fn(teacher)
+    head = teacher[2] if teacher is not None and len(teacher) > 2 else None
 
-    def split(x):
-        if x.shape[0] % count:
-            raise ValueError(
-                f"batch of {x.shape[0]} rows is not divisible by optim.microbatches={count}"
-            )
-        return jnp.swapaxes(x.reshape((x.shape[0] // count, count) + x.shape[1:]), 0, 1)
-
-    return jax.tree.map(split, tree)
-
-
-def accumulate(grads_and_metrics, params, batch, masks, rng, count: int):
-    """`grads_and_metrics` over `count` microbatches, averaged (count 1: one plain call)."""
-    if count == 1:
-        return grads_and_metrics(params, batch, masks, rng)
-    micro = split_microbatches((batch, masks), count)
-
-    def body(grad_sum, inputs):
-        index, (micro_batch, micro_masks) = inputs
-        grads, metrics = grads_and_metrics(
-            params, micro_batch, micro_masks, jax.random.fold_in(rng, index)
+    def make_forward(params, batch, masks, rng, cache=None):
+        return Forward(
+            model, params, batch, masks, rng, teacher_fn, train=True, teacher_head=head, cache=cache
         )
-        return jax.tree.map(jnp.add, grad_sum, grads), metrics
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    grad_sum, metrics = jax.lax.scan(body, zeros, (jnp.arange(count), micro))
-    grads = jax.tree.map(lambda g: g / count, grad_sum)
-    return grads, jax.tree.map(lambda m: m.mean(0), metrics)
+    count = cfg.optim.microbatches
+    if count > 1:
+        return grad_cache.accumulate_exact(
+            make_forward, cfg, params, batch, masks, rng, count, step=step
+        )
+
+    def loss_fn(params):
+        return run_objectives(make_forward(params, batch, masks, rng), cfg, step)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grads, metrics

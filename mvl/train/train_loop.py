@@ -12,6 +12,7 @@ import traceback
 
 import jax
 
+from mvl.objectives.distill import CollapseWarning
 from mvl.runtime.errors import RunFailed, UserError
 
 
@@ -34,6 +35,7 @@ class TrainLoop:
         self.faults = faults.Faults.from_environment()
         self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
         self.stop = preemption.StopRequests(listen=False)  # until run() is given one
+        self.collapse = CollapseWarning.from_config(cfg)  # MaskCLIP's teacher codewords
 
     def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
         from mvl.objectives import stages
@@ -81,6 +83,8 @@ class TrainLoop:
 
     def report(self, step: int, values: dict[str, float], prefix: str):
         self.reporter.scalars(step, values, prefix=prefix)
+        if prefix == "train":
+            self.collapse.check(step, values)
         self.reported.update({f"{prefix}/{k}": v for k, v in values.items()})
         best = self.cfg.checkpoint.best_metric
         if best.startswith(prefix + "/") and best not in self.reported:

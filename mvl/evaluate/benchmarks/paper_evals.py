@@ -21,8 +21,9 @@ import os
 BENCHMARK_ARGS = {"imagenet": "", "coco": "", "flickr30k": ""}
 
 
-def declare_benchmarks(c, args):
-    """Declares evals.imagenet / coco / flickr30k for the arguments that name a folder."""
+def declare_benchmarks(c, args, itm_rerank_k: int = 0):
+    """Declares evals.imagenet / coco / flickr30k for the arguments that name a folder;
+    `itm_rerank_k` > 0: retrieval also re-ranks each query's top k with the ITM head."""
     from mvl.config.evals import add_eval
 
     if args.imagenet:
@@ -34,4 +35,4 @@ def declare_benchmarks(c, args):
         if folder:
             add_eval(c, name, type="retrieval_benchmark", every_steps=0,
                      karpathy_json=os.path.join(folder, karpathy), images_dir=folder,
-                     split="test")  # fmt: skip
+                     split="test", itm_rerank_k=itm_rerank_k)  # fmt: skip

@@ -33,4 +33,5 @@ class HeldOutLossesEvaluator(Evaluator):
         )
 
     def run(self, state):
-        return self.losses.run(state.params, self.context.data, state.teacher)
+        teacher_head = getattr(state, "teacher_head", None)  # MaskCLIP's EMA codebook, centre
+        return self.losses.run(state.params, self.context.data, state.teacher, teacher_head)
