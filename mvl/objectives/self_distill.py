@@ -11,10 +11,11 @@ teacher's of the global view:
   s_bk = softmax(v_bk / student_temperature),
 where u, v are the head's logits of the teacher's and the student's pooled features.
 Centring by the batch mean of the teacher's logits (DINO keeps a running mean instead)
-keeps the stage stateless, so a resumed run is exact. Under gradient accumulation
-(optim.microbatches > 1) each slice centres by its own mean, so this one objective's
-accumulated gradient is close to, not equal to, the full batch's (its local-view passes
-are not tower outputs the accumulation caches, so it is not run as a coupled objective). Pooled features are the mean of
+keeps the stage stateless, so a resumed run is exact. The centring couples the batch's
+examples, so under gradient accumulation (optim.microbatches > 1) this objective runs
+on the full batch (mvl/train/grad_cache.py, exact); its local-view passes are not tower
+outputs the accumulation caches, so they are computed there for the whole batch at
+once: the one part of a SigLIP 2 step whose activations are not split into slices. Pooled features are the mean of
 the patch tokens (the teacher hands over patch features only). masked_prediction.py
 scores per-patch features with the same loss.
 """
@@ -84,6 +85,7 @@ def validate(cfg) -> None:
         "self_distill_head": prototype_head(cfg.objectives.self_distill, model)
     },
     validate=validate,
+    coupled=True,  # the batch-mean centring (see the module docstring)
 )
 def self_distill(forward, cfg):
     data = forward.model.run.data
