@@ -12,6 +12,13 @@ limit (mvl/perf/input_pipeline.py; `python -m mvl.bench --input synthetic:2000`)
 --breakdown instead splits a multi-objective step (MaskVLM's ITC / ITM / MLM / MIM):
 each objective alone and each left out, FLOPs and step time (mvl/perf/cost_breakdown.py).
 
+--sweep KEY=V1,V2,... times the step at each value of one key in one process and prints
+ratios to the first (mvl/perf/sweep.py; e.g. FLIP's mask.image.ratio=0,0.5,0.75).
+
+--profile DIR traces the step with jax.profiler into DIR and prints the share of op time
+by kind (matmul, fused elementwise, transpose / copy, ...) and the top ops
+(mvl/perf/step_profile.py).
+
 --compare open_clip also times open_clip's PyTorch training step for the same CLIP
 architecture and batch on this machine (mvl/perf/open_clip_step.py) and prints the ratios.
 """
@@ -85,9 +92,11 @@ def compiled_peak_bytes(compiled) -> int | None:
 
 
 def step_flops_per_device(trainer, batch) -> float:
-    """FLOPs of one train step. XLA's cost analysis counts a loop body once, so with
-    gradient accumulation (a lax.scan over microbatches) they come from the same step
-    compiled without it: the same arithmetic, in one pass."""
+    """Model FLOPs of one train step. XLA's cost analysis counts a loop body once, so
+    with gradient accumulation (a lax.scan over microbatches) they come from the same
+    step compiled without it: the model's arithmetic in one pass. Exact accumulation
+    (mvl/train/grad_cache.py) also runs the coupled objectives' towers once more without
+    gradient; that recomputation is left out, as MFU counts model FLOPs."""
     from mvl.runtime import sharding
     from mvl.train.step import make_train_step
 
@@ -208,6 +217,8 @@ def parse_args(argv):
         action="store_true",
         help="time and count the step with each objective alone and each left out",
     )
+    parser.add_argument("--profile", metavar="DIR", help="trace the step into DIR; op time by kind")
+    parser.add_argument("--sweep", help="KEY=V1,V2,...: the step at each value of one key")
     parser.add_argument(
         "--compare_python", help="interpreter with torch + open_clip_torch (default: this one)"
     )
@@ -236,6 +247,24 @@ def _bench(argv) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"config": args.config, "breakdown": results}, f, indent=1)
+        return 0
+    if args.profile:
+        from mvl.perf import step_profile
+
+        profiled = step_profile.run(cfg, workdir, args.steps, args.profile)
+        print(step_profile.table(profiled))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": args.config, "profile": profiled}, f, indent=1)
+        return 0
+    if args.sweep:
+        from mvl.perf import sweep
+
+        swept = sweep.run(cfg, workdir, args.steps, args.sweep)
+        print(sweep.table(swept))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": args.config, "sweep": swept}, f, indent=1)
         return 0
     if args.compare:
         check_comparable(cfg)

@@ -17,8 +17,9 @@ DTYPES = ("float32", "bfloat16")
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
 
 
-def validate(cfg, num_devices: int | None = None) -> None:
-    """Raises ConfigError for the first broken rule."""
+def validate(cfg, num_devices: int | None = None, platform: str | None = None) -> None:
+    """Raises ConfigError for the first broken rule. `platform`: the devices' (jax's
+    device.platform) when known, for the rules of kernels that run on one platform."""
     from mvl import user_modules
 
     user_modules.load(cfg)
@@ -40,6 +41,7 @@ def validate(cfg, num_devices: int | None = None) -> None:
         check(cfg)
     if num_devices is not None:
         _mesh(cfg, num_devices)
+    _attention(cfg, platform)
 
 
 def _fail(key: str, value, rule: str):
@@ -200,6 +202,14 @@ def _model(cfg):
             cfg.data.max_text_len,
             f"exceeds model.text.max_len {m.text.max_len}",
         )
+
+
+def _attention(cfg, platform):
+    from mvl.models import attention
+
+    broken = attention.check(cfg.model, platform)
+    if broken:
+        _fail("model.attention", cfg.model.get("attention", "xla"), broken)
 
 
 def _mask(cfg):

@@ -95,3 +95,52 @@ def test_breakdown_splits_a_maskvlm_step_by_objective(tokenizer_path, tmp_path):
             assert alone["flops_per_step"] < whole, name
     assert rows["only itc"]["flops_vs_cheapest_single"] == 1.0
     assert rows["all"]["flops_vs_cheapest_single"] > 1.5
+
+
+def test_sweep_times_each_value_of_one_key(tokenizer_path, tmp_path):
+    """FLIP's dropped patches: 75% hidden costs fewer FLOPs than 0%, in one process."""
+    out = tmp_path / "sweep.json"
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("flip"), "data.tokenizer": tokenizer_path}.items()
+    ]
+    argv = ["--config", "configs/flip.py:demo", *overrides, "--steps", "1"]
+    argv += ["--sweep", "mask.image.ratio=0.0,0.75", "--json", str(out)]
+    assert bench.main(argv + ["--workdir", str(tmp_path / "w")]) == 0
+    swept = json.loads(out.read_text())["sweep"]
+    assert swept["key"] == "mask.image.ratio" and list(swept["results"]) == ["0.0", "0.75"]
+    none, most = swept["results"]["0.0"], swept["results"]["0.75"]
+    assert none["flops_vs_first"] == 1.0 and none["speedup"] == 1.0
+    # a quarter of the patches through the image tower (the text tower is unchanged)
+    assert most["flops_vs_first"] < 0.9
+    assert most["step_s"] > 0
+
+
+def test_profile_reads_the_trace_and_names_the_matmuls(tokenizer_path, tmp_path):
+    """A CLIP step's op time from its own jax.profiler trace: shares add up to one and
+    the towers' matmuls are found among the ops."""
+    out = tmp_path / "profile.json"
+    overrides = [
+        f"--config.{k}={v}"
+        for k, v in {**tiny_for("clip"), "data.tokenizer": tokenizer_path}.items()
+    ]
+    argv = ["--config", "configs/clip.py:demo", *overrides, "--steps", "2"]
+    argv += ["--profile", str(tmp_path / "trace"), "--json", str(out)]
+    assert bench.main(argv + ["--workdir", str(tmp_path / "w")]) == 0
+    profile = json.loads(out.read_text())["profile"]
+    assert abs(sum(profile["kinds"].values()) - 1.0) < 1e-6
+    # 8 simulated devices on a few cores: collectives and their waits take most of it
+    assert profile["kinds"].get("matmul", 0.0) > 0, profile["kinds"]
+    assert profile["kinds"].get("collective", 0.0) > 0, profile["kinds"]
+    assert profile["top_ops"] and all(0 < share <= 1 for _, share, _ in profile["top_ops"])
+    assert list((tmp_path / "trace").rglob("*.xplane.pb"))  # TensorBoard can open it too
+
+
+def test_op_kinds():
+    from mvl.perf.step_profile import kind_of
+
+    assert kind_of("dot.3") == "matmul" and kind_of("ynn_fusion.2") == "matmul"
+    assert kind_of("transpose.7") == "transpose / copy" and kind_of("copy.1") == "transpose / copy"
+    assert kind_of("multiply_add_fusion") == "fused elementwise"
+    assert kind_of("reduce.4") == "reduce" and kind_of("all-reduce.1") == "collective"
+    assert kind_of("Wait: pending_threads=1/8") == "collective"

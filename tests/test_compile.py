@@ -206,3 +206,68 @@ def jax_eval_step(program, batch):
     import jax
 
     return jax.eval_shape(program.train_step, program.abstract_state, batch)
+
+
+# One attention layer (forward and backward, bf16, 2048 tokens, 8 sequences a chip)
+# compiled with each kernel: what model.attention changes in the compiled memory.
+ATTENTION_LAYER = """
+import json, sys
+from mvl.compile import topology
+topology.quiet_platform_environment()
+import jax, jax.numpy as jnp, ml_collections
+from mvl.models import attention
+from mvl.runtime import sharding
+
+target, kernels = sys.argv[1], sys.argv[2].split(",")
+devices = topology.devices(topology.parse(target))
+mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1)), devices)
+batch = sharding.batch_sharding(mesh)
+tokens = jax.ShapeDtypeStruct((8 * len(devices), 2048, 4, 64), jnp.bfloat16, sharding=batch)
+valid = jax.ShapeDtypeStruct(tokens.shape[:2], jnp.bool_, sharding=batch)
+found = {}
+for kernel in kernels:
+    def loss(q, k, v, valid):
+        out = attention.dot_product_attention(q, k, v, valid, False, kernel)
+        return jnp.sum(out.astype(jnp.float32) ** 2)
+    step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    with sharding.activate(mesh):
+        compiled = step.trace(tokens, tokens, tokens, valid).lower().compile()
+    calls = [line.split('custom_call_target="')[1].split('"')[0]
+             for line in compiled.as_text().splitlines() if 'custom_call_target="' in line]
+    found[kernel] = {"temp": compiled.memory_analysis().temp_size_in_bytes, "calls": calls}
+print(json.dumps(found))
+"""
+
+
+def compile_attention_layer(target: str, kernels: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    command = [sys.executable, "-c", ATTENTION_LAYER, target, kernels]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@needs_aot
+@pytest.mark.slow(minutes=1)
+def test_splash_attention_compiles_for_tpu_without_the_score_matrix():
+    found = compile_attention_layer("v5e:2x2", "xla,splash")
+    assert "tpu_custom_call" in found["splash"]["calls"]  # the Pallas kernel, not XLA's
+    # XLA keeps [8, 4, 2048, 2048] float32 scores a chip (512 MiB) for the backward pass
+    assert found["xla"]["temp"] > 512 * 2**20
+    assert found["splash"]["temp"] < found["xla"]["temp"] / 10
+
+
+@needs_aot
+@pytest.mark.skipif(
+    not installed("nvidia.cudnn"),
+    reason="cuDNN's library is absent: pip install -r requirements-aot.txt (nvidia-cudnn-cu12)",
+)
+@pytest.mark.slow(minutes=1)
+def test_cudnn_attention_compiles_for_h100_without_the_score_matrix():
+    found = compile_attention_layer("h100:1x1x1", "xla,cudnn")
+    calls = found["cudnn"]["calls"]
+    assert any(c.startswith("__cudnn$fmha") for c in calls), calls  # cuDNN's fused kernel
+    assert any(c.startswith("__cudnn$fmha") and c.endswith("Backward") for c in calls), calls
+    assert found["xla"]["temp"] > 512 * 2**20
+    # the padding mask's bf16 bias [8, 1, 2048, 2048] (64 MiB) stays; the scores do not
+    assert found["cudnn"]["temp"] < found["xla"]["temp"] / 4

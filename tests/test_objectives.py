@@ -117,10 +117,14 @@ def test_recon_is_the_mean_over_images_of_the_masked_sum_of_squares():
     np.testing.assert_array_equal(weights[0], [[1, 1, 0, 0], [1, 1, 0, 0], [0] * 4, [0] * 4])
     # image 0: 4 pixels * 3 channels * 0.25 = 3; image 1: 6; image 2 has no hidden pixel
     # and does not count.
-    loss, metrics = recon_loss(predicted, images, weights, jnp.array([True, True, True]))
+    loss, metrics = recon_loss(
+        predicted, images, weights, jnp.array([True, True, True]), "sum_per_image"
+    )
     assert float(loss) == pytest.approx((3.0 + 6.0) / 2)
     assert float(metrics["mse"]) == pytest.approx(0.25)
-    dropped, _ = recon_loss(predicted, images, weights, jnp.array([True, False, True]))
+    dropped, _ = recon_loss(
+        predicted, images, weights, jnp.array([True, False, True]), "sum_per_image"
+    )
     assert float(dropped) == pytest.approx(3.0)  # a dropped image is not scored
 
 

@@ -34,7 +34,7 @@ def _out_of_memory(error: Exception) -> bool:
 def compile_step(cfg, devices) -> dict:
     """What XLA made of one train step of `cfg` on `devices` (see report.py's keys)."""
     cfg = teacher_architecture.resolve(cfg)
-    validate.validate(cfg, len(devices))
+    validate.validate(cfg, len(devices), platform=devices[0].platform)
     mesh = sharding.make_mesh(cfg.mesh, devices)
     start = time.perf_counter()
     # No tokenizer here: the config's tokenizer kind gives its special ids (CLIP BPE's

@@ -86,6 +86,25 @@ def _conv_flops(eqn) -> int:
     return 2 * _size(eqn.outvars[0].aval) * per_output
 
 
+# cuDNN's fused attention (model.attention=cudnn) is one opaque primitive per pass:
+# its matmuls, counted from the shapes, as the XLA path's dot_generals would be:
+# forward Q.K^T and P.V, backward dV, dP, dQ, dK.
+_CUDNN_ATTENTION_MATMULS = {
+    "dot_product_attention_fwd_wrapper": 2,
+    "dot_product_attention_bwd_wrapper": 4,
+}
+
+
+def _cudnn_attention_flops(eqn) -> int:
+    q, k = eqn.invars[0].aval, eqn.invars[1].aval
+    if eqn.params.get("layout") == 1:  # BNTH: [batch, heads, length, head dim]
+        (batch, heads, length_q, dim), length_k = q.shape, k.shape[2]
+    else:  # BTNH, what jax.nn.dot_product_attention passes
+        (batch, length_q, heads, dim), length_k = q.shape, k.shape[1]
+    one = 2 * batch * heads * length_q * length_k * dim
+    return _CUDNN_ATTENTION_MATMULS[eqn.primitive.name] * one
+
+
 def _sub_jaxprs(eqn):
     for value in eqn.params.values():
         for item in value if isinstance(value, (tuple, list)) else (value,):
@@ -108,6 +127,17 @@ def count(jaxpr) -> tuple[int, int]:
             elementwise += sum(_size(v.aval) for v in eqn.outvars)
         elif name in _REDUCTIONS:
             elementwise += _size(eqn.invars[0].aval)
+        elif name in _CUDNN_ATTENTION_MATMULS:
+            matmul += _cudnn_attention_flops(eqn)
+        elif name == "pallas_call":  # a kernel (splash attention): its body once per tile
+            m, e = count(eqn.params["jaxpr"])
+            tiles = math.prod(eqn.params["grid_mapping"].grid)
+            matmul, elementwise = matmul + tiles * m, elementwise + tiles * e
+        elif name == "shard_map":  # the body's shapes are one device's: once per device
+            axes = eqn.params.get("newly_manual_axes") or eqn.params["mesh"].axis_names
+            devices = math.prod(eqn.params["mesh"].shape[axis] for axis in axes)
+            m, e = count(eqn.params["jaxpr"])
+            matmul, elementwise = matmul + devices * m, elementwise + devices * e
         elif name == "cond":  # one branch runs: the dearest
             branches = [count(b.jaxpr) for b in eqn.params["branches"]]
             best = max(branches, key=sum)

@@ -159,12 +159,30 @@ def _tpu_devices(topologies, target: Target):
 
 
 def _gpu_devices(topologies, target: Target):
+    _load_cudnn()
     desc = topologies.get_topology_desc(
         platform="cuda",
         target_config=gpu_target_config(target.chip),
         topology="x".join(map(str, target.shape)),
     )
     return desc.devices
+
+
+def _load_cudnn():
+    """model.attention=cudnn builds cuDNN's attention graph while compiling, so the cuDNN
+    library must be loaded; jax loads it only when a GPU is attached. When the pip
+    package nvidia-cudnn-cu12 is installed, load it here (else such a config fails at
+    trace time with jax's "cuDNN not found"; the other kernels need no cuDNN)."""
+    import ctypes
+    import importlib.util
+
+    spec = importlib.util.find_spec("nvidia.cudnn") if importlib.util.find_spec("nvidia") else None
+    if spec is None or not spec.submodule_search_locations:
+        return
+    lib = os.path.join(next(iter(spec.submodule_search_locations)), "lib")
+    for name in ("libcudnn_graph.so.9", "libcudnn.so.9"):
+        if os.path.exists(os.path.join(lib, name)):
+            ctypes.CDLL(os.path.join(lib, name), mode=ctypes.RTLD_GLOBAL)
 
 
 # What XLA's GPU compiler needs to know of a device it cannot query (a GpuTargetConfig

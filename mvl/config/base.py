@@ -137,6 +137,10 @@ def base_config(size: str) -> ml_collections.ConfigDict:
         )
     )
     c.log_every_steps = s["log_every"]
+    # Every N steps, the gradient norm of each enabled objective's weighted loss alone,
+    # logged as train/grad_norm/<objective> (mvl/train/objective_grad_norms.py); costs
+    # one extra forward + backward pass per objective on those steps. 0 = off.
+    c.objective_grad_norm_every = 0
     c.eval = ml_collections.ConfigDict(
         dict(
             # When each declared evaluator runs (`evals.<name>.every_steps` None = this);

@@ -64,6 +64,10 @@ def model_section(s: dict, image_size, max_text_len) -> ml_collections.ConfigDic
             # compute dtype (float32 | bfloat16); parameters and optimizer state stay float32
             dtype=s.get("dtype", "float32"),
             remat="none",  # recompute blocks in the backward pass: none | full | dots
+            # the attention kernel (mvl/models/attention.py), same numbers from each:
+            # xla (any device) | cudnn (NVIDIA GPUs, bfloat16, head dim a multiple of 8
+            # up to 128) | splash (TPU: Pallas splash attention)
+            attention="xla",
             # each block stack as one nn.scan: compile time independent of depth
             scan_layers=s.get("scan_layers", False),
         )

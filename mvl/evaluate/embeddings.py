@@ -72,10 +72,13 @@ class Embedder:
         self._image_tokens = jax.jit(encoder("encode_image"), out_shardings=out)
         self._text_tokens = jax.jit(encoder("encode_text"), out_shardings=out)
         self._items, self._out = {}, out
+        pair_head = model_parts.has_pair_match_head(model)
 
         def item_embedding(params, images, ids, mode):
-            """Single stream (MLIM): the mean of the output tokens the item has; two
-            towers: the sum of the normalised embeddings of the modalities it has."""
+            """Single stream (MLIM): the mean of the output tokens the item has (through
+            the fine-tuned pair-matching head's projection when the model has one: its
+            cosine ranks pairs as the head's score does); two towers: the sum of the
+            normalised embeddings of the modalities it has."""
             keep_text, keep_image = mode != "image_only", mode != "text_only"
             apply = functools.partial(model.apply, {"params": params})
             if model_parts.single_stream(model):
@@ -91,6 +94,8 @@ class Embedder:
                 text_weight = text_weight.astype(text.dtype)[..., None]
                 total = (text * text_weight).sum(1) + patches.sum(1) * keep_image
                 count = text_weight.sum(1) + patches.shape[1] * keep_image
+                if pair_head:
+                    return apply("pair_match_head", total / count, method="head")[0]
                 return total / count
             image, text = embed_images(params, images), embed_texts(params, ids)
             return image * keep_image + text * keep_text

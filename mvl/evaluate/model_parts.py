@@ -19,6 +19,11 @@ def has_itm_head(model) -> bool:
     return "itm_head" in model.parts
 
 
+def has_pair_match_head(model) -> bool:
+    """A single stream fine-tuned for pair matching (MLIM's downstream head)."""
+    return "pair_match_head" in model.parts
+
+
 def single_stream(model) -> bool:
     """One encoder over [text; image] (MLIM), which can drop a modality."""
     return "single_stream" in model.parts

@@ -35,6 +35,7 @@ class TokenDecoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     insert_mask_tokens: bool = False
@@ -67,6 +68,7 @@ class TokenDecoder(nn.Module):
             self.dtype,
             name="blocks",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
         )(x, None, context, context_valid)[:, num_cls:]
         return nn.Dense(
@@ -152,6 +154,7 @@ class TextDecoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     @nn.compact
@@ -165,5 +168,6 @@ class TextDecoder(nn.Module):
             dtype=self.dtype,
             name="blocks",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
         )(text_tokens, valid)

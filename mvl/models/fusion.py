@@ -20,6 +20,7 @@ class CrossModalEncoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     @nn.compact
@@ -34,5 +35,6 @@ class CrossModalEncoder(nn.Module):
             dtype=self.dtype,
             name="blocks",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
         )(queries, queries_valid, context, context_valid, first_token_only)

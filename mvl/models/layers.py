@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mvl.models import attention as attention_kernels
+
 Dtype = jnp.dtype
 
 # Activation names: the residual stream is replicated over `tensor` (Megatron-style),
@@ -62,11 +64,13 @@ class LayerNorm(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention; self-attention when `context` is None, else cross-attention.
 
-    `context_valid` [B, Lk] marks real (non-pad) keys.
+    `context_valid` [B, Lk] marks real (non-pad) keys. `attention` names the kernel
+    (`model.attention`: mvl/models/attention.py); all give the same numbers.
     """
 
     num_heads: int
     dtype: Dtype = jnp.float32
+    attention: str = "xla"
 
     @nn.compact
     def __call__(self, x, context=None, context_valid=None, causal: bool = False):
@@ -91,8 +95,7 @@ class Attention(nn.Module):
             return nn.with_logical_constraint(y, ("batch", "length", "act_heads", "kv"))
 
         q, k, v = project("query", x), project("key", context), project("value", context)
-        mask = None if context_valid is None else context_valid[:, None, None, :]
-        y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+        y = attention_kernels.dot_product_attention(q, k, v, context_valid, causal, self.attention)
         y = nn.Dense(
             width,
             dtype=self.dtype,
@@ -150,6 +153,7 @@ class Block(nn.Module):
     # Compute only the first token's output (its queries still attend to every token):
     # the same numbers as the full block's [:, :1], for heads that read only [CLS].
     first_token_only: bool = False
+    attention: str = "xla"  # the kernel: mvl/models/attention.py
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None, drop_rate=0.0):
@@ -161,12 +165,12 @@ class Block(nn.Module):
             x, queries, keys = x[:, :1], normed[:, :1], normed
         else:
             queries, keys = normed, None  # None: self-attention over `queries`
-        branch = Attention(self.num_heads, self.dtype, name="self_attn")(
+        branch = Attention(self.num_heads, self.dtype, self.attention, name="self_attn")(
             queries, keys, context_valid=valid, causal=self.causal
         )
         x = x + self._residual("self_attn", branch, drop_rate)
         if self.cross_attention:
-            branch = Attention(self.num_heads, self.dtype, name="cross_attn")(
+            branch = Attention(self.num_heads, self.dtype, self.attention, name="cross_attn")(
                 LayerNorm(self.ln_eps, self.dtype, name="ln_cross")(x), context, context_valid
             )
             x = x + self._residual("cross_attn", branch, drop_rate)

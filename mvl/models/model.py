@@ -58,7 +58,10 @@ class MultimodalModel(nn.Module):
 
     def stack_kwargs(self) -> dict:
         """The settings of parts built of attention blocks."""
-        return dict(self.layer_kwargs(), remat=self.config.remat, scan=self.config.scan_layers)
+        c = self.config
+        # .get: configs saved before model.attention existed ran the XLA kernel
+        attention = c.get("attention", "xla")
+        return dict(self.layer_kwargs(), remat=c.remat, scan=c.scan_layers, attention=attention)
 
     def setup(self):
         from mvl import objectives  # local: objectives import the model's parts
@@ -147,6 +150,7 @@ def build_teacher(cfg) -> VisionTower | None:
         act=cfg.teacher.get("act") or cfg.model.act,
         ln_eps=cfg.teacher.get("ln_eps") or cfg.model.ln_eps,
         dtype=jnp.dtype(cfg.model.dtype),
+        attention=cfg.model.get("attention", "xla"),
     )
     # An EMA teacher averages the student's parameters, so it needs their layout
     # (scanned blocks or not); a frozen one is read from a run saved unscanned.

@@ -36,6 +36,7 @@ class SingleStreamEncoder(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
 
     @nn.compact
@@ -80,6 +81,7 @@ class SingleStreamEncoder(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
         )(jnp.concatenate([text, patches], 1), jnp.concatenate([valid, image_valid], 1))
         return tokens[:, : ids.shape[1]], tokens[:, ids.shape[1] :]

@@ -22,6 +22,7 @@ class TextTower(nn.Module):
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     causal: bool = False
     pool: str = "first"  # read by MultimodalModel.embed_text: see pooled()
@@ -50,6 +51,7 @@ class TextTower(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
             causal=self.causal,
             # causal: pads follow the last token, which never sees them; real tokens that

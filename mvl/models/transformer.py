@@ -41,6 +41,7 @@ class Transformer(nn.Module):
     # Stochastic depth: block i drops its branches with probability drop_path * i /
     # (depth - 1), rising linearly to drop_path at the last block (BEiT, timm).
     drop_path: float = 0.0
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
 
     @nn.compact
     def __call__(self, x, valid=None, context=None, context_valid=None, first_token_only=False):
@@ -58,6 +59,7 @@ class Transformer(nn.Module):
             self.layer_scale,
             self.drop_path > 0,
         )
+        block_kwargs = {"attention": self.attention}
         rates = jnp.linspace(0.0, self.drop_path, self.depth) if self.drop_path > 0 else None
         if self.scan:
             layer = _ScannedBlock
@@ -73,7 +75,9 @@ class Transformer(nn.Module):
             )
             if rates is None:
                 rates = jnp.zeros((self.depth,), jnp.float32)
-            x, _ = stack(block_args, name="blocks")(x, valid, context, context_valid, rates)
+            x, _ = stack(block_args, block_kwargs, name="blocks")(
+                x, valid, context, context_valid, rates
+            )
             if first_token_only:  # a scanned stack has no separate last block to trim
                 x = x[:, :1]
         else:
@@ -83,19 +87,20 @@ class Transformer(nn.Module):
             for i in range(self.depth):
                 rate = 0.0 if rates is None else rates[i]
                 last_and_trimmed = first_token_only and i == self.depth - 1
-                x = block(*block_args, first_token_only=last_and_trimmed, name=f"block{i}")(
-                    x, valid, context, context_valid, rate
-                )
+                x = block(
+                    *block_args, first_token_only=last_and_trimmed, **block_kwargs, name=f"block{i}"
+                )(x, valid, context, context_valid, rate)
         return layers.LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
 
 
 class _ScannedBlock(nn.Module):
-    """One Block (built from the stack's `block_args`) in the (carry, output) form
-    nn.scan expects."""
+    """One Block (built from the stack's `block_args` and `block_kwargs`) in the
+    (carry, output) form nn.scan expects."""
 
     block_args: tuple
+    block_kwargs: dict
 
     @nn.compact
     def __call__(self, x, valid, context, context_valid, drop_rate):
-        block = layers.Block(*self.block_args, name="block")
+        block = layers.Block(*self.block_args, **self.block_kwargs, name="block")
         return block(x, valid, context, context_valid, drop_rate), None

@@ -33,6 +33,7 @@ class VisionTower(nn.Module):
     pixel_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     dtype: jnp.dtype = jnp.float32
     remat: str = "none"  # see transformer.REMAT_POLICIES
+    attention: str = "xla"  # the attention kernel (mvl/models/attention.py)
     scan: bool = False  # layers as one nn.scan (see transformer.Transformer)
     pre_norm: bool = False  # a LayerNorm on the embedded tokens (CLIP's ln_pre)
     drop_path: float = 0.0  # stochastic depth, training only (see transformer.Transformer)
@@ -93,6 +94,7 @@ class VisionTower(nn.Module):
             dtype=self.dtype,
             name="encoder",
             remat=self.remat,
+            attention=self.attention,
             scan=self.scan,
             layer_scale=self.layer_scale,
             drop_path=self.drop_path,

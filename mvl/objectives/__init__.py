@@ -102,6 +102,7 @@ def _import_builtin():
         masked_prediction,
         mim,
         mlm,
+        pair_match,
         recon,
         self_distill,
         siglip,

@@ -40,6 +40,7 @@ RESUMABLE_KEYS = (
     # hardware picks another config.fit entry): recomputation and the mesh change
     # memory and speed, not the numbers.
     "model.remat",
+    "model.attention",  # the kernel: same numbers to float rounding
     "mesh.data",
     "mesh.fsdp",
     "mesh.tensor",
@@ -95,7 +96,7 @@ def as_saved_today(old: dict, new: dict) -> dict:
 # Keys added to mvl after runs were started, by their last name, with the value that
 # computes what those runs computed: absent in a saved config and at this value in
 # the new one, they are no change.
-ADDED_KEYS = {"positions": "learned", "keep_cls": False}
+ADDED_KEYS = {"positions": "learned", "keep_cls": False, "attention": "xla"}
 
 
 def _added_as_before(key: str, value) -> bool:

@@ -31,7 +31,8 @@ class Trainer:
 
     def __init__(self, cfg, workdir: str, devices=None, startup=startup_lib.QUIET):
         cfg = teacher_architecture.resolve(cfg)
-        validate.validate(cfg, len(jax.devices() if devices is None else devices))
+        run_on = jax.devices() if devices is None else devices
+        validate.validate(cfg, len(run_on), platform=run_on[0].platform)
         self.cfg = cfg
         self.workdir = prepare_workdir(workdir)
         self.mesh = sharding.make_mesh(cfg.mesh, devices)

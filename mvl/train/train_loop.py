@@ -27,7 +27,7 @@ class TrainLoop:
     """
 
     def __init__(self, trainer, cfg, reporter, evals, saved: dict):
-        from mvl.train import faults, preemption, reporting
+        from mvl.train import faults, objective_grad_norms, preemption, reporting
 
         self.trainer, self.cfg, self.reporter, self.evals = trainer, cfg, reporter, evals
         self.averager = reporting.MetricAverager.from_state(saved.get("averager", {}))
@@ -36,6 +36,7 @@ class TrainLoop:
         self.reported: dict[str, float] = {}  # what this step reported (ranks checkpoints)
         self.stop = preemption.StopRequests(listen=False)  # until run() is given one
         self.collapse = CollapseWarning.from_config(cfg)  # MaskCLIP's teacher codewords
+        self.objective_norms = objective_grad_norms.ObjectiveGradNorms(trainer, cfg)
 
     def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
         from mvl.objectives import stages
@@ -50,8 +51,10 @@ class TrainLoop:
             batch = first_batch if step == start + 1 and first_batch is not None else None
             batch = self.faults.poison(step, trainer.next_batch() if batch is None else batch)
             began = time.time()
+            # before the step: it donates the state (config objective_grad_norm_every)
+            norms = self.objective_norms.maybe(step, trainer.state, batch)
             metrics = trainer.step(batch)
-            self.averager.add(metrics)
+            self.averager.add({**metrics, **norms})
             self.health.check(step, metrics, trainer)
             self.reporter.step_done(step)
             if step == start + 1:
