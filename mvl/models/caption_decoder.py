@@ -27,16 +27,17 @@ class CaptionBlock(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    attention: str = "xla"  # the kernel (model.attention: mvl/models/attention.py)
 
     @nn.compact
     def __call__(self, x, valid, image_tokens, causal: bool):
         def norm(name, y):
             return layers.LayerNorm(self.ln_eps, self.dtype, name=name)(y)
 
-        x = x + layers.Attention(self.num_heads, self.dtype, name="self_attn")(
+        x = x + layers.Attention(self.num_heads, self.dtype, self.attention, name="self_attn")(
             norm("ln_self", x), context_valid=valid, causal=causal
         )
-        x = x + layers.Attention(self.num_heads, self.dtype, name="cross_attn")(
+        x = x + layers.Attention(self.num_heads, self.dtype, self.attention, name="cross_attn")(
             norm("ln_cross", x), image_tokens
         )
         return x + layers.Mlp(self.mlp_dim, self.act, self.dtype, name="mlp")(norm("ln_mlp", x))
@@ -54,6 +55,7 @@ class CaptionDecoder(nn.Module):
     act: str = "gelu"
     ln_eps: float = 1e-6
     dtype: jnp.dtype = jnp.float32
+    attention: str = "xla"  # the kernel (model.attention: mvl/models/attention.py)
 
     @nn.compact
     def __call__(self, input_ids, image_tokens, causal: bool = True):
@@ -83,7 +85,13 @@ class CaptionDecoder(nn.Module):
         x = x + positions[:, : input_ids.shape[1]].astype(x.dtype)
         for i in range(self.depth):
             x = CaptionBlock(
-                self.num_heads, self.mlp_dim, self.act, self.ln_eps, self.dtype, name=f"block{i}"
+                self.num_heads,
+                self.mlp_dim,
+                self.act,
+                self.ln_eps,
+                self.dtype,
+                self.attention,
+                name=f"block{i}",
             )(x, None, image_tokens, causal)
         x = layers.LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
         return nn.Dense(

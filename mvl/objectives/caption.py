@@ -46,6 +46,7 @@ def heads(cfg, model) -> dict:
         max_len=cfg.data.max_text_len,
         **dict(cfg.model.caption_decoder),
         **model.layer_kwargs(),
+        attention=model.config.get("attention", "xla"),
     )
     return {"caption_decoder": decoder}
 
