@@ -230,6 +230,9 @@ def _objectives(cfg):
         raise ConfigError("config objectives: no objective has a non-zero weight")
     for name in enabled:
         _as_config_error(objectives.get(name).validate, cfg)
+    from mvl.objectives import stages
+
+    stages.validate(cfg)  # objectives.<name>.start_step / start_fraction
 
 
 def _as_config_error(check, *args):

@@ -10,6 +10,7 @@ Which config holds which part section (the objectives that build each part read 
   text_decoder    maskclip (objectives.mlm with encoder="text_decoder")
   single_stream   mlim (MLIM's encoder: mlm / recon / stream_itm)
   deconv_decoder  mlim (objectives.recon)
+  caption_decoder siglip2 (objectives.caption: LocCa's captioning decoder)
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def _part_sections(s: dict) -> dict[str, dict]:
         # MLIM: channels of the first of log2(patch_size) transposed convolutions
         # (halving after each); the paper does not give them [?].
         deconv_decoder=dict(width=s["deconv_width"]),
+        # SigLIP 2 / LocCa: the captioning decoder (causal self-attention, cross-attention
+        # to the image's patch tokens); its depth in the paper is not known here [?].
+        caption_decoder=dict(
+            width=s["width"],
+            depth=s["fusion_depth"],
+            num_heads=s["heads"],
+            mlp_dim=4 * s["width"],
+        ),
     )
 
 

@@ -34,6 +34,10 @@ class Evaluator(abc.ABC):
         """{name: uint8 [H, W, 3]} to show beside the metrics (none by default)."""
         return {}
 
+    def texts(self, state) -> dict[str, str]:
+        """{name: markdown text} to show beside the metrics (none by default)."""
+        return {}
+
     def refuse(self, rule: str):
         raise ConfigError(f"config {self.where} ({self.section.type}): {rule}")
 

@@ -28,6 +28,7 @@ BUILTIN = {
     "held_out_losses": "mvl.evaluate.evaluators.held_out_losses",
     "pair_matching": "mvl.evaluate.evaluators.pair_matching",
     "reconstructions": "mvl.evaluate.evaluators.reconstructions",
+    "captions": "mvl.evaluate.evaluators.captions",
     "zeroshot_benchmark": "mvl.evaluate.evaluators.benchmark_zeroshot",
     "imagenet_zeroshot": "mvl.evaluate.evaluators.benchmark_zeroshot",
     "retrieval_benchmark": "mvl.evaluate.evaluators.benchmark_retrieval",

@@ -48,5 +48,11 @@ class EvalSuite:
             pictures.update(self.evaluators[name].pictures(state))
         return pictures
 
+    def texts(self, state, names=None) -> dict:
+        texts = {}
+        for name in self._chosen(names):
+            texts.update(self.evaluators[name].texts(state))
+        return texts
+
     def _chosen(self, names):
         return list(self.evaluators) if names is None else list(names)

@@ -94,14 +94,17 @@ def heads_of(cfg, model) -> dict:
 
 def _import_builtin():
     from mvl.objectives import (  # noqa: F401
+        caption,
         distill,
         features,
         itc,
         itm,
+        masked_prediction,
         mim,
         mlm,
         pair_match,
         recon,
+        self_distill,
         siglip,
         stream_itm,
     )

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from mvl import objectives
+from mvl.objectives import stages
 
 
 def split_microbatches(tree, count: int):
@@ -70,16 +71,21 @@ def split_by_coupling(cfg) -> tuple[dict, dict]:
     return coupled, per_example
 
 
-def run_named(forward, cfg, weights: dict, shares: dict | None = None):
+def run_named(forward, cfg, weights: dict, shares: dict | None = None, step=None):
     """(sum of weight * share * loss, metrics) of the objectives in `weights` on `forward`;
-    `shares` {name: this slice's share of the full-batch loss} (default 1)."""
+    `shares` {name: this slice's share of the full-batch loss} (default 1); `step` the
+    state's step counter for staged objectives (mvl/objectives/stages.py; None: all on)."""
     total, metrics = 0.0, {}
     for name, weight in weights.items():
-        loss, extra = objectives.get(name).loss(forward, cfg.objectives[name])
+        start = stages.start_step(cfg, name)
+        objective = objectives.get(name)
+        loss, extra = stages.staged_loss(forward, objective, cfg.objectives[name], start, step)
         share = 1.0 if shares is None else shares[name]
         total = total + weight * share * loss
         metrics[f"{name}/loss"] = share * loss
         metrics.update({f"{name}/{key}": value for key, value in extra.items()})
+        if start > 0 and step is not None:
+            metrics[f"stage/{name}"] = (step >= start).astype(jnp.float32)
     return total, metrics
 
 
@@ -99,9 +105,11 @@ def slice_shares(cfg, names, micro_batch, micro_masks, batch, masks, count: int)
     return shares
 
 
-def accumulate_exact(make_forward, cfg, params, batch, masks, rng, count: int):
+def accumulate_exact(make_forward, cfg, params, batch, masks, rng, count: int, step=None):
     """(gradient, metrics) of the enabled objectives over `count` slices, equal to one
-    full-batch pass; `make_forward(params, batch, masks, rng, cache=None)` -> Forward."""
+    full-batch pass; `make_forward(params, batch, masks, rng, cache=None)` -> Forward.
+    `step` switches staged objectives on in passes 2 and 3; pass 1 runs them all, so
+    the tower outputs a staged coupled objective reads are cached either way."""
     coupled, per_example = split_by_coupling(cfg)
     micro = split_microbatches((batch, masks), count)
     indices = jnp.arange(count)
@@ -122,7 +130,8 @@ def accumulate_exact(make_forward, cfg, params, batch, masks, rng, count: int):
 
     # 2. The coupled objectives on the whole batch's cached outputs.
     def coupled_loss(p, outputs):
-        return run_named(make_forward(p, batch, masks, rng, cache=outputs), cfg, coupled)
+        forward = make_forward(p, batch, masks, rng, cache=outputs)
+        return run_named(forward, cfg, coupled, step=step)
 
     (coupled_total, metrics), (grads, cotangents) = jax.value_and_grad(
         coupled_loss, argnums=(0, 1), has_aux=True
@@ -136,7 +145,7 @@ def accumulate_exact(make_forward, cfg, params, batch, masks, rng, count: int):
 
         def outputs(p):
             forward = slice_forward(p, index, micro_batch, micro_masks)
-            total, slice_metrics = run_named(forward, cfg, per_example, shares)
+            total, slice_metrics = run_named(forward, cfg, per_example, shares, step)
             total = jnp.asarray(total, jnp.float32)
             recomputed = {key: forward.encoder_output(key) for key in cotangent}
             return (total, recomputed), (total, slice_metrics)

@@ -93,6 +93,14 @@ class Reporter:
         if jax.process_index() == 0:
             Image.fromarray(picture).save(os.path.join(self.workdir, f"{name}_{step:06d}.png"))
 
+    def text(self, step: int, name: str, text: str):
+        """Writes markdown text to TensorBoard's text tab and WORKDIR/<name>_<step>.md."""
+        self.writer.write_texts(step, {name: text})
+        if jax.process_index() == 0:
+            with open(os.path.join(self.workdir, f"{name}_{step:06d}.md"), "w") as f:
+                f.write(text + "\n")
+            print(f"[eval {step}] {name}:\n{text}", flush=True)
+
     def json(self, filename: str, values: dict):
         if jax.process_index() == 0:
             with open(os.path.join(self.workdir, filename), "w") as f:

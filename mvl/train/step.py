@@ -20,6 +20,7 @@ import optax
 
 from mvl import mask, objectives, targets
 from mvl.data.bad_sample import SKIP_KINDS
+from mvl.objectives import stages
 from mvl.train import ema, grad_cache
 from mvl.train.forward import Forward
 from mvl.train.state import TrainState
@@ -53,7 +54,9 @@ def compute_losses(model, cfg, params, batch, mask_rng, objective_rng, teacher=N
     return losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher)
 
 
-def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=None, train=False):
+def losses_with_masks(
+    model, cfg, params, batch, masks, objective_rng, teacher=None, train=False, step=None
+):
     head = teacher[2] if teacher is not None and len(teacher) > 2 else None
     forward = Forward(
         model,
@@ -65,17 +68,23 @@ def losses_with_masks(model, cfg, params, batch, masks, objective_rng, teacher=N
         train=train,
         teacher_head=head,
     )
-    return run_objectives(forward, cfg)
+    return run_objectives(forward, cfg, step)
 
 
-def run_objectives(forward, cfg):
-    """(weighted total, metrics) of every enabled objective on one `Forward`."""
+def run_objectives(forward, cfg, step=None):
+    """(weighted total, metrics) of every enabled objective on one `Forward`; `step` (the
+    state's step counter; None: evaluation) switches staged objectives on
+    (mvl/objectives/stages.py)."""
     total, metrics = 0.0, {}
     for name, weight in objectives.enabled(cfg.objectives).items():
-        loss, extra = objectives.get(name).loss(forward, cfg.objectives[name])
+        start = stages.start_step(cfg, name)
+        objective = objectives.get(name)
+        loss, extra = stages.staged_loss(forward, objective, cfg.objectives[name], start, step)
         total = total + weight * loss
         metrics[f"{name}/loss"] = loss
         metrics.update({f"{name}/{key}": value for key, value in extra.items()})
+        if start > 0 and step is not None:
+            metrics[f"stage/{name}"] = (step >= start).astype(jnp.float32)
     metrics["loss"] = total
     return total, metrics
 
@@ -97,7 +106,7 @@ def make_train_step(
         masks = make_masks(cfg, batch, mask_rng, model)
 
         grads, metrics = step_gradients(
-            model, cfg, state.params, batch, masks, objective_rng, teacher
+            model, cfg, state.params, batch, masks, objective_rng, teacher, step=state.step
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -136,9 +145,10 @@ def skip_if_not_finite(state: TrainState, new_state: TrainState, metrics: dict):
     return chosen, 1.0 - finite.astype(jnp.float32)
 
 
-def step_gradients(model, cfg, params, batch, masks, rng, teacher=None):
+def step_gradients(model, cfg, params, batch, masks, rng, teacher=None, step=None):
     """(gradient of the weighted total w.r.t. `params`, metrics) of one step; with
-    `cfg.optim.microbatches` > 1 the same gradient, accumulated over that many slices."""
+    `cfg.optim.microbatches` > 1 the same gradient, accumulated over that many slices.
+    `step`: the state's step counter, which switches staged objectives on (None: all on)."""
 
     teacher_fn = teacher_features_fn(teacher)
     head = teacher[2] if teacher is not None and len(teacher) > 2 else None
@@ -150,10 +160,12 @@ def step_gradients(model, cfg, params, batch, masks, rng, teacher=None):
 
     count = cfg.optim.microbatches
     if count > 1:
-        return grad_cache.accumulate_exact(make_forward, cfg, params, batch, masks, rng, count)
+        return grad_cache.accumulate_exact(
+            make_forward, cfg, params, batch, masks, rng, count, step=step
+        )
 
     def loss_fn(params):
-        return run_objectives(make_forward(params, batch, masks, rng), cfg)
+        return run_objectives(make_forward(params, batch, masks, rng), cfg, step)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return grads, metrics

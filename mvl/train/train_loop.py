@@ -39,9 +39,14 @@ class TrainLoop:
         self.objective_norms = objective_grad_norms.ObjectiveGradNorms(trainer, cfg)
 
     def run(self, start: int, stop, first_batch=None) -> dict[str, float]:
+        from mvl.objectives import stages
+
         cfg, trainer = self.cfg, self.trainer
         self.stop = stop
+        stages.announce(cfg, start, resumed=start > 0)
         for step in range(start + 1, cfg.total_steps + 1):
+            if step > start + 1:
+                stages.announce(cfg, step - 1)  # state.step of this step
             self.reported = {}
             batch = first_batch if step == start + 1 and first_batch is not None else None
             batch = self.faults.poison(step, trainer.next_batch() if batch is None else batch)
@@ -106,6 +111,8 @@ class TrainLoop:
             values = self.evals.run(self.trainer.state, names)
             for name, picture in self.evals.pictures(self.trainer.state, names).items():
                 self.reporter.image(step, name, picture)
+            for name, text in self.evals.texts(self.trainer.state, names).items():
+                self.reporter.text(step, name, text)
         except Exception as e:  # noqa: BLE001 -- any evaluation bug must not cost training
             self.stop.all_saved_during = None
             self._evaluation_failed(step, e, final)

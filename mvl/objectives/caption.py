@@ -1,0 +1,104 @@
+"""Captioning (LocCa, as SigLIP 2 uses it): a decoder reads the image encoder's un-pooled
+patch tokens and predicts the caption; cross-entropy over the caption's tokens.
+
+The caption ids are `start w1 ... wn end pad...` (the tokenizer's); the decoder's inputs
+are ids[:, :-1], its targets ids[:, 1:], scored where the target is part of the caption
+(its end token included, pads not). A share `parallel_fraction` of the rows is decoded
+in parallel from mask tokens (no causal mask: CapPa's parallel prediction), the rest
+with teacher forcing under a causal mask. The rows are the batch's first ones: the
+batch is already a random draw, so which examples that picks is random too, and the
+shapes stay static.
+
+LocCa also trains referring-expression and grounded-captioning targets from boxes. The
+sources mvl reads carry no boxes, so only captioning runs; the first trace says so.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mvl.models.caption_decoder import CaptionDecoder
+from mvl.objectives import register, rules
+
+_told_no_boxes = []
+
+
+def caption_loss(logits, targets, weights):
+    """Mean over scored tokens of -log p(target): logits [B, L, V], targets [B, L] ids,
+    weights [B, L] (1 = scored). Also the share of scored tokens predicted exactly."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
+    picked = jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    weights = weights.astype(jnp.float32)
+    count = jnp.maximum(weights.sum(), 1.0)
+    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+    return -(picked * weights).sum() / count, {"accuracy": (correct * weights).sum() / count}
+
+
+def split_rows(batch_size: int, parallel_fraction: float) -> int:
+    """How many of the batch's (first) rows are decoded in parallel."""
+    return int(round(parallel_fraction * batch_size))
+
+
+def heads(cfg, model) -> dict:
+    decoder = CaptionDecoder(
+        vocab_size=model.vocab_size,
+        max_len=cfg.data.max_text_len,
+        **dict(cfg.model.caption_decoder),
+        **model.layer_kwargs(),
+        attention=model.config.get("attention", "xla"),
+    )
+    return {"caption_decoder": decoder}
+
+
+def validate(cfg) -> None:
+    rules.two_towers(cfg, text=False)
+    rules.part(cfg, "caption_decoder")
+    rules.attention(cfg, "caption_decoder")
+    fraction = cfg.objectives.caption.parallel_fraction
+    if not 0.0 <= fraction <= 1.0:
+        rules.fail("objectives.caption.parallel_fraction", fraction, "must be in [0, 1]")
+
+
+def decoder_logits(forward, ids, image_tokens, parallel_rows: int):
+    """Next-token logits of the caption inputs ids[:, :-1]: the first `parallel_rows`
+    rows in parallel from mask tokens, the others with teacher forcing."""
+    inputs = ids[:, :-1]
+    parts = []
+    if parallel_rows:
+        parts.append(
+            forward.head(
+                "caption_decoder", inputs[:parallel_rows], image_tokens[:parallel_rows], False
+            )
+        )
+    if parallel_rows < ids.shape[0]:
+        parts.append(
+            forward.head(
+                "caption_decoder", inputs[parallel_rows:], image_tokens[parallel_rows:], True
+            )
+        )
+    return jnp.concatenate(parts, axis=0)
+
+
+# coupled: which rows are decoded in parallel depends on their place in the batch, so
+# gradient accumulation runs this loss on the full batch, from the cached image tokens
+# (mvl/train/grad_cache.py), and the split stays the full batch's.
+@register("caption", heads=heads, validate=validate, coupled=True)
+def caption(forward, cfg):
+    if "boxes" not in forward.batch and not _told_no_boxes:
+        _told_no_boxes.append(True)
+        print(
+            "[caption] the batches carry no `boxes`: LocCa's referring-expression and "
+            "grounded-captioning targets are off; captioning only",
+            flush=True,
+        )
+    ids = forward.ids()
+    image_tokens = forward.image_tokens()[:, 1:]  # the patches, [CLS] left out
+    parallel_rows = split_rows(ids.shape[0], cfg.parallel_fraction)
+    logits = decoder_logits(forward, ids, image_tokens, parallel_rows)
+    weights = forward.text_valid()[:, 1:]
+    loss, metrics = caption_loss(logits, ids[:, 1:], weights)
+    if 0 < parallel_rows < ids.shape[0]:
+        rows = slice(parallel_rows, None)
+        metrics["causal_loss"] = caption_loss(logits[rows], ids[rows, 1:], weights[rows])[0]
+    return loss, metrics
