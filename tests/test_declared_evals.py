@@ -225,3 +225,44 @@ def test_only_a_method_with_a_teacher_has_the_teacher_section():
         match=r"config teacher.kind='ema': this config has no teacher section: .*add_teacher\(c, \"ema\"\)",
     ):
         validate.validate(clip(**{"teacher.kind": "ema"}))
+
+
+def test_runs_started_before_this_rounds_keys_resume_only_as_they_computed(tmp_path):
+    """Keys added since (model.attention, objective_grad_norm_every, MLIM's
+    recon.reduction, MaskCLIP's teacher head and centre) are no change at the value that
+    computes what an older run computed, and a change at the new defaults that compute
+    something else (RECON's per-pixel mean, the EMA teacher codebook)."""
+
+    def saved_without(cfg, *dotted):
+        saved = run_identity.as_json(cfg)
+        for key in dotted:
+            *parents, leaf = key.split(".")
+            node = saved
+            for part in parents:
+                node = node[part]
+            del node[leaf]
+        return saved
+
+    def unsafe(method, overrides, dropped):
+        cfg = config_lib.load_config(f"configs/{method}.py:demo")
+        config_lib.apply_overrides(cfg, overrides)
+        folder = tmp_path / f"{method}_{len(overrides)}"
+        folder.mkdir()
+        saved = saved_without(cfg, "model.attention", "objective_grad_norm_every", *dropped)
+        (folder / run_identity.CONFIG_FILE).write_text(json.dumps(saved))
+        identity = run_identity.RunIdentity(cfg, str(folder))
+        try:
+            identity.check()
+        except Exception as e:  # noqa: BLE001 -- the message names the changed keys
+            return str(e)
+        return ""
+
+    recon = ["objectives.recon.reduction"]
+    assert unsafe("mlim", {"objectives.recon.reduction": "sum_per_image"}, recon) == ""
+    assert "objectives.recon.reduction" in unsafe("mlim", {}, recon)
+    distill = [f"objectives.distill.{k}" for k in
+               ("teacher_head", "center", "center_momentum", "collapse_perplexity")]  # fmt: skip
+    old_design = {"objectives.distill.teacher_head": "shared", "objectives.distill.center": "False"}
+    assert unsafe("maskclip", old_design, distill) == ""
+    assert "objectives.distill.teacher_head" in unsafe("maskclip", {}, distill)
+    assert unsafe("clip", {"objective_grad_norm_every": "10"}, []) == ""  # a diagnostic

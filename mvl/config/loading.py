@@ -53,17 +53,20 @@ def config_beside(this_file: str, name: str, arg: str | None) -> ml_collections.
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]):
     """Sets each dotted key to its value, parsed with the type the key already has.
     `evals.<name>.type` declares (or, with "none", removes) an evaluator first, so its
-    options can follow (mvl/config/evals.py)."""
+    options can follow (mvl/config/evals.py); options of a removed one are ignored (a
+    table's shared overrides may set them for rows that keep it)."""
     from mvl.config import evals
 
+    removed = set()  # evaluators this set removes ("none"): their options are moot
     for dotted_key, raw_value in overrides.items():
         if evals.is_declaring(dotted_key):
             evals.declare_from_override(config, dotted_key, raw_value)
+            if str(raw_value).lower() == "none":
+                removed.add(dotted_key.split(".")[1])
     for dotted_key, raw_value in overrides.items():
-        if evals.is_declaring(dotted_key) and dotted_key.split(".")[1] not in config.get(
-            "evals", {}
-        ):
-            continue  # removed
+        parts = dotted_key.split(".")
+        if parts[0] == "evals" and len(parts) > 2 and parts[1] in removed:
+            continue  # an option of an evaluator removed above
         parent, leaf = _resolve_parent(config, dotted_key)
         current = parent[leaf]
         try:

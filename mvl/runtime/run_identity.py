@@ -41,6 +41,9 @@ RESUMABLE_KEYS = (
     # memory and speed, not the numbers.
     "model.remat",
     "model.attention",  # the kernel: same numbers to float rounding
+    # diagnostics: extra measurements and warnings, not what the step computes
+    "objective_grad_norm_every",
+    "objectives.distill.collapse_perplexity",
     "mesh.data",
     "mesh.fsdp",
     "mesh.tensor",
@@ -96,7 +99,19 @@ def as_saved_today(old: dict, new: dict) -> dict:
 # Keys added to mvl after runs were started, by their last name, with the value that
 # computes what those runs computed: absent in a saved config and at this value in
 # the new one, they are no change.
-ADDED_KEYS = {"positions": "learned", "keep_cls": False, "attention": "xla"}
+ADDED_KEYS = {
+    "positions": "learned",
+    "keep_cls": False,
+    "attention": "xla",
+    "objective_grad_norm_every": 0,
+    "reduction": "sum_per_image",  # objectives.recon: the per-image sum it computed before
+    # objectives.distill: the student's codebook, no centring (the momentum of a centre
+    # that is off changes nothing)
+    "teacher_head": "shared",
+    "center": False,
+    "center_momentum": 0.9,
+    "collapse_perplexity": 2.0,
+}
 
 
 def _added_as_before(key: str, value) -> bool:
