@@ -228,6 +228,23 @@ def parse_args(argv):
     return cfg, args
 
 
+# The measuring modes: --flag -> its module in mvl/perf, whose run(cfg, workdir, steps,
+# option) returns a JSON-able result and table(result) its printed form.
+MODES = {"breakdown": "cost_breakdown", "profile": "step_profile", "sweep": "sweep"}
+
+
+def run_mode(flag: str, module_name: str, cfg, workdir: str, args) -> int:
+    import importlib
+
+    module = importlib.import_module(f"mvl.perf.{module_name}")
+    result = module.run(cfg, workdir, args.steps, getattr(args, flag))
+    print(module.table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": args.config, flag: result}, f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
     return cli.run_main("mvl.bench", _bench, argv)
 
@@ -239,33 +256,9 @@ def _bench(argv) -> int:
         return input_pipeline.run(argv)
     cfg, args = parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="mvl_bench_")
-    if args.breakdown:
-        from mvl.perf import cost_breakdown
-
-        results = cost_breakdown.run(cfg, workdir, args.steps)
-        print(cost_breakdown.table(results))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"config": args.config, "breakdown": results}, f, indent=1)
-        return 0
-    if args.profile:
-        from mvl.perf import step_profile
-
-        profiled = step_profile.run(cfg, workdir, args.steps, args.profile)
-        print(step_profile.table(profiled))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"config": args.config, "profile": profiled}, f, indent=1)
-        return 0
-    if args.sweep:
-        from mvl.perf import sweep
-
-        swept = sweep.run(cfg, workdir, args.steps, args.sweep)
-        print(sweep.table(swept))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"config": args.config, "sweep": swept}, f, indent=1)
-        return 0
+    for flag, module_name in MODES.items():
+        if getattr(args, flag):
+            return run_mode(flag, module_name, cfg, workdir, args)
     if args.compare:
         check_comparable(cfg)
     result = benchmark(cfg, workdir, args.steps)

@@ -42,7 +42,7 @@ def with_weights(cfg, weights: dict[str, float]):
     return variant
 
 
-def run(cfg, workdir: str, steps: int) -> dict:
+def run(cfg, workdir: str, steps: int, _flag: bool = True) -> dict:
     """{label: {flops, step_s, ...}}; `steps` 0 compiles and counts only. A variant the
     config cannot run (an objective that needs another) is reported with its reason."""
     from mvl import validate
