@@ -7,22 +7,11 @@ import os
 import pytest
 
 from mvl import config as config_lib
+from mvl.runtime import run_identity
 from mvl.tables.runner import load_table, plan
 
 TABLES = sorted(glob.glob("configs/tables/*.py"))
 ROOT = "/table-root"  # the runs' workdirs live under it; never created
-
-
-def flat(tree, prefix="") -> dict:
-    """{dotted key: value} of a config as a nested dict."""
-    items = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            items.update(flat(value, name + "."))
-        else:
-            items[name] = value
-    return items
 
 
 def resolved(run) -> dict:
@@ -33,7 +22,7 @@ def resolved(run) -> dict:
     config_lib.apply_overrides(cfg, run.overrides)
     return {
         key: "<a run's workdir>" if isinstance(value, str) and value.startswith(ROOT) else value
-        for key, value in flat(cfg.to_dict()).items()
+        for key, value in run_identity.flatten(cfg.to_dict()).items()
     }
 
 
