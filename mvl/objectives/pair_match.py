@@ -107,7 +107,9 @@ def validate(cfg):
         )
 
 
-@register("pair_match", heads=heads, validate=validate)
+# coupled: every pair of the batch is scored, so under accumulation it runs on the whole
+# batch's cached single-stream outputs (mvl/train/grad_cache.py)
+@register("pair_match", heads=heads, validate=validate, coupled=True)
 def pair_match(forward, cfg):
     text, patches = forward.stream_tokens(masked=False)  # modality dropout applies
     text_weight = forward.text_valid() & forward.masks.keep_text[:, None]

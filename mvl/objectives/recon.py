@@ -100,8 +100,22 @@ def scored_images(batch, masks, section):
     return masks.keep_image.sum()
 
 
+def scored_count(batch, masks, section):
+    """What the loss divides by, under its reduction: scored images (sum_per_image) or
+    the scored images' weighted pixels (the per-pixel means), as recon_loss counts them."""
+    if section.get("reduction", "sum_per_image") == "sum_per_image":
+        return scored_images(batch, masks, section)
+    size = batch["image"].shape[1]
+    if scores_hidden_area(masks, section):
+        pixels_per_patch = size * size // masks.image_hidden.shape[1]
+        pixels = masks.image_hidden.sum(-1) * pixels_per_patch
+    else:
+        pixels = jnp.full(masks.keep_image.shape, size * size)
+    return jnp.maximum((pixels * masks.keep_image).sum(), 1)
+
+
 @register(
-    "recon", heads=heads, validate=validate, reconstruct=reconstruct_images, count=scored_images
+    "recon", heads=heads, validate=validate, reconstruct=reconstruct_images, count=scored_count
 )
 def recon(forward, cfg):
     images = forward.batch["image"]
