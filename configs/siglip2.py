@@ -42,7 +42,8 @@ hand; [SigLIP] the SigLIP paper; [?] not known: a key with a documented default)
       captioning need boxes, which mvl's sources do not carry: captioning only
   self_distill (SILC): EMA teacher on the full image, student on local views [PAPER];
       from 80% of training [PAPER]; data.local_crops: 8 views [?] of 5-40% of the area
-      [?] (DINO's), resized to 256 px (mvl's fixed position grid; SILC uses small crops);
+      [?] (DINO's), each 96 px a side [?] (DINO's and SILC's small crops; the tower reads
+      them through its position table resized to a 6 x 6 grid);
       pooled by the mean of the patch tokens [?]; head 2048-2048-256 -> 8192 prototypes
       [?]; temperatures teacher 0.04, student 0.1 [?] (DINO); teacher centring by the
       batch mean [?]; weight 1 x 0.25 (B-size factor) [?]
@@ -78,7 +79,13 @@ def get_config(arg=None):
     mvl_config.add_teacher(c, "ema")
     # TIPS: half of the student's patches become the mask token (masked pass only).
     c.mask.image.update(kind="random", ratio=0.5, drop=False)
-    c.data.local_crops = dict(count=8 if paper else 2, scale=(0.05, 0.4), ratio=(3 / 4, 4 / 3))
+    # SILC's local views: small crops (DINO's 96 px beside 224 px global views [?]).
+    c.data.local_crops = dict(
+        count=8 if paper else 2,
+        scale=(0.05, 0.4),
+        ratio=(3 / 4, 4 / 3),
+        size=96 if paper else 32,
+    )
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
     c.objectives.caption = dict(weight=1.0, parallel_fraction=0.5)
     # B-size factor 0.25 on both staged losses [?]; the demo keeps the plain weights.
@@ -117,6 +124,14 @@ def distill_head(paper: bool) -> dict:
 def paper_recipe(c):
     """SigLIP 2 B/16's recipe (tags in the module docstring)."""
     c.batch_size = 32768
+    # What makes 32768 pairs fit, per hardware (mvl/runtime/fit.py; checked with python
+    # -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the entry of the
+    # machine it runs on.
+    c.fit.update(
+        h100_1x1x8="model.remat=full,optim.microbatches=4,mesh.fsdp=8",
+        v5e_16x16="model.remat=full",
+        v5p_4x4x4="model.remat=dots",
+    )
     mvl_config.schedule_in_epochs(c, epochs=4, num_examples=10_000_000_000)
     c.optim.update(
         lr=1e-3,

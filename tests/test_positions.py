@@ -134,6 +134,34 @@ def test_dropped_patches_keep_their_own_grid_positions():
     np.testing.assert_allclose(kept[:, 1:], gathered, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["learned", "sincos2d"])
+def test_a_smaller_image_reads_the_table_resized_to_its_grid(kind):
+    """A 16 px tower (4 x 4 grid) given 8 px crops (2 x 2): each patch's position is the
+    table resized bilinearly to the crop's grid; the parameters keep the 4 x 4 table."""
+    tower = VisionTower(
+        image_size=16, patch_size=4, width=8, depth=1, num_heads=2, mlp_dim=16, positions=kind
+    )
+    params = tower.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
+    if kind == "learned":
+        table = np.asarray(nn.unbox(params)["params"]["pos_embedding"])[0]
+        assert table.shape == (16, 8)
+    else:
+        table = positions.sincos_2d(grid=4, width=8)
+    expected = jax.image.resize(table.reshape(4, 4, 8), (2, 2, 8), "linear", antialias=True)
+    blank = jnp.full((2, 8, 8, 3), 0.5)  # embeds to zeros at init: what enters is position
+    tokens = encoder_input(tower, params, blank)
+    assert tokens.shape == (2, 5, 8)
+    np.testing.assert_allclose(
+        tokens[:, 1:], np.broadcast_to(expected.reshape(4, 8), (2, 4, 8)), atol=1e-6
+    )
+    # not a crop of the table: every resized row mixes several of the table's rows
+    assert not any(np.allclose(tokens[0, 1], row, atol=1e-4) for row in table)
+    # the image's own size reads the table as it is
+    np.testing.assert_allclose(
+        encoder_input(tower, params, jnp.full((1, 16, 16, 3), 0.5))[0, 1:], table, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("section", ["image", "pixel_decoder"])
 def test_a_width_not_divisible_by_four_is_a_config_error(tiny_config, section):
     cfg = tiny_config(

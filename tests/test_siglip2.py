@@ -20,6 +20,7 @@ TINY_DECODER = {
     "model.caption_decoder.num_heads": "2",
     "model.caption_decoder.mlp_dim": "64",
     "data.local_crops.count": "2",
+    "data.local_crops.size": "16",  # small views: a 2 x 2 grid beside the image's 4 x 4
     "objectives.self_distill.head_hidden": "32",
     "objectives.self_distill.head_bottleneck": "16",
     "objectives.self_distill.prototypes": "32",
@@ -94,6 +95,30 @@ def test_local_crop_keys_are_checked():
     cfg = ml_collections.ConfigDict(dict(data=dict(local_crops=crops)))
     with pytest.raises(ConfigError, match="data.local_crops.scale"):
         local_crops.validate(cfg)
+
+
+@pytest.mark.parametrize("size", [12, 40, -8])
+def test_a_local_view_size_off_the_patch_grid_is_a_config_error(size):
+    crops = dict(count=2, scale=(0.05, 0.4), ratio=(0.75, 1.33), size=size)
+    cfg = ml_collections.ConfigDict(
+        dict(data=dict(local_crops=crops, image_size=32), model=dict(image=dict(patch_size=8)))
+    )
+    with pytest.raises(ConfigError, match="data.local_crops.size"):
+        local_crops.validate(cfg)
+
+
+def test_local_views_have_the_requested_size_or_the_image_size():
+    images = jax.random.uniform(jax.random.PRNGKey(0), (3, 32, 32, 3))
+    section = ml_collections.ConfigDict(
+        dict(count=2, scale=(0.05, 0.4), ratio=(0.75, 1.33), size=16)
+    )
+    assert local_crops.local_views(jax.random.PRNGKey(1), images, section).shape == (
+        6, 16, 16, 3,
+    )  # fmt: skip
+    section.size = 0
+    assert local_crops.local_views(jax.random.PRNGKey(1), images, section).shape == (
+        6, 32, 32, 3,
+    )  # fmt: skip
 
 
 def siglip2_config(tiny_config, **overrides):

@@ -5,8 +5,10 @@ The config's `data.local_crops` section says how many views per image (`count`),
 share of the image's area each box covers (`scale`, uniform) and its aspect (`ratio`,
 log-uniform), as RandomResizedCrop draws them. The boxes come from the step's key
 (fold_in(state.rng, state.step)), so a resumed run cuts exactly the crops an
-uninterrupted one does. Each box is resized to `data.image_size`: mvl's image towers
-have one fixed position grid, where DINO and SILC feed smaller (96 px) local crops.
+uninterrupted one does. Each box is resized to `size` pixels a side (0: the training
+image's size). DINO and SILC feed small local crops (96 px beside 224 px global views);
+the image tower reads a smaller crop through its position table resized to the crop's
+patch grid (mvl/models/positions.py), so `size` must be a multiple of the patch size.
 """
 
 from __future__ import annotations
@@ -53,16 +55,23 @@ def crop_and_resize(images, boxes, size: int):
     return jax.vmap(per_image)(images, boxes)
 
 
-def local_views(rng, images, section, size: int):
+def view_size(section, image_size: int) -> int:
+    """The side of each local view in pixels: `section.size`, or the image's when 0."""
+    return section.get("size", 0) or image_size
+
+
+def local_views(rng, images, section):
     """[B * K, size, size, C] local views of `images` (image-major: rows b*K .. b*K+K-1
-    are image b's)."""
+    are image b's), `size` as view_size says."""
+    size = view_size(section, images.shape[1])
     boxes = sample_boxes(rng, images.shape[0], section.count, section.scale, section.ratio)
     crops = crop_and_resize(images, boxes, size)
     return crops.reshape((-1,) + crops.shape[2:])
 
 
 def validate(cfg) -> None:
-    """data.local_crops: a positive count, a scale range within (0, 1], a ratio range."""
+    """data.local_crops: a positive count, a scale range within (0, 1], a ratio range, a
+    view size (0, or a multiple of the patch size no larger than the image)."""
     section = cfg.data.get("local_crops")
     if section is None:
         raise ConfigError(
@@ -79,4 +88,20 @@ def validate(cfg) -> None:
     if len(ratio) != 2 or not 0.0 < ratio[0] <= 1.0 <= ratio[1]:
         raise ConfigError(
             f"config data.local_crops.ratio={ratio!r}: must be (low, high), 0 < low <= 1 <= high"
+        )
+    _validate_size(cfg, section.get("size", 0))
+
+
+def _validate_size(cfg, size) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ConfigError(f"config data.local_crops.size={size!r}: must be an int >= 0")
+    model = cfg.get("model")
+    if not size or model is None:
+        return
+    patch, image = model.image.patch_size, cfg.data.image_size
+    if size % patch or size > image:
+        raise ConfigError(
+            f"config data.local_crops.size={size}: must be a multiple of "
+            f"model.image.patch_size={patch} and at most data.image_size={image} "
+            "(0: the image's own size)"
         )

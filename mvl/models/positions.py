@@ -5,11 +5,17 @@ first encoding a patch's column and the second its row (MAE's reference ordering
 half is [sin(p * w_k), cos(p * w_k)] over width / 4 frequencies w_k = 10000^(-k / (width
 / 4)). It is a constant, not a parameter, so a model built with it has no
 `pos_embedding` to learn or to checkpoint. A [CLS] token's position is all zeros.
+
+A tower whose table was made for one grid can read a smaller (or larger) image: its
+table is resized to that image's grid, bilinearly, as DINO does for its small local
+crops, so every patch of a crop keeps a position in the same spatial frame.
 """
 
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mvl.models import layers
@@ -44,14 +50,34 @@ def grid_side(num_patches: int) -> int:
     return side
 
 
-def add_positions(module: nn.Module, x, kind: str, num_cls: int = 0, name="pos_embedding"):
+def add_positions(
+    module: nn.Module, x, kind: str, num_cls: int = 0, name="pos_embedding", grid=None
+):
     """x [B, num_cls + N, W] plus the positions of `kind`; the first `num_cls` tokens
-    are [CLS]-like (a learned table covers them too; the fixed table gives them zeros)."""
+    are [CLS]-like (a learned table covers them too; the fixed table gives them zeros).
+
+    `grid`: the side of the patch grid the table is made for (the tower's image size
+    over its patch size); when x's patches form another square grid, the table is
+    resized to it (see the module docstring). None: the table follows x."""
     length, width = x.shape[1], x.shape[2]
+    table_length = length if grid is None else num_cls + grid * grid
     if kind == "learned":
-        return x + layers.learned_positions(module, name, length, width)
-    if kind != "sincos2d":  # the config rules check the key before anything is traced
+        table = layers.learned_positions(module, name, table_length, width)
+    elif kind == "sincos2d":
+        table = sincos_2d(grid_side(table_length - num_cls), width)
+        table = np.concatenate([np.zeros((num_cls, width), np.float32), table], axis=0)[None]
+    else:  # the config rules check the key before anything is traced
         raise ValueError(f"unknown positions kind {kind!r}; kinds: {', '.join(KINDS)}")
-    table = sincos_2d(grid_side(length - num_cls), width)
-    table = np.concatenate([np.zeros((num_cls, width), np.float32), table], axis=0)
-    return x + table[None].astype(x.dtype)
+    if table_length != length:
+        table = resized_table(table, num_cls, grid_side(length - num_cls))
+    return x + table.astype(x.dtype)
+
+
+def resized_table(table, num_cls: int, side: int):
+    """[1, num_cls + g * g, W] -> [1, num_cls + side * side, W]: the patch rows resized
+    bilinearly on their 2-D grid (antialiased when shrinking); [CLS] rows kept."""
+    cls_rows, patch_rows = table[:, :num_cls], table[:, num_cls:]
+    grid, width = grid_side(patch_rows.shape[1]), patch_rows.shape[2]
+    image = patch_rows.reshape(grid, grid, width)
+    resized = jax.image.resize(image, (side, side, width), "linear", antialias=True)
+    return jnp.concatenate([jnp.asarray(cls_rows), resized.reshape(1, side * side, width)], 1)

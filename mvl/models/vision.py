@@ -73,8 +73,9 @@ class VisionTower(nn.Module):
         elif patch_mask is not None:
             raise ValueError("VisionTower got a patch_mask but was built with mask_token=False")
         # Patches only: [CLS] gets no position (the fixed table's zeros), and dropped
-        # patches are removed after, so each kept patch keeps its own grid position.
-        x = positions.add_positions(self, x, self.positions)
+        # patches are removed after, so each kept patch keeps its own grid position. An
+        # image of another size (a small local crop) reads the table resized to its grid.
+        x = positions.add_positions(self, x, self.positions, grid=self.grid)
         if keep_idx is not None:
             x = jnp.take_along_axis(x, keep_idx[..., None], axis=1)
         cls = self.param(

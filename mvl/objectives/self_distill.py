@@ -90,9 +90,7 @@ def validate(cfg) -> None:
 def self_distill(forward, cfg):
     data = forward.model.run.data
     images = forward.batch["image"]
-    views = local_crops.local_views(
-        forward.rng("local_crops"), images, data.local_crops, images.shape[1]
-    )
+    views = local_crops.local_views(forward.rng("local_crops"), images, data.local_crops)
     student_tokens = forward.call("encode_image", views, None, None, part="local_views")
     student = forward.head("self_distill_head", student_tokens[:, 1:].mean(1))
     student = student.reshape(images.shape[0], data.local_crops.count, -1)
