@@ -38,8 +38,10 @@ hand; [SigLIP] the SigLIP paper; [?] not known: a key with a documented default)
   caption (LocCa): decoder cross-attending to the un-pooled patch tokens [PAPER];
       parallel prediction for 50% of the examples [?] (objectives.caption.
       parallel_fraction); decoder depth 6, width 768, 12 heads [?]
-      (model.caption_decoder); loss weight 1 [?]; referring expressions and grounded
-      captioning need boxes, which mvl's sources do not carry: captioning only
+      (model.caption_decoder); loss weight 1 [?]; the vocabulary's logits made 8
+      positions at a time (objectives.caption.loss_chunk: memory, not maths); referring
+      expressions and grounded captioning need boxes, which mvl's sources do not carry:
+      captioning only
   self_distill (SILC): EMA teacher on the full image, student on local views [PAPER];
       from 80% of training [PAPER]; data.local_crops: 8 views [?] of 5-40% of the area
       [?] (DINO's), each 96 px a side [?] (DINO's and SILC's small crops; the tower reads
@@ -87,7 +89,8 @@ def get_config(arg=None):
         size=96 if paper else 32,
     )
     c.objectives.siglip = dict(weight=1.0, masked_image=False)
-    c.objectives.caption = dict(weight=1.0, parallel_fraction=0.5)
+    # loss_chunk: logits of 8 positions at a time over the 256k vocabulary (memory only).
+    c.objectives.caption = dict(weight=1.0, parallel_fraction=0.5, loss_chunk=8 if paper else 0)
     # B-size factor 0.25 on both staged losses [?]; the demo keeps the plain weights.
     size_factor = 0.25 if paper else 1.0
     c.objectives.self_distill = dict(
@@ -130,7 +133,7 @@ def paper_recipe(c):
     c.fit.update(
         h100_1x1x8="model.remat=full,optim.microbatches=4,mesh.fsdp=8",
         v5e_16x16="model.remat=full",
-        v5p_4x4x4="model.remat=dots",
+        v5p_4x4x4="model.remat=full",
     )
     mvl_config.schedule_in_epochs(c, epochs=4, num_examples=10_000_000_000)
     c.optim.update(

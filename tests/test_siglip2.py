@@ -11,7 +11,7 @@ import pytest
 from mvl.config import ConfigError
 from mvl.data import local_crops
 from mvl.models.caption_decoder import CaptionDecoder
-from mvl.objectives.caption import caption_loss
+from mvl.objectives.caption import caption_loss, scored_mean
 from mvl.train.loop import Trainer
 
 # The siglip2 demo at TINY sizes; the caption decoder's section is not in TINY.
@@ -21,6 +21,7 @@ TINY_DECODER = {
     "model.caption_decoder.mlp_dim": "64",
     "data.local_crops.count": "2",
     "data.local_crops.size": "16",  # small views: a 2 x 2 grid beside the image's 4 x 4
+    "objectives.caption.loss_chunk": "4",  # the vocabulary scored 4 of 23 positions at a time
     "objectives.self_distill.head_hidden": "32",
     "objectives.self_distill.head_bottleneck": "16",
     "objectives.self_distill.prototypes": "32",
@@ -272,3 +273,37 @@ def test_greedy_captions_are_the_decoders_own_argmax_up_to_the_end_token(tiny_co
         stop = ends[0] + 1 if len(ends) else len(want)
         np.testing.assert_array_equal(row[1 : stop + 1], want[:stop])
         assert (row[stop + 1 :] == SENTENCEPIECE.pad).all()
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64])
+def test_chunked_caption_scores_match_the_full_logits_and_their_gradient(chunk):
+    """The decoder scoring its own targets a few positions at a time gives the loss and
+    the gradient of the full-logits cross-entropy (chunks that do not divide L too)."""
+    decoder = CaptionDecoder(vocab_size=50, max_len=8, width=16, depth=1, num_heads=2, mlp_dim=32)
+    ids = jax.random.randint(jax.random.PRNGKey(0), (3, 8), 0, 50)
+    image = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 24))
+    params = decoder.init(jax.random.PRNGKey(2), ids[:, :-1], image)
+    weights = jnp.ones((3, 7)).at[2, 4:].set(0.0)
+
+    def full(p):
+        logits = decoder.apply(p, ids[:, :-1], image, True)
+        return caption_loss(logits, ids[:, 1:], weights)[0]
+
+    def chunked(p):
+        nll, correct = decoder.apply(p, ids[:, :-1], image, True, ids[:, 1:], chunk)
+        return scored_mean(nll, correct, weights)[0]
+
+    np.testing.assert_allclose(chunked(params), full(params), rtol=1e-6)
+    grads = jax.tree.leaves(jax.grad(chunked)(params))
+    for got, want in zip(grads, jax.tree.leaves(jax.grad(full)(params))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    logits = decoder.apply(params, ids[:, :-1], image, True)
+    _, correct = decoder.apply(params, ids[:, :-1], image, True, ids[:, 1:], chunk)
+    np.testing.assert_array_equal(correct, np.argmax(logits, -1) == np.asarray(ids[:, 1:]))
+
+
+def test_a_negative_caption_loss_chunk_is_a_config_error(tiny_config):
+    from mvl import validate
+
+    with pytest.raises(ConfigError, match="objectives.caption.loss_chunk"):
+        validate.validate(siglip2_config(tiny_config, **{"objectives.caption.loss_chunk": "-1"}))

@@ -11,6 +11,10 @@ The blocks are pre-LN (self-attention, cross-attention to the image, MLP), built
 mvl/models/layers.py's Attention / Mlp / LayerNorm; they are their own loop, not
 transformer.Transformer, because causality is a call argument here (one decoder, two
 kinds of rows), not a module attribute.
+
+Given `targets`, the decoder returns each position's cross-entropy and hit instead of
+its logits, projecting onto the vocabulary `chunk` positions at a time
+(mvl/models/vocab_scores.py): at a 256k vocabulary the full logits do not fit a chip.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mvl.models import layers
+from mvl.models import layers, vocab_scores
 
 
 class CaptionBlock(nn.Module):
@@ -44,7 +48,8 @@ class CaptionBlock(nn.Module):
 
 
 class CaptionDecoder(nn.Module):
-    """(input ids [B, L], image tokens [B, N, D]) -> next-token logits [B, L, vocab]."""
+    """(input ids [B, L], image tokens [B, N, D]) -> next-token logits [B, L, vocab], or,
+    given targets [B, L], (-log p(target), argmax hit) per position, each [B, L]."""
 
     vocab_size: int
     max_len: int
@@ -58,7 +63,7 @@ class CaptionDecoder(nn.Module):
     attention: str = "xla"  # the kernel (model.attention: mvl/models/attention.py)
 
     @nn.compact
-    def __call__(self, input_ids, image_tokens, causal: bool = True):
+    def __call__(self, input_ids, image_tokens, causal: bool = True, targets=None, chunk=0):
         if input_ids.shape[1] > self.max_len:
             raise ValueError(
                 f"caption length {input_ids.shape[1]} exceeds model.caption_decoder.max_len "
@@ -94,10 +99,15 @@ class CaptionDecoder(nn.Module):
                 name=f"block{i}",
             )(x, None, image_tokens, causal)
         x = layers.LayerNorm(self.ln_eps, self.dtype, name="ln_final")(x)
-        return nn.Dense(
+        to_vocab = nn.Dense(
             self.vocab_size,
             dtype=jnp.float32,
             name="to_vocab",
             kernel_init=layers.dense_init(("embed", "vocab")),
             bias_init=layers.zeros_init(("vocab",)),
-        )(x)
+        )
+        if targets is None:
+            return to_vocab(x)
+        to_vocab(x[:1, :1])  # makes the parameters when initialising; 1 x 1 x V is cheap
+        params = nn.unbox(to_vocab.variables["params"])
+        return vocab_scores.token_scores(x, params["kernel"], params["bias"], targets, chunk)

@@ -7,7 +7,8 @@ are ids[:, :-1], its targets ids[:, 1:], scored where the target is part of the 
 in parallel from mask tokens (no causal mask: CapPa's parallel prediction), the rest
 with teacher forcing under a causal mask. The rows are the batch's first ones: the
 batch is already a random draw, so which examples that picks is random too, and the
-shapes stay static.
+shapes stay static. `loss_chunk` > 0 projects onto the vocabulary that many positions
+at a time (mvl/models/vocab_scores.py), which a 256k vocabulary needs on a TPU chip.
 
 LocCa also trains referring-expression and grounded-captioning targets from boxes. The
 sources mvl reads carry no boxes, so only captioning runs; the first trace says so.
@@ -29,10 +30,16 @@ def caption_loss(logits, targets, weights):
     weights [B, L] (1 = scored). Also the share of scored tokens predicted exactly."""
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
     picked = jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+    return scored_mean(-picked, correct, weights)
+
+
+def scored_mean(nll, correct, weights):
+    """caption_loss from per-position -log p(target) and hits [B, L] (what the decoder
+    returns when it scores its targets itself)."""
     weights = weights.astype(jnp.float32)
     count = jnp.maximum(weights.sum(), 1.0)
-    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-    return -(picked * weights).sum() / count, {"accuracy": (correct * weights).sum() / count}
+    return (nll * weights).sum() / count, {"accuracy": (correct * weights).sum() / count}
 
 
 def split_rows(batch_size: int, parallel_fraction: float) -> int:
@@ -58,26 +65,30 @@ def validate(cfg) -> None:
     fraction = cfg.objectives.caption.parallel_fraction
     if not 0.0 <= fraction <= 1.0:
         rules.fail("objectives.caption.parallel_fraction", fraction, "must be in [0, 1]")
+    chunk = cfg.objectives.caption.get("loss_chunk", 0)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
+        rules.fail("objectives.caption.loss_chunk", chunk, "must be an int >= 0 (0: all at once)")
 
 
-def decoder_logits(forward, ids, image_tokens, parallel_rows: int):
-    """Next-token logits of the caption inputs ids[:, :-1]: the first `parallel_rows`
-    rows in parallel from mask tokens, the others with teacher forcing."""
-    inputs = ids[:, :-1]
+def decoder_scores(forward, ids, image_tokens, parallel_rows: int, chunk: int):
+    """(-log p(target), hit) [B, L - 1] of each next token of the caption inputs
+    ids[:, :-1]: the first `parallel_rows` rows decoded in parallel from mask tokens,
+    the others with teacher forcing; logits made `chunk` positions at a time."""
+    inputs, targets = ids[:, :-1], ids[:, 1:]
     parts = []
-    if parallel_rows:
-        parts.append(
-            forward.head(
-                "caption_decoder", inputs[:parallel_rows], image_tokens[:parallel_rows], False
+    for rows, causal in ((slice(None, parallel_rows), False), (slice(parallel_rows, None), True)):
+        if inputs[rows].shape[0]:
+            parts.append(
+                forward.head(
+                    "caption_decoder",
+                    inputs[rows],
+                    image_tokens[rows],
+                    causal,
+                    targets[rows],
+                    chunk,
+                )
             )
-        )
-    if parallel_rows < ids.shape[0]:
-        parts.append(
-            forward.head(
-                "caption_decoder", inputs[parallel_rows:], image_tokens[parallel_rows:], True
-            )
-        )
-    return jnp.concatenate(parts, axis=0)
+    return tuple(jnp.concatenate(values, axis=0) for values in zip(*parts))
 
 
 # coupled: which rows are decoded in parallel depends on their place in the batch, so
@@ -95,10 +106,12 @@ def caption(forward, cfg):
     ids = forward.ids()
     image_tokens = forward.image_tokens()[:, 1:]  # the patches, [CLS] left out
     parallel_rows = split_rows(ids.shape[0], cfg.parallel_fraction)
-    logits = decoder_logits(forward, ids, image_tokens, parallel_rows)
+    nll, correct = decoder_scores(
+        forward, ids, image_tokens, parallel_rows, cfg.get("loss_chunk", 0)
+    )
     weights = forward.text_valid()[:, 1:]
-    loss, metrics = caption_loss(logits, ids[:, 1:], weights)
+    loss, metrics = scored_mean(nll, correct, weights)
     if 0 < parallel_rows < ids.shape[0]:
         rows = slice(parallel_rows, None)
-        metrics["causal_loss"] = caption_loss(logits[rows], ids[rows, 1:], weights[rows])[0]
+        metrics["causal_loss"] = scored_mean(nll[rows], correct[rows], weights[rows])[0]
     return loss, metrics

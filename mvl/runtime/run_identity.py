@@ -111,6 +111,8 @@ ADDED_KEYS = {
     "center": False,
     "center_momentum": 0.9,
     "collapse_perplexity": 2.0,
+    "size": 0,  # data.local_crops: views at the image's own size
+    "loss_chunk": 0,  # objectives.caption: all positions' logits at once
 }
 
 
