@@ -24,16 +24,18 @@ Config argument: demo | paper, imagenet=<dir>, coco=<dir>, flickr30k=<dir> (as i
 configs/siglip.py).
 
 `:paper` recipe, per value ([PAPER] the SigLIP 2 paper as recalled here, no copy being at
-hand; [SigLIP] the SigLIP paper; [?] not known: a key with a documented default):
-  batch_size 32768 [PAPER]; 40B seen examples [PAPER] of WebLI (data.num_examples 10B
-      [PAPER]: epochs 4); Adam lr 1e-3, decoupled weight decay 1e-4, gradient clipping
-      at norm 1 [PAPER]; cosine schedule with 20k warmup steps [PAPER]; end at 0 [?];
-      b1 0.9, b2 0.95 [SigLIP] (not stated for SigLIP 2 [?]); eps 1e-8 [?]
-  image: B/16 [PAPER] at 256 px [PAPER: the base resolution of the fixed-resolution
-      B/16]; mvl pools [CLS] where SigLIP 2 uses a MAP head [?]
-  text: Gemma's tokenizer, 256k pieces, lowercased text, 64 tokens [PAPER]; a 256000-
-      piece SentencePiece trained from the source's captions stands in; B-sized text
-      tower [SigLIP]; embed_dim 768 [?]
+hand; [PAPER, quoted] checked against the paper's sentences as public summaries quote
+them; [SigLIP] the SigLIP paper; [?] not known: a key with a documented default):
+  batch_size 32768 [PAPER, quoted]; 40B seen examples [PAPER, quoted] of WebLI
+      (data.num_examples 10B [PAPER, quoted]: epochs 4); Adam lr 1e-3, decoupled weight
+      decay 1e-4, gradient clipping at norm 1 [PAPER]; cosine schedule with 20k warmup
+      steps [PAPER, quoted]; end at 0 [?]; b1 0.9, b2 0.95 [SigLIP] (not stated for
+      SigLIP 2 [?]); eps 1e-8 [?]
+  image: B/16 at 256 px [PAPER, quoted: patch 16 and 256 px for every size]; mvl pools
+      [CLS] where SigLIP 2 uses a MAP head [?]
+  text: Gemma's tokenizer, 256k pieces, lowercased text [PAPER], 64 tokens [PAPER,
+      quoted]; a 256000-piece SentencePiece trained from the source's captions stands
+      in; B-sized text tower [SigLIP]; embed_dim 768 [?]
   sigmoid loss: t' = log 10, b = -10 [SigLIP]; weight 1 [PAPER]
   caption (LocCa): decoder cross-attending to the un-pooled patch tokens [PAPER];
       parallel prediction for 50% of the examples [?] (objectives.caption.
@@ -43,16 +45,16 @@ hand; [SigLIP] the SigLIP paper; [?] not known: a key with a documented default)
       expressions and grounded captioning need boxes, which mvl's sources do not carry:
       captioning only
   self_distill (SILC): EMA teacher on the full image, student on local views [PAPER];
-      from 80% of training [PAPER]; data.local_crops: 8 views [?] of 5-40% of the area
-      [?] (DINO's), each 96 px a side [?] (DINO's and SILC's small crops; the tower reads
-      them through its position table resized to a 6 x 6 grid);
-      pooled by the mean of the patch tokens [?]; head 2048-2048-256 -> 8192 prototypes
+      from 80% of training [PAPER, quoted]; data.local_crops: 8 views [?] of 5-40% of
+      the area [?] (DINO's), each 96 px a side [?] (DINO's and SILC's small crops; the
+      tower reads them through its position table resized to a 6 x 6 grid); pooled by
+      the mean of the patch tokens [?]; head 2048-2048-256 -> 8192 prototypes
       [?]; temperatures teacher 0.04, student 0.1 [?] (DINO); teacher centring by the
       batch mean [?]; weight 1 x 0.25 (B-size factor) [?]
   masked_prediction (TIPS): 50% of the student's patches replaced by the mask token,
       predicting the teacher's per-patch features of the full image at those positions
-      [PAPER]; from 80% of training [PAPER]; the same loss as self_distill, per patch
-      [PAPER]; its own head [?]; weight 0.25 x 0.25 (B-size factor) [?]
+      [PAPER]; from 80% of training [PAPER, quoted]; the same loss as self_distill, per
+      patch [PAPER]; its own head [?]; weight 0.25 x 0.25 (B-size factor) [?]
   teacher: EMA of the student's image tower from step 0, momentum 0.996 -> 1 on a
       cosine [?] (the paper initialises it from the student when the stage starts)
   augmentation: none for the sigmoid and captioning losses (the original image) [PAPER]
@@ -129,10 +131,12 @@ def paper_recipe(c):
     c.batch_size = 32768
     # What makes 32768 pairs fit, per hardware (mvl/runtime/fit.py; checked with python
     # -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the entry of the
-    # machine it runs on.
+    # machine it runs on. The h100 entry is the lightest layout tried and still does not
+    # fit (1070 GiB per GPU: the batch-coupled losses run on all 4096 pairs per GPU):
+    # on 8 H100s lower batch_size.
     c.fit.update(
         h100_1x1x8="model.remat=full,optim.microbatches=4,mesh.fsdp=8",
-        v5e_16x16="model.remat=full",
+        v5e_16x16="model.remat=full,mesh.fsdp=16",
         v5p_4x4x4="model.remat=full",
     )
     mvl_config.schedule_in_epochs(c, epochs=4, num_examples=10_000_000_000)
