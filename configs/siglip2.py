@@ -64,7 +64,7 @@ mixture and de-biasing filters, active data curation (ACID) for the small models
 dense captioning / referring expressions (no boxes in mvl's sources), the MAP head.
 
 What it should reach: on the demo, retrieval and colour zero-shot well above chance
-(measured at 300 steps: R@1 0.062 / 0.073, R@10 0.489 / 0.498, colour 0.738, a little
+(measured at 300 steps: R@1 0.061 / 0.080, R@10 0.486 / 0.496, colour 0.738, a little
 below configs/siglip.py:demo's 0.083 / 0.085, 0.549 / 0.554, 0.753), a held-out caption
 loss near 1.6 with greedy captions that name the image's colours, and every objective's
 loss falling in its stage. The paper's gains come from WebLI-scale data and are not
