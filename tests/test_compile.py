@@ -271,3 +271,54 @@ def test_cudnn_attention_compiles_for_h100_without_the_score_matrix():
     assert found["xla"]["temp"] > 512 * 2**20
     # the padding mask's bf16 bias [8, 1, 2048, 2048] (64 MiB) stays; the scores do not
     assert found["cudnn"]["temp"] < found["xla"]["temp"] / 4
+
+
+# SigLIP 2's demo on 8 abstract H100s with FSDP: the shapes of every all-gather in the
+# compiled step (the global batch of 528 pairs is a number no weight has).
+FSDP_GATHERS = """
+import json, re
+from mvl.compile import topology
+topology.quiet_platform_environment()
+from mvl import config as config_lib, validate
+from mvl.compile import run
+from mvl.data import batch_spec
+from mvl.runtime import sharding
+from mvl.train import run_tokenizer
+from mvl.train.program import build_program
+
+target = topology.parse("h100:1x1x8")
+devices = topology.devices(target)
+overrides = {"mesh.fsdp": "8", "optim.microbatches": "2", "batch_size": "528"}
+cfg = run.load("configs/siglip2.py:demo", overrides)
+validate.validate(cfg, len(devices), platform="gpu")
+mesh = sharding.make_mesh(cfg.mesh, devices)
+program = build_program(cfg, mesh, cfg.data.vocab_size, run_tokenizer.special_ids(cfg))
+batch = batch_spec.batch_spec(cfg, sharding=sharding.batch_sharding(mesh))
+with sharding.activate(mesh, sharding.rules(cfg.mesh)):
+    compiled = program.train_step.trace(program.abstract_state, batch).lower().compile()
+shapes = []  # of each all-gather's operands and results (async ones are tuples)
+for line in compiled.as_text().splitlines():
+    head, found, _ = line.partition(" all-gather")
+    if found and "=" in head:
+        for dims in re.findall(r"\\w+\\[([\\d,]*)\\]", head.split("=", 1)[1]):
+            shapes.append([int(d) for d in dims.split(",") if d])
+print(json.dumps(shapes))
+"""
+
+
+@needs_aot
+@pytest.mark.slow(minutes=2)
+def test_fsdp_gathers_weights_not_the_global_batch_of_head_activations():
+    """The self-distillation heads' activations stay sharded by the batch: before their
+    constraint, XLA's GPU compiler all-gathered masked prediction's per-patch logits of
+    the whole batch ([528, 64, 256] here; 256 GiB a GPU at SigLIP 2's paper scale)."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    command = [sys.executable, "-c", FSDP_GATHERS]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    shapes = json.loads(out.stdout.strip().splitlines()[-1])
+    assert shapes, "FSDP over 8 GPUs gathers the weights: there must be all-gathers"
+    # The sigmoid loss gathers the batch's pooled embeddings [528, D] on purpose (every
+    # pair's negatives span the batch); per-token activations must stay sharded.
+    assert [528, 96] in shapes
+    assert not [s for s in shapes if len(s) >= 3 and s[0] == 528], shapes
