@@ -132,7 +132,7 @@ def paper_recipe(c):
     # What makes 32768 pairs fit, per hardware (mvl/runtime/fit.py; checked with python
     # -m mvl.compile --table, docs/paper_scale.md): mvl.main applies the entry of the
     # machine it runs on. The h100 entry is the lightest layout tried and still does not
-    # fit (1070 GiB per GPU: the batch-coupled losses run on all 4096 pairs per GPU):
+    # fit (145 GiB per GPU: the batch-coupled losses run on all 4096 pairs per GPU):
     # on 8 H100s lower batch_size.
     c.fit.update(
         h100_1x1x8="model.remat=full,optim.microbatches=4,mesh.fsdp=8",
