@@ -11,7 +11,8 @@ import pytest
 from mvl.config import ConfigError
 from mvl.data import local_crops
 from mvl.models.caption_decoder import CaptionDecoder
-from mvl.objectives.caption import caption_loss, scored_mean
+from mvl.models.vocab_scores import logit_scores
+from mvl.objectives.caption import scored_mean
 from mvl.train.loop import Trainer
 
 # The siglip2 demo at TINY sizes; the caption decoder's section is not in TINY.
@@ -42,7 +43,8 @@ def test_caption_loss_is_the_hand_computed_cross_entropy():
         row = logits[b, t].astype(np.float64)
         log_z = np.log(np.exp(row).sum())
         expected.append(log_z - row[targets[b, t]])
-    loss, metrics = caption_loss(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(weights))
+    nll, correct = logit_scores(jnp.asarray(logits), jnp.asarray(targets))
+    loss, metrics = scored_mean(nll, correct, jnp.asarray(weights))
     np.testing.assert_allclose(loss, np.mean(expected), rtol=1e-6)
     # argmax hits: row 0 pos 0 (0 == 0), row 1 pos 0 (2 == 2); row 0 pos 1 misses
     np.testing.assert_allclose(metrics["accuracy"], 2 / 3, rtol=1e-6)
@@ -287,7 +289,7 @@ def test_chunked_caption_scores_match_the_full_logits_and_their_gradient(chunk):
 
     def full(p):
         logits = decoder.apply(p, ids[:, :-1], image, True)
-        return caption_loss(logits, ids[:, 1:], weights)[0]
+        return scored_mean(*logit_scores(logits, ids[:, 1:]), weights)[0]
 
     def chunked(p):
         nll, correct = decoder.apply(p, ids[:, :-1], image, True, ids[:, 1:], chunk)

@@ -108,6 +108,7 @@ class CaptionDecoder(nn.Module):
         )
         if targets is None:
             return to_vocab(x)
-        to_vocab(x[:1, :1])  # makes the parameters when initialising; 1 x 1 x V is cheap
-        params = nn.unbox(to_vocab.variables["params"])
+        if self.is_initializing():  # makes the parameters; 1 x 1 x V is cheap
+            to_vocab(x[:1, :1])
+        params = nn.unbox(self.variables["params"]["to_vocab"])
         return vocab_scores.token_scores(x, params["kernel"], params["bias"], targets, chunk)

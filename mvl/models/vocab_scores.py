@@ -39,7 +39,13 @@ def token_scores(hidden, kernel, bias, targets, chunk: int = 0):
 
 def _scores(hidden, kernel, bias, targets):
     logits = jnp.dot(hidden.astype(jnp.float32), kernel.astype(jnp.float32)) + bias
-    log_z = jax.nn.logsumexp(logits, -1)
+    return logit_scores(logits, targets)
+
+
+def logit_scores(logits, targets):
+    """logits [..., V], targets [...] ids -> (-log p(target), 1.0 where the argmax is
+    the target), float32."""
+    logits = logits.astype(jnp.float32)
     picked = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
     correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-    return log_z - picked, correct
+    return jax.nn.logsumexp(logits, -1) - picked, correct

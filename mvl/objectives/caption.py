@@ -16,7 +16,6 @@ sources mvl reads carry no boxes, so only captioning runs; the first trace says 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from mvl.models.caption_decoder import CaptionDecoder
@@ -25,18 +24,10 @@ from mvl.objectives import register, rules
 _told_no_boxes = []
 
 
-def caption_loss(logits, targets, weights):
-    """Mean over scored tokens of -log p(target): logits [B, L, V], targets [B, L] ids,
-    weights [B, L] (1 = scored). Also the share of scored tokens predicted exactly."""
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
-    picked = jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
-    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-    return scored_mean(-picked, correct, weights)
-
-
 def scored_mean(nll, correct, weights):
-    """caption_loss from per-position -log p(target) and hits [B, L] (what the decoder
-    returns when it scores its targets itself)."""
+    """The caption loss: the mean over scored tokens of -log p(target), from per-position
+    -log p(target) and argmax hits [B, L] (mvl/models/vocab_scores.py) and weights
+    [B, L] (1 = scored); also the share of scored tokens predicted exactly."""
     weights = weights.astype(jnp.float32)
     count = jnp.maximum(weights.sum(), 1.0)
     return (nll * weights).sum() / count, {"accuracy": (correct * weights).sum() / count}
